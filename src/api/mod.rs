@@ -1,0 +1,89 @@
+//! The HTTP API: one module per resource, and the single route table.
+
+pub mod health;
+pub mod reference;
+
+use actix_web::HttpRequest;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::error::AppError;
+use crate::models::reference::Window;
+
+/// Base path of the versioned API.
+pub const API_BASE: &str = "/api/v1";
+
+/// Default and maximum page sizes for every list.
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 200;
+
+/// The route table: every `/api/v1` operation, registered with `.service()`
+/// so that utoipa collects it into the spec.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(
+        utoipa_actix_web::scope(API_BASE)
+            .service(reference::list_regions)
+            .service(reference::list_countries)
+            .service(reference::list_consulates)
+            .service(reference::get_consulate),
+    );
+    cfg.service(health::healthz).service(health::readyz);
+}
+
+/// One page of a list, and how to get the next.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// How many items match the filters in all.
+    pub total: i64,
+    pub limit: u32,
+    pub offset: u64,
+    /// Path and query of the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+impl<T> Page<T> {
+    pub fn new(req: &HttpRequest, items: Vec<T>, total: i64, window: Window) -> Self {
+        let end = window.offset + items.len() as i64;
+        let next = (end < total && !items.is_empty()).then(|| next_page_link(req, end));
+        Page {
+            items,
+            total,
+            limit: u32::try_from(window.limit).unwrap_or(DEFAULT_LIMIT),
+            offset: u64::try_from(window.offset).unwrap_or(0),
+            next,
+        }
+    }
+}
+
+/// The same request with `offset` moved forward.
+fn next_page_link(req: &HttpRequest, offset: i64) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in form_urlencoded::parse(req.query_string().as_bytes()) {
+        if key != "offset" {
+            query.append_pair(&key, &value);
+        }
+    }
+    query.append_pair("offset", &offset.to_string());
+    format!("{}?{}", req.path(), query.finish())
+}
+
+/// Validates `limit`/`offset` query parameters.
+pub fn window(limit: Option<u32>, offset: Option<u64>) -> Result<Window, AppError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(AppError::bad_query(
+            "query.limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let offset = offset.unwrap_or(0);
+    let offset =
+        i64::try_from(offset).map_err(|_| AppError::bad_query("query.offset", "is too large"))?;
+    Ok(Window {
+        limit: i64::from(limit),
+        offset,
+    })
+}

@@ -1,0 +1,250 @@
+//! Settings from `MAPCE_*` environment variables (a `.env` file is read if
+//! present), validated at start-up with one clear message per bad value.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::db::{DatabaseUrl, PoolSettings};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, for a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: DatabaseUrl,
+    pub bind: SocketAddr,
+    pub auto_migrate: bool,
+    pub log_format: LogFormat,
+    pub shutdown_timeout: Duration,
+    pub workers: usize,
+    pub pool: PoolSettings,
+}
+
+/// One documented variable: name, default, meaning. The README lists these.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    (
+        "MAPCE_DATABASE_URL",
+        "sqlite://data/mapce.sqlite3",
+        "postgres://… or sqlite://PATH; the folder of a SQLite file is created if missing",
+    ),
+    (
+        "MAPCE_BIND",
+        "127.0.0.1:8080",
+        "address and port to listen on",
+    ),
+    (
+        "MAPCE_AUTO_MIGRATE",
+        "true",
+        "apply pending migrations and reference data when `serve` starts",
+    ),
+    (
+        "MAPCE_LOG_FORMAT",
+        "pretty",
+        "`pretty` or `json`; the level comes from RUST_LOG (default info)",
+    ),
+    (
+        "MAPCE_SHUTDOWN_TIMEOUT",
+        "30",
+        "seconds in-flight requests get to finish after SIGINT/SIGTERM",
+    ),
+    ("MAPCE_WORKERS", "number of CPUs", "HTTP worker threads"),
+    ("MAPCE_DB_POOL_SIZE", "10", "maximum database connections"),
+    (
+        "MAPCE_DB_TIMEOUT_MS",
+        "1500",
+        "how long a request waits for a database connection before answering 503",
+    ),
+];
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn parse_bool(raw: &str) -> Result<bool, String> {
+    match raw.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("`{raw}` is not a boolean (use true or false)")),
+    }
+}
+
+fn parse_number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    raw: &str,
+    min: T,
+    max: T,
+) -> Result<T, String> {
+    let value: T = raw
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a whole number"))?;
+    if value < min || value > max {
+        return Err(format!("{value} is out of range ({min} to {max})"));
+    }
+    Ok(value)
+}
+
+impl Settings {
+    /// Reads and validates every variable; all problems are reported at once.
+    pub fn from_env() -> Result<Settings, Vec<String>> {
+        Self::from_lookup(var)
+    }
+
+    /// The same, from any lookup (tests use a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut check = |name: &str, result: Result<(), String>| {
+            if let Err(reason) = result {
+                errors.push(format!("{name}: {reason}"));
+            }
+        };
+
+        let default_url = DatabaseUrl::Sqlite("data/mapce.sqlite3".into());
+        let mut database_url = default_url.clone();
+        if let Some(raw) = lookup("MAPCE_DATABASE_URL") {
+            check(
+                "MAPCE_DATABASE_URL",
+                DatabaseUrl::parse(&raw).map(|u| database_url = u),
+            );
+        }
+
+        let mut bind: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
+        if let Some(raw) = lookup("MAPCE_BIND") {
+            check(
+                "MAPCE_BIND",
+                raw.parse()
+                    .map(|a| bind = a)
+                    .map_err(|_| format!("`{raw}` is not an address:port such as 127.0.0.1:8080")),
+            );
+        }
+
+        let mut auto_migrate = true;
+        if let Some(raw) = lookup("MAPCE_AUTO_MIGRATE") {
+            check(
+                "MAPCE_AUTO_MIGRATE",
+                parse_bool(&raw).map(|b| auto_migrate = b),
+            );
+        }
+
+        let mut log_format = LogFormat::Pretty;
+        if let Some(raw) = lookup("MAPCE_LOG_FORMAT") {
+            check(
+                "MAPCE_LOG_FORMAT",
+                match raw.to_ascii_lowercase().as_str() {
+                    "pretty" | "text" => Ok(()),
+                    "json" => {
+                        log_format = LogFormat::Json;
+                        Ok(())
+                    }
+                    _ => Err(format!("`{raw}` is neither pretty nor json")),
+                },
+            );
+        }
+
+        let mut shutdown_secs = 30u64;
+        if let Some(raw) = lookup("MAPCE_SHUTDOWN_TIMEOUT") {
+            check(
+                "MAPCE_SHUTDOWN_TIMEOUT",
+                parse_number(&raw, 0u64, 3600).map(|v| shutdown_secs = v),
+            );
+        }
+
+        let mut workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        if let Some(raw) = lookup("MAPCE_WORKERS") {
+            check(
+                "MAPCE_WORKERS",
+                parse_number(&raw, 1usize, 256).map(|v| workers = v),
+            );
+        }
+
+        let mut pool = PoolSettings::default();
+        if let Some(raw) = lookup("MAPCE_DB_POOL_SIZE") {
+            check(
+                "MAPCE_DB_POOL_SIZE",
+                parse_number(&raw, 1u32, 512).map(|v| pool.max_size = v),
+            );
+        }
+        if let Some(raw) = lookup("MAPCE_DB_TIMEOUT_MS") {
+            check(
+                "MAPCE_DB_TIMEOUT_MS",
+                parse_number(&raw, 50u64, 60_000)
+                    .map(|v| pool.checkout_timeout = Duration::from_millis(v)),
+            );
+        }
+
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Settings {
+            database_url,
+            bind,
+            auto_migrate,
+            log_format,
+            shutdown_timeout: Duration::from_secs(shutdown_secs),
+            workers,
+            pool,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, Vec<String>> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_make_a_fresh_checkout_work() {
+        let s = settings(&[]).expect("defaults are valid");
+        assert_eq!(
+            s.database_url,
+            DatabaseUrl::Sqlite("data/mapce.sqlite3".into())
+        );
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert!(s.auto_migrate);
+        assert_eq!(s.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(s.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_with_its_name() {
+        let errors = settings(&[
+            ("MAPCE_BIND", "nowhere"),
+            ("MAPCE_AUTO_MIGRATE", "maybe"),
+            ("MAPCE_SHUTDOWN_TIMEOUT", "-1"),
+            ("MAPCE_DATABASE_URL", "host=db dbname=mapce"),
+            ("MAPCE_LOG_FORMAT", "xml"),
+        ])
+        .expect_err("invalid");
+        assert_eq!(errors.len(), 5, "{errors:?}");
+        for name in [
+            "MAPCE_BIND",
+            "MAPCE_AUTO_MIGRATE",
+            "MAPCE_SHUTDOWN_TIMEOUT",
+            "MAPCE_DATABASE_URL",
+            "MAPCE_LOG_FORMAT",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.starts_with(name)),
+                "{name} missing from {errors:?}"
+            );
+        }
+    }
+}

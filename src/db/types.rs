@@ -1,0 +1,247 @@
+//! Our own SQL types for UUIDs and timestamps.
+//!
+//! Diesel's `Uuid` and `Timestamptz` SQL types cannot be used through the
+//! `MultiConnection` derive, so we define `DbUuid` and `Tstz` and delegate to
+//! diesel's own (de)serialisation per backend. PostgreSQL keeps native `uuid`
+//! and `timestamptz`; SQLite stores text: lowercase hyphenated UUIDs and
+//! RFC 3339 UTC timestamps with exactly six fractional digits, so that text
+//! order is time order and both backends hold the same microsecond value.
+
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
+use diesel::query_builder::QueryId;
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sql_types::{HasSqlType, SqlType};
+use diesel::sqlite::{Sqlite, SqliteValue};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::MultiBackend;
+
+/// A UUID column: `uuid` on PostgreSQL, `TEXT` on SQLite.
+#[derive(SqlType, QueryId, Debug, Clone, Copy, Default)]
+#[diesel(postgres_type(oid = 2950, array_oid = 2951))]
+#[diesel(sqlite_type(name = "Text"))]
+pub struct DbUuid;
+
+/// A UTC timestamp column: `timestamptz` on PostgreSQL, `TEXT` on SQLite.
+#[derive(SqlType, QueryId, Debug, Clone, Copy, Default)]
+#[diesel(postgres_type(oid = 1184, array_oid = 1185))]
+#[diesel(sqlite_type(name = "Text"))]
+pub struct Tstz;
+
+/// A record identifier: a UUIDv7, generated in Rust, time-ordered and not
+/// guessable as a count.
+#[derive(
+    AsExpression,
+    FromSqlRow,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+)]
+#[diesel(sql_type = DbUuid)]
+#[serde(transparent)]
+pub struct Id(pub Uuid);
+
+impl Id {
+    /// A fresh time-ordered identifier.
+    pub fn new() -> Self {
+        Id(Uuid::now_v7())
+    }
+}
+
+impl Default for Id {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl From<Uuid> for Id {
+    fn from(value: Uuid) -> Self {
+        Id(value)
+    }
+}
+
+/// A point in time, always UTC, truncated to microseconds (PostgreSQL's
+/// precision) so a value reads back exactly as it was written on both backends.
+#[derive(
+    AsExpression,
+    FromSqlRow,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+)]
+#[diesel(sql_type = Tstz)]
+#[serde(transparent)]
+pub struct Ts(pub DateTime<Utc>);
+
+impl Ts {
+    /// The current time, truncated to microseconds.
+    pub fn now() -> Self {
+        Ts(Utc::now().trunc_subsecs(6))
+    }
+
+    /// RFC 3339 text with six fractional digits and a `Z`: the SQLite storage
+    /// form, which sorts as time.
+    pub fn to_storage_string(&self) -> String {
+        self.0.to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+}
+
+impl From<DateTime<Utc>> for Ts {
+    fn from(value: DateTime<Utc>) -> Self {
+        Ts(value.trunc_subsecs(6))
+    }
+}
+
+// --- PostgreSQL: delegate to diesel's native impls -------------------------
+
+impl ToSql<DbUuid, Pg> for Id {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <Uuid as ToSql<diesel::sql_types::Uuid, Pg>>::to_sql(&self.0, out)
+    }
+}
+
+impl FromSql<DbUuid, Pg> for Id {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        <Uuid as FromSql<diesel::sql_types::Uuid, Pg>>::from_sql(bytes).map(Id)
+    }
+}
+
+impl ToSql<Tstz, Pg> for Ts {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <DateTime<Utc> as ToSql<diesel::sql_types::Timestamptz, Pg>>::to_sql(&self.0, out)
+    }
+}
+
+impl FromSql<Tstz, Pg> for Ts {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        <DateTime<Utc> as FromSql<diesel::sql_types::Timestamptz, Pg>>::from_sql(bytes).map(Ts)
+    }
+}
+
+// --- SQLite: text ------------------------------------------------------------
+
+impl ToSql<DbUuid, Sqlite> for Id {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        out.set_value(self.0.hyphenated().to_string());
+        Ok(IsNull::No)
+    }
+}
+
+impl FromSql<DbUuid, Sqlite> for Id {
+    fn from_sql(bytes: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<diesel::sql_types::Text, Sqlite>>::from_sql(bytes)?;
+        Ok(Id(Uuid::parse_str(&text)?))
+    }
+}
+
+impl ToSql<Tstz, Sqlite> for Ts {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        out.set_value(self.to_storage_string());
+        Ok(IsNull::No)
+    }
+}
+
+impl FromSql<Tstz, Sqlite> for Ts {
+    fn from_sql(bytes: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<diesel::sql_types::Text, Sqlite>>::from_sql(bytes)?;
+        Ok(Ts(DateTime::parse_from_rfc3339(&text)?.with_timezone(&Utc)))
+    }
+}
+
+// --- The multi backend generated by `#[derive(MultiConnection)]` ------------
+
+impl HasSqlType<DbUuid> for MultiBackend {
+    fn metadata(lookup: &mut Self::MetadataLookup) -> Self::TypeMetadata {
+        MultiBackend::lookup_sql_type::<DbUuid>(lookup)
+    }
+}
+
+impl HasSqlType<Tstz> for MultiBackend {
+    fn metadata(lookup: &mut Self::MetadataLookup) -> Self::TypeMetadata {
+        MultiBackend::lookup_sql_type::<Tstz>(lookup)
+    }
+}
+
+impl ToSql<DbUuid, MultiBackend> for Id {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, MultiBackend>) -> serialize::Result {
+        out.set_value((DbUuid, self));
+        Ok(IsNull::No)
+    }
+}
+
+impl FromSql<DbUuid, MultiBackend> for Id {
+    fn from_sql(
+        bytes: <MultiBackend as diesel::backend::Backend>::RawValue<'_>,
+    ) -> deserialize::Result<Self> {
+        bytes.from_sql::<Id, DbUuid>()
+    }
+}
+
+impl ToSql<Tstz, MultiBackend> for Ts {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, MultiBackend>) -> serialize::Result {
+        out.set_value((Tstz, self));
+        Ok(IsNull::No)
+    }
+}
+
+impl FromSql<Tstz, MultiBackend> for Ts {
+    fn from_sql(
+        bytes: <MultiBackend as diesel::backend::Backend>::RawValue<'_>,
+    ) -> deserialize::Result<Self> {
+        bytes.from_sql::<Ts, Tstz>()
+    }
+}
+
+// --- OpenAPI: both are strings on the wire -------------------------------
+
+impl utoipa::PartialSchema for Id {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+            .description(Some("Identifier (UUIDv7)"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Id {}
+
+impl utoipa::PartialSchema for Ts {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("RFC 3339 time in UTC"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Ts {}

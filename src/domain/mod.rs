@@ -1,0 +1,4 @@
+//! Domain types and rules with no HTTP or database in them.
+
+pub mod reference;
+pub mod text;

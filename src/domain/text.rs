@@ -1,0 +1,88 @@
+//! Text folding shared by every search and deduplication key.
+
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::UnicodeNormalization;
+
+/// The normalised key of a label or name: Unicode NFKD, accents removed,
+/// case folded, punctuation dropped, whitespace collapsed.
+///
+/// `"  ORIENTACIÓN   legal. "` and `"orientacion legal"` share a key, and so
+/// do `"Perú"`, `"PERU"` and `"perú"`. Letters outside Latin (e.g. CJK) are
+/// kept. `ß`/`æ`-style ligatures are left as NFKD leaves them.
+pub fn fold_key(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut pending_space = false;
+    for ch in input.nfkd() {
+        if is_combining_mark(ch) {
+            continue;
+        }
+        if ch.is_alphanumeric() {
+            if pending_space && !out.is_empty() {
+                out.push(' ');
+            }
+            pending_space = false;
+            out.extend(ch.to_lowercase());
+        } else if ch.is_whitespace() || is_word_separator(ch) {
+            pending_space = true;
+        }
+        // other punctuation (. , ; : ' " etc.) is dropped without a space
+    }
+    out
+}
+
+/// Punctuation that separates words rather than decorating them, so
+/// "Guinea-Bisáu" folds to "guinea bisau" and "Perez/Quispe" to two words.
+fn is_word_separator(ch: char) -> bool {
+    matches!(
+        ch,
+        '-' | '_'
+            | '/'
+            | '\\'
+            | '|'
+            | '('
+            | ')'
+            | '['
+            | ']'
+            | '{'
+            | '}'
+            | ','
+            | ';'
+            | ':'
+            | '+'
+            | '&'
+    )
+}
+
+/// Escapes `%`, `_` and `\` for a SQL `LIKE … ESCAPE '\'` pattern.
+pub fn escape_like(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    for ch in input.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_accents_case_punctuation_and_spaces() {
+        assert_eq!(fold_key("  ORIENTACIÓN   legal. "), "orientacion legal");
+        assert_eq!(fold_key("Orientación legal"), "orientacion legal");
+        assert_eq!(fold_key("Perú"), "peru");
+        assert_eq!(fold_key("Côte d'Ivoire"), "cote divoire");
+        assert_eq!(fold_key("Guinea-Bisáu"), "guinea bisau");
+        assert_eq!(fold_key("Pérez Quispe, José"), "perez quispe jose");
+        assert_eq!(fold_key("Åland"), "aland");
+        assert_eq!(fold_key("...").len(), 0);
+    }
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
+    }
+}

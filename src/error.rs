@@ -1,0 +1,277 @@
+//! One error type for the API, rendered as RFC 9457 `application/problem+json`.
+//!
+//! Handlers return `Result<_, AppError>`. The request-context middleware
+//! (`crate::middleware`) adds the request id and the request path to every
+//! problem body, and logs the cause of a 500 once; the body of a 5xx never
+//! carries internal text.
+
+use std::borrow::Cow;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One field that failed validation.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// Where the bad value is: `body.name`, `body.documents[0].number`,
+    /// `query.limit`, `header.If-Match`.
+    pub field: String,
+    /// Why it was refused, in words a person can act on.
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The RFC 9457 problem document every error response carries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type; `urn:mapce:problem:{code}`.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// A short summary of the problem type.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong for this request.
+    pub detail: String,
+    /// Stable machine-readable code clients can branch on.
+    pub code: String,
+    /// The request path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The request id (also in the `X-Request-Id` header); quote it when
+    /// reporting a problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Per-field reasons, for validation problems.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 400: the request cannot be read at all (malformed JSON, bad query).
+    #[error("{detail}")]
+    BadRequest {
+        code: &'static str,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    /// 404: no such resource, or one the caller may not see.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the path exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the request conflicts with the current state.
+    #[error("{detail}")]
+    Conflict {
+        code: &'static str,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    /// 412: `If-Match` names a version that is no longer current.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// 413: body larger than the limit.
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// 415: body without the expected content type.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: well-formed but invalid content, with the fields at fault.
+    #[error("{detail}")]
+    Validation {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    /// 428: a conditional header is required.
+    #[error("{0}")]
+    PreconditionRequired(String),
+    /// 503: the database (or another dependency) is not answering; retry.
+    #[error("service temporarily unavailable")]
+    Unavailable { retry_after_secs: u32 },
+    /// 500: a bug or an unexpected failure. The cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    pub fn not_found(what: impl Into<String>) -> Self {
+        AppError::NotFound(what.into())
+    }
+
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        let error = FieldError::new(field, reason);
+        AppError::Validation {
+            detail: format!("{}: {}", error.field, error.reason),
+            errors: vec![error],
+        }
+    }
+
+    pub fn bad_query(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        let error = FieldError::new(field, reason);
+        AppError::BadRequest {
+            code: "invalid_query",
+            detail: format!("{}: {}", error.field, error.reason),
+            errors: vec![error],
+        }
+    }
+
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        AppError::Internal(cause.into())
+    }
+
+    /// The stable machine code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadRequest { code, .. } | AppError::Conflict { code, .. } => code,
+            AppError::NotFound(_) => "not_found",
+            AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::PreconditionFailed(_) => "stale_version",
+            AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::UnsupportedMediaType(_) => "unsupported_media_type",
+            AppError::Validation { .. } => "validation_failed",
+            AppError::PreconditionRequired(_) => "precondition_required",
+            AppError::Unavailable { .. } => "service_unavailable",
+            AppError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            AppError::BadRequest { .. } => "Bad request",
+            AppError::NotFound(_) => "Not found",
+            AppError::MethodNotAllowed => "Method not allowed",
+            AppError::Conflict { .. } => "Conflict",
+            AppError::PreconditionFailed(_) => "Precondition failed",
+            AppError::PayloadTooLarge { .. } => "Payload too large",
+            AppError::UnsupportedMediaType(_) => "Unsupported media type",
+            AppError::Validation { .. } => "Validation failed",
+            AppError::PreconditionRequired(_) => "Precondition required",
+            AppError::Unavailable { .. } => "Service unavailable",
+            AppError::Internal(_) => "Internal server error",
+        }
+    }
+
+    fn field_errors(&self) -> &[FieldError] {
+        match self {
+            AppError::BadRequest { errors, .. }
+            | AppError::Conflict { errors, .. }
+            | AppError::Validation { errors, .. } => errors,
+            _ => &[],
+        }
+    }
+
+    fn detail(&self) -> Cow<'static, str> {
+        match self {
+            // Never leak internal text.
+            AppError::Internal(_) => {
+                "An unexpected error occurred; it has been logged. Quote the request id when reporting it.".into()
+            }
+            AppError::Unavailable { .. } => {
+                "The database is not answering; retry after the time in Retry-After.".into()
+            }
+            AppError::MethodNotAllowed => "This path does not accept this HTTP method.".into(),
+            other => other.to_string().into(),
+        }
+    }
+
+    /// The problem document for this error, without request context.
+    pub fn problem(&self) -> Problem {
+        let code = self.code();
+        Problem {
+            type_uri: format!("urn:mapce:problem:{code}"),
+            title: self.title().to_string(),
+            status: self.status_code().as_u16(),
+            detail: self.detail().into_owned(),
+            code: code.to_string(),
+            instance: None,
+            request_id: None,
+            errors: self.field_errors().to_vec(),
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        problem_response(self, &self.problem())
+    }
+}
+
+/// Renders a problem document with the headers its error calls for.
+pub fn problem_response(error: &AppError, problem: &Problem) -> HttpResponse {
+    let mut builder = HttpResponse::build(error.status_code());
+    builder.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+    if let AppError::Unavailable { retry_after_secs } = error {
+        builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+    }
+    // Serialising a struct of strings cannot fail; fall back to a fixed body.
+    let body = serde_json::to_vec(problem).unwrap_or_else(|_| b"{}".to_vec());
+    builder.body(body)
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match error {
+            Error::NotFound => AppError::NotFound("no such record".into()),
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                let field = crate::db::constraint_field(info.constraint_name(), info.message());
+                AppError::Conflict {
+                    code: "already_exists",
+                    detail: format!("a record with this {field} already exists"),
+                    errors: vec![FieldError::new(format!("body.{field}"), "already in use")],
+                }
+            }
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => AppError::Unavailable {
+                retry_after_secs: 2,
+            },
+            other => AppError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<r2d2::Error> for AppError {
+    fn from(_: r2d2::Error) -> Self {
+        // r2d2 only fails a checkout on timeout: the database is down or
+        // every connection is busy. Either way the client should retry.
+        AppError::Unavailable {
+            retry_after_secs: 2,
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        AppError::Internal(anyhow::anyhow!("blocking task failed: {error}"))
+    }
+}

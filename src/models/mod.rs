@@ -1,0 +1,4 @@
+//! Database rows and the queries that read and write them, one module per
+//! aggregate. Rows never go straight to JSON: the API maps them to DTOs.
+
+pub mod reference;

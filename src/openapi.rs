@@ -1,0 +1,53 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+//! `mapce openapi` writes it to `openapi/openapi.json`; a test fails when the
+//! committed file is stale; the server serves it at `/api/openapi.json`.
+
+use actix_web::App;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+
+use crate::error::{FieldError, Problem};
+
+/// Where the committed spec lives, relative to the crate root.
+pub const SPEC_PATH: &str = "openapi/openapi.json";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "MAPCE API",
+        description = "Consular protection and assistance: cases, persons, attention types and the OEI.05 indicator for Peru's consulates. Errors are RFC 9457 problem documents (`application/problem+json`).",
+        license(name = "MIT"),
+    ),
+    tags(
+        (name = "health", description = "Liveness and readiness probes"),
+        (name = "reference", description = "Regions, countries and consular offices"),
+    ),
+    components(schemas(Problem, FieldError)),
+)]
+pub struct ApiDoc;
+
+impl ApiDoc {
+    /// The hand-written part of the spec; paths are added from the route table.
+    pub fn openapi_base() -> utoipa::openapi::OpenApi {
+        <ApiDoc as OpenApi>::openapi()
+    }
+}
+
+/// The spec as the running app registers it: built from the same route table.
+pub fn spec() -> utoipa::openapi::OpenApi {
+    let (_app, api) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi_base())
+        .configure(crate::api::configure)
+        .split_for_parts();
+    api
+}
+
+/// The spec as pretty JSON with a trailing newline (the committed form).
+pub fn spec_json() -> String {
+    let mut json = spec()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    json.push('\n');
+    json
+}
