@@ -252,9 +252,21 @@ impl From<diesel::result::Error> for AppError {
                     errors: vec![FieldError::new(format!("body.{field}"), "already in use")],
                 }
             }
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => AppError::Unavailable {
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => AppError::Unavailable {
                 retry_after_secs: 2,
             },
+            // SQLite past its busy timeout: another writer holds the lock.
+            Error::DatabaseError(_, info)
+                if info.message().contains("database is locked")
+                    || info.message().contains("database is busy") =>
+            {
+                AppError::Unavailable {
+                    retry_after_secs: 1,
+                }
+            }
             other => AppError::Internal(other.into()),
         }
     }

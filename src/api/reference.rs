@@ -145,6 +145,18 @@ fn resolve_region(field: &str, raw: &str) -> Result<String, AppError> {
         })
 }
 
+/// Folds a search text; one with no letter or digit would match everything.
+fn search_key(raw: &str) -> Result<String, AppError> {
+    let key = fold_key(raw);
+    if key.is_empty() {
+        return Err(AppError::bad_query(
+            "query.q",
+            "needs at least one letter or digit",
+        ));
+    }
+    Ok(key)
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -229,7 +241,7 @@ pub async fn list_countries(
             .as_deref()
             .map(|r| resolve_region("query.region", r))
             .transpose()?,
-        search: query.q.as_deref().map(fold_key).filter(|q| !q.is_empty()),
+        search: query.q.as_deref().map(search_key).transpose()?,
     };
     let (countries, total) = db::run(&state.pool, move |conn| {
         Ok(model::list_countries(conn, &filter, window)?)

@@ -1,0 +1,34 @@
+# shellcheck shell=bash
+# A throw-away PostgreSQL cluster on 127.0.0.1 for tests and benchmarks.
+# Usage: source .ci/pg.sh; pg_install; pg_start; ...; pg_stop
+# Sets PG_URL (a superuser URL to the `postgres` database) and PG_PORT.
+
+PG_PORT="${PG_PORT:-55432}"
+
+pg_install() {
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! dpkg -s libpq-dev >/dev/null 2>&1; then
+        echo "== installing PostgreSQL and libpq-dev with apt-get"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql libpq-dev >/dev/null
+    fi
+}
+
+pg_start() {
+    PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+    PG_DATA="$(mktemp -d /tmp/mapce-pg.XXXXXX)"
+    chown postgres:postgres "$PG_DATA"
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres -E UTF8 --no-sync >/dev/null
+    # fsync off (-F): the cluster is thrown away, so durability is not needed.
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w \
+        -o "-F -h 127.0.0.1 -p $PG_PORT -k $PG_DATA -c max_connections=300" start >/dev/null
+    PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+    export PG_URL PG_PORT PG_BIN PG_DATA
+    echo "== PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT"
+}
+
+pg_stop() {
+    if [ -n "${PG_DATA:-}" ] && [ -d "$PG_DATA" ]; then
+        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true
+        rm -rf "$PG_DATA"
+    fi
+}

@@ -1,0 +1,246 @@
+//! Test harness: a fresh database per test (a temporary SQLite file, or a
+//! freshly created PostgreSQL database when `TEST_DATABASE_URL` is set), and
+//! the real app served on 127.0.0.1 port 0 by the real HTTP server.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix_web::http::header::HeaderMap;
+use actix_web::HttpServer;
+use diesel::prelude::*;
+use mapce::db::pool::build_pool;
+use mapce::db::{Backend, DatabaseUrl, DbConn, PoolSettings};
+use mapce::AppState;
+use serde_json::Value;
+
+/// A database that exists for one test and is removed afterwards.
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    _dir: Option<tempfile::TempDir>,
+    pg_admin: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// The backend this test run uses: PostgreSQL when `TEST_DATABASE_URL`
+    /// is set, SQLite otherwise.
+    pub fn new() -> TestDb {
+        match pg_admin_url() {
+            Some(admin) => TestDb::postgres(&admin),
+            None => TestDb::sqlite(),
+        }
+    }
+
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path: PathBuf = dir.path().join("test.sqlite3");
+        TestDb {
+            url: DatabaseUrl::Sqlite(path),
+            _dir: Some(dir),
+            pg_admin: None,
+        }
+    }
+
+    /// Creates a uniquely named database next to the admin URL's database.
+    pub fn postgres(admin_url: &str) -> TestDb {
+        let name = format!("mapce_test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = PgConnection::establish(admin_url).expect("TEST_DATABASE_URL connects");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .expect("create test database");
+        let url = DatabaseUrl::Postgres(replace_database(admin_url, &name));
+        TestDb {
+            url,
+            _dir: None,
+            pg_admin: Some((admin_url.to_owned(), name)),
+        }
+    }
+
+    /// A database the test does not own (nothing is dropped afterwards).
+    pub fn unmanaged(url: DatabaseUrl) -> TestDb {
+        TestDb {
+            url,
+            _dir: None,
+            pg_admin: None,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.url.backend()
+    }
+
+    pub fn connect(&self) -> DbConn {
+        self.url.connect().expect("test database connects")
+    }
+
+    /// A migrated database with reference data.
+    pub fn migrated() -> TestDb {
+        let db = TestDb::new();
+        mapce::db::migrate(&mut db.connect()).expect("migrations apply");
+        db
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = &self.pg_admin {
+            if let Ok(mut admin) = PgConnection::establish(admin_url) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin);
+            }
+        }
+    }
+}
+
+pub fn pg_admin_url() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// `postgres://u@h:p/olddb?x=y` with the database replaced.
+pub fn replace_database(url: &str, database: &str) -> String {
+    let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let (base, query) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map(|i| i + scheme_end)
+        .unwrap_or(base.len());
+    format!("{}/{}{}", &base[..host_end], database, query)
+}
+
+/// A response, read whole.
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: actix_web::web::Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    /// Asserts an RFC 9457 problem with this status and code; returns it.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) -> Value {
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/problem+json"),
+            "problem content type"
+        );
+        let body = self.json();
+        assert_eq!(body["status"], status);
+        assert_eq!(body["code"], code, "{body}");
+        assert!(
+            body["title"].is_string() && body["detail"].is_string(),
+            "{body}"
+        );
+        assert_eq!(body["type"], format!("urn:mapce:problem:{code}"));
+        let request_id = self.header("x-request-id").expect("X-Request-Id header");
+        assert_eq!(
+            body["request_id"],
+            request_id.as_str(),
+            "body carries the request id"
+        );
+        body
+    }
+}
+
+/// The real app on a real socket.
+pub struct TestApp {
+    pub base: String,
+    // Dropped last: the database outlives the server.
+    pub db: TestDb,
+}
+
+impl TestApp {
+    /// A server over a migrated database of the run's backend.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_on(
+            TestDb::migrated(),
+            PoolSettings {
+                max_size: 4,
+                ..PoolSettings::default()
+            },
+        )
+    }
+
+    pub fn spawn_on(db: TestDb, settings: PoolSettings) -> TestApp {
+        let pool = build_pool(&db.url, &settings);
+        let state = AppState {
+            pool,
+            backend: db.backend(),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        let addr = listener.local_addr().expect("local address");
+        let server = HttpServer::new(move || mapce::app(state.clone()))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(1)
+            .listen(listener)
+            .expect("listen")
+            .run();
+        actix_web::rt::spawn(server);
+        TestApp {
+            base: format!("http://{addr}"),
+            db,
+        }
+    }
+
+    pub fn client(&self) -> awc::Client {
+        awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish()
+    }
+
+    pub async fn send(&self, req: awc::ClientRequest, body: Option<Vec<u8>>) -> Resp {
+        let result = match body {
+            Some(body) => req.send_body(body).await,
+            None => req.send().await,
+        };
+        let mut response = result.expect("request reaches the server");
+        let body = response
+            .body()
+            .limit(16 * 1024 * 1024)
+            .await
+            .expect("response body");
+        Resp {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        let req = self.client().get(format!("{}{}", self.base, path));
+        self.send(req, None).await
+    }
+
+    pub async fn request(&self, method: &str, path: &str) -> awc::ClientRequest {
+        let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("method");
+        self.client()
+            .request(method, format!("{}{}", self.base, path))
+    }
+}

@@ -1,0 +1,72 @@
+//! The committed OpenAPI document follows the code and is what the server serves.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::helpers::TestApp;
+
+fn committed() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+        .unwrap_or_default()
+}
+
+#[test]
+fn committed_spec_is_up_to_date() {
+    let generated = mapce::openapi::spec_json();
+    assert!(
+        committed() == generated,
+        "openapi/openapi.json is stale: regenerate it with `cargo run -- openapi`"
+    );
+}
+
+#[actix_web::test]
+async fn served_spec_equals_committed_spec() {
+    let app = TestApp::spawn().await;
+    let served = app.get("/api/openapi.json").await;
+    assert_eq!(served.status, 200);
+    let committed: Value = serde_json::from_str(&committed()).expect("committed spec is JSON");
+    assert_eq!(served.json(), committed);
+    assert_eq!(committed["openapi"], "3.1.0");
+}
+
+#[actix_web::test]
+async fn swagger_ui_is_served_without_internet() {
+    let app = TestApp::spawn().await;
+    let page = app.get("/docs/").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        String::from_utf8_lossy(&page.body).contains("swagger"),
+        "Swagger UI page"
+    );
+    let script = app.get("/docs/swagger-ui-bundle.js").await;
+    assert_eq!(script.status, 200, "vendored assets are embedded");
+}
+
+#[test]
+fn every_operation_has_a_unique_id_a_tag_and_problem_responses() {
+    let spec: Value = serde_json::from_str(&mapce::openapi::spec_json()).expect("JSON");
+    let mut ids = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+            assert!(ids.insert(id.to_owned()), "{id} used twice");
+            assert!(
+                op["tags"].as_array().is_some_and(|t| !t.is_empty()),
+                "{id}: no tag"
+            );
+            if path.starts_with("/api/v1") {
+                let responses = op["responses"].as_object().expect("responses");
+                assert!(
+                    responses
+                        .keys()
+                        .any(|s| s.starts_with('4') || s.starts_with('5')),
+                    "{id}: no error response documented"
+                );
+            }
+        }
+    }
+    assert!(ids.contains("list_countries") && ids.contains("get_consulate"));
+}
