@@ -211,6 +211,18 @@ mod tests {
     }
 
     #[test]
+    fn readme_documents_every_variable() {
+        let readme = include_str!("../README.md");
+        for (name, default, _) in VARIABLES {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{name}`")))
+                .unwrap_or_else(|| panic!("README has no row for {name}"));
+            assert!(row.contains(default), "README row for {name} lacks its default {default}");
+        }
+    }
+
+    #[test]
     fn defaults_make_a_fresh_checkout_work() {
         let s = settings(&[]).expect("defaults are valid");
         assert_eq!(
