@@ -6,8 +6,11 @@ use std::process::ExitCode;
 use actix_web::HttpServer;
 use clap::{Parser, Subcommand};
 
+use crate::auth::password::HashCost;
 use crate::config::{LogFormat, Settings};
 use crate::db::{self, pool::build_pool};
+use crate::domain::role::Role;
+use crate::services::users as users_service;
 use crate::{app, openapi, telemetry, AppState};
 
 #[derive(Debug, Parser)]
@@ -29,6 +32,16 @@ pub enum Command {
     /// Apply pending migrations and load reference data, then exit.
     Migrate,
     /// Write the OpenAPI document generated from the code.
+    /// Manage users from the command line (bootstrap, recovery).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     Openapi {
         /// Where to write it.
         #[arg(long, default_value = openapi::SPEC_PATH)]
@@ -37,6 +50,29 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user. The password comes from MAPCE_PASSWORD or a prompt.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// officer, supervisor, hq_analyst, planner or admin.
+        #[arg(long)]
+        role: String,
+        /// Consulate code or id (officer and supervisor only).
+        #[arg(long)]
+        consulate: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; exit 1 naming the first altered or missing row.
+    Verify,
 }
 
 /// Parses arguments, loads `.env`, runs the command, maps failures to exit
@@ -62,6 +98,24 @@ pub fn main() -> ExitCode {
     let result = match command {
         Command::Serve => serve(settings),
         Command::Migrate => migrate(&settings),
+        Command::Users {
+            command:
+                UsersCommand::Create {
+                    username,
+                    role,
+                    consulate,
+                    display_name,
+                },
+        } => create_user_cli(
+            &settings,
+            &username,
+            &role,
+            consulate.as_deref(),
+            display_name.as_deref(),
+        ),
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => verify_audit(&settings),
         Command::Openapi { .. } => Ok(()),
     };
     match result {
@@ -128,7 +182,101 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn connect(settings: &Settings) -> anyhow::Result<db::DbConn> {
+    settings
+        .database_url
+        .connect()
+        .map_err(|e| anyhow::anyhow!("cannot connect to {}: {e}", settings.database_url))
+}
+
+fn create_user_cli(
+    settings: &Settings,
+    username: &str,
+    role: &str,
+    consulate: Option<&str>,
+    display_name: Option<&str>,
+) -> anyhow::Result<()> {
+    let role = Role::parse(role).ok_or_else(|| anyhow::anyhow!("unknown role `{role}`"))?;
+    let password = match std::env::var("MAPCE_PASSWORD") {
+        Ok(p) if !p.is_empty() => p,
+        _ => rpassword::prompt_password(format!("password for {username}: "))?,
+    };
+    let mut conn = connect(settings)?;
+    let id = users_service::create(
+        &mut conn,
+        HashCost::PRODUCTION,
+        users_service::NewAccount {
+            username: username.to_owned(),
+            display_name: display_name.unwrap_or(username).to_owned(),
+            role,
+            consulate: consulate.map(str::to_owned),
+            password,
+        },
+        "user.create_cli",
+    )
+    .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
+    println!("created user {username} ({role}) with id {id}");
+    Ok(())
+}
+
+/// A problem's detail and field reasons, for the terminal.
+fn describe(error: &crate::error::AppError) -> String {
+    let problem = error.problem();
+    let mut text = problem.detail;
+    for e in problem.errors {
+        text.push_str(&format!("\n  {}: {}", e.field, e.reason));
+    }
+    text
+}
+
+fn verify_audit(settings: &Settings) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    match crate::audit::verify(&mut conn)? {
+        crate::audit::Verdict::Intact { rows } => {
+            println!("audit log intact: {rows} rows, hash chain verified");
+            Ok(())
+        }
+        crate::audit::Verdict::Broken { seq, reason } => {
+            anyhow::bail!("audit log broken at row {seq}: {reason}")
+        }
+    }
+}
+
+/// On a database without users, creates `admin` with MAPCE_ADMIN_PASSWORD or
+/// a random password printed once to stderr.
+fn bootstrap_admin(conn: &mut db::DbConn) -> anyhow::Result<()> {
+    if crate::models::users::count_users(conn)? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match std::env::var("MAPCE_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (users_service::random_password(), true),
+    };
+    users_service::create(
+        conn,
+        HashCost::PRODUCTION,
+        users_service::NewAccount {
+            username: "admin".into(),
+            display_name: "Administrator".into(),
+            role: Role::Admin,
+            consulate: None,
+            password: password.clone(),
+        },
+        "user.bootstrap",
+    )
+    .map_err(|e| anyhow::anyhow!("MAPCE_ADMIN_PASSWORD: {}", describe(&e)))?;
+    if generated {
+        eprintln!(
+            "\n  created user `admin` with password: {password}\n  (shown once; log in and change it, and enrol a second factor)\n"
+        );
+    } else {
+        tracing::info!("created user `admin` with MAPCE_ADMIN_PASSWORD");
+    }
+    Ok(())
+}
+
 fn serve(settings: Settings) -> anyhow::Result<()> {
+    let jwt = settings.jwt_keys()?;
     {
         let mut conn = settings
             .database_url
@@ -140,16 +288,22 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
                 tracing::info!(applied = applied.len(), "migrations applied");
             }
         } else if db::has_pending_migrations(&mut conn)? {
-            tracing::warn!(
-                "migrations are pending and MAPCE_AUTO_MIGRATE=false: run `mapce migrate`"
+            anyhow::bail!(
+                "migrations are pending and MAPCE_AUTO_MIGRATE=false: run `mapce migrate` first"
             );
         }
+        bootstrap_admin(&mut conn)?;
     }
     let pool = build_pool(&settings.database_url, &settings.pool);
-    let state = AppState {
+    let state = AppState::new(
         pool,
-        backend: settings.database_url.backend(),
-    };
+        settings.database_url.backend(),
+        jwt,
+        HashCost::PRODUCTION,
+        settings.auth_cache_ttl,
+    );
+    // The dummy hash used for unknown usernames, computed before the first login.
+    state.passwords.warm_up();
 
     actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || app(state.clone()))

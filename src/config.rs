@@ -2,6 +2,7 @@
 //! present), validated at start-up with one clear message per bad value.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::db::{DatabaseUrl, PoolSettings};
@@ -25,6 +26,11 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub workers: usize,
     pub pool: PoolSettings,
+    /// `MAPCE_JWT_SECRET`, at least 32 bytes; when absent a key file in
+    /// `data_dir` is used (generated once, mode 0600).
+    pub jwt_secret: Option<String>,
+    pub data_dir: PathBuf,
+    pub auth_cache_ttl: Duration,
 }
 
 /// One documented variable: name, default, meaning. The README lists these.
@@ -56,6 +62,26 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
     ("MAPCE_WORKERS", "number of CPUs", "HTTP worker threads"),
     ("MAPCE_DB_POOL_SIZE", "10", "maximum database connections"),
+    (
+        "MAPCE_DATA_DIR",
+        "data",
+        "folder for the generated JWT key file (and the default SQLite database)",
+    ),
+    (
+        "MAPCE_JWT_SECRET",
+        "generated into MAPCE_DATA_DIR/jwt-secret",
+        "HS256 signing key, at least 32 bytes; set it in production so every instance shares it",
+    ),
+    (
+        "MAPCE_AUTH_CACHE_MS",
+        "2000",
+        "how long a live session is cached; revocations by another instance take effect within this time",
+    ),
+    (
+        "MAPCE_ADMIN_PASSWORD",
+        "random, printed once",
+        "password of the `admin` user created when `serve` starts on a database without users",
+    ),
     (
         "MAPCE_DB_TIMEOUT_MS",
         "1500",
@@ -182,6 +208,32 @@ impl Settings {
             );
         }
 
+        let mut jwt_secret = None;
+        if let Some(raw) = lookup("MAPCE_JWT_SECRET") {
+            check(
+                "MAPCE_JWT_SECRET",
+                if raw.len() >= crate::auth::jwt::MIN_SECRET_BYTES {
+                    jwt_secret = Some(raw);
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "is {} bytes; it must be at least {} (e.g. `openssl rand -hex 32`)",
+                        raw.len(),
+                        crate::auth::jwt::MIN_SECRET_BYTES
+                    ))
+                },
+            );
+        }
+        let data_dir = PathBuf::from(lookup("MAPCE_DATA_DIR").unwrap_or_else(|| "data".to_owned()));
+
+        let mut auth_cache_ttl = Duration::from_millis(2000);
+        if let Some(raw) = lookup("MAPCE_AUTH_CACHE_MS") {
+            check(
+                "MAPCE_AUTH_CACHE_MS",
+                parse_number(&raw, 0u64, 60_000).map(|v| auth_cache_ttl = Duration::from_millis(v)),
+            );
+        }
+
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -193,8 +245,56 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(shutdown_secs),
             workers,
             pool,
+            jwt_secret,
+            data_dir,
+            auth_cache_ttl,
         })
     }
+
+    /// The JWT signing key: `MAPCE_JWT_SECRET`, or the key file in the data
+    /// folder, generated on first use with mode 0600. A short key is refused.
+    pub fn jwt_keys(&self) -> anyhow::Result<crate::auth::jwt::JwtKeys> {
+        let secret: Vec<u8> = match &self.jwt_secret {
+            Some(s) => s.as_bytes().to_vec(),
+            None => load_or_create_key_file(&self.data_dir.join("jwt-secret"))?,
+        };
+        crate::auth::jwt::JwtKeys::new(&secret).map_err(|e| anyhow::anyhow!(e))
+    }
+}
+
+fn load_or_create_key_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    if path.exists() {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let key = text.trim().as_bytes().to_vec();
+        if key.len() < crate::auth::jwt::MIN_SECRET_BYTES {
+            anyhow::bail!(
+                "{} holds a key shorter than {} bytes",
+                path.display(),
+                crate::auth::jwt::MIN_SECRET_BYTES
+            );
+        }
+        return Ok(key);
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut bytes = [0u8; 48];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    let key = hex::encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut file, key.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a JWT signing key");
+    Ok(key.into_bytes())
 }
 
 #[cfg(test)]
@@ -218,7 +318,10 @@ mod tests {
                 .lines()
                 .find(|l| l.starts_with(&format!("| `{name}`")))
                 .unwrap_or_else(|| panic!("README has no row for {name}"));
-            assert!(row.contains(default), "README row for {name} lacks its default {default}");
+            assert!(
+                row.contains(default),
+                "README row for {name} lacks its default {default}"
+            );
         }
     }
 

@@ -69,9 +69,20 @@ pub enum AppError {
         detail: String,
         errors: Vec<FieldError>,
     },
-    /// 404: no such resource, or one the caller may not see.
+    /// 401: no valid credentials. Answered with `WWW-Authenticate: Bearer`.
+    #[error("{detail}")]
+    Unauthorized { code: &'static str, detail: String },
+    /// 403: authenticated, but the role may not do this.
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    /// 404: no such resource.
     #[error("{0}")]
     NotFound(String),
+    /// 404 to the client, exactly like [`AppError::NotFound`], for a record
+    /// outside the caller's consulate: existence does not leak, but the
+    /// refusal is audited.
+    #[error("{0}")]
+    OutOfScope(String),
     /// 405: the path exists, the method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -97,6 +108,9 @@ pub enum AppError {
         detail: String,
         errors: Vec<FieldError>,
     },
+    /// 429: too many attempts; retry after the given time.
+    #[error("too many attempts; retry in {retry_after_secs} seconds")]
+    TooManyRequests { retry_after_secs: u64 },
     /// 428: a conditional header is required.
     #[error("{0}")]
     PreconditionRequired(String),
@@ -111,6 +125,44 @@ pub enum AppError {
 impl AppError {
     pub fn not_found(what: impl Into<String>) -> Self {
         AppError::NotFound(what.into())
+    }
+
+    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+        AppError::Unauthorized {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        AppError::Forbidden {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, field: Option<&str>, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        AppError::Conflict {
+            code,
+            errors: field
+                .map(|f| vec![FieldError::new(f, detail.clone())])
+                .unwrap_or_default(),
+            detail,
+        }
+    }
+
+    /// Whether this refusal belongs in the audit log (401, 403, 404 out of scope).
+    pub fn is_audited_refusal(&self) -> bool {
+        match self {
+            // Failed logins and refresh-token reuse are audited by their
+            // handlers with more context.
+            AppError::Unauthorized { code, .. } => {
+                matches!(*code, "unauthenticated" | "invalid_token" | "session_ended")
+            }
+            AppError::Forbidden { .. } | AppError::OutOfScope(_) => true,
+            _ => false,
+        }
     }
 
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -137,8 +189,12 @@ impl AppError {
     /// The stable machine code of this error.
     pub fn code(&self) -> &'static str {
         match self {
-            AppError::BadRequest { code, .. } | AppError::Conflict { code, .. } => code,
-            AppError::NotFound(_) => "not_found",
+            AppError::BadRequest { code, .. }
+            | AppError::Conflict { code, .. }
+            | AppError::Unauthorized { code, .. }
+            | AppError::Forbidden { code, .. } => code,
+            AppError::NotFound(_) | AppError::OutOfScope(_) => "not_found",
+            AppError::TooManyRequests { .. } => "too_many_requests",
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::PreconditionFailed(_) => "stale_version",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
@@ -153,7 +209,10 @@ impl AppError {
     fn title(&self) -> &'static str {
         match self {
             AppError::BadRequest { .. } => "Bad request",
-            AppError::NotFound(_) => "Not found",
+            AppError::Unauthorized { .. } => "Unauthorized",
+            AppError::Forbidden { .. } => "Forbidden",
+            AppError::NotFound(_) | AppError::OutOfScope(_) => "Not found",
+            AppError::TooManyRequests { .. } => "Too many requests",
             AppError::MethodNotAllowed => "Method not allowed",
             AppError::Conflict { .. } => "Conflict",
             AppError::PreconditionFailed(_) => "Precondition failed",
@@ -209,7 +268,10 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) | AppError::OutOfScope(_) => StatusCode::NOT_FOUND,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
@@ -231,8 +293,17 @@ impl ResponseError for AppError {
 pub fn problem_response(error: &AppError, problem: &Problem) -> HttpResponse {
     let mut builder = HttpResponse::build(error.status_code());
     builder.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
-    if let AppError::Unavailable { retry_after_secs } = error {
-        builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+    match error {
+        AppError::Unavailable { retry_after_secs } => {
+            builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        AppError::TooManyRequests { retry_after_secs } => {
+            builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        AppError::Unauthorized { .. } => {
+            builder.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"mapce\""));
+        }
+        _ => {}
     }
     // Serialising a struct of strings cannot fail; fall back to a fixed body.
     let body = serde_json::to_vec(problem).unwrap_or_else(|_| b"{}".to_vec());

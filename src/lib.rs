@@ -4,6 +4,8 @@
 //! OpenAPI generator share one route table.
 
 pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -13,6 +15,7 @@ pub mod extract;
 pub mod middleware;
 pub mod models;
 pub mod openapi;
+pub mod services;
 pub mod telemetry;
 
 use actix_web::body::MessageBody;
@@ -28,6 +31,35 @@ use crate::db::{Backend, DbPool};
 pub struct AppState {
     pub pool: DbPool,
     pub backend: Backend,
+    pub jwt: auth::jwt::JwtKeys,
+    pub passwords: auth::password::PasswordService,
+    pub auth_cache: std::sync::Arc<auth::AuthCache>,
+}
+
+impl AppState {
+    /// State over a pool, with a signing key and password cost.
+    pub fn new(
+        pool: DbPool,
+        backend: Backend,
+        jwt: auth::jwt::JwtKeys,
+        cost: auth::password::HashCost,
+        auth_cache_ttl: std::time::Duration,
+    ) -> Self {
+        AppState {
+            pool,
+            backend,
+            jwt,
+            // Each argon2id hash takes ~19 MiB: cap concurrent ones per core.
+            passwords: auth::password::PasswordService::new(cost, num_cpus_or_two() * 2),
+            auth_cache: std::sync::Arc::new(auth::AuthCache::new(auth_cache_ttl)),
+        }
+    }
+}
+
+fn num_cpus_or_two() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
 }
 
 /// The whole application: middleware, routes, the spec and Swagger UI.

@@ -74,6 +74,7 @@ pub async fn request_context(
         .map_into_boxed_body();
 
     if res.status().is_client_error() || res.status().is_server_error() {
+        audit_refusal(&res).instrument(span.clone()).await;
         res = into_problem(res, &request_id, &span);
     }
 
@@ -103,6 +104,58 @@ pub async fn request_context(
         }
     });
     Ok(res)
+}
+
+/// Writes refusals (401 for a bad token, 403, 404 outside the caller's
+/// consulate) to the audit log before the response leaves.
+async fn audit_refusal(res: &ServiceResponse<BoxBody>) {
+    let Some(error) = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<AppError>())
+    else {
+        return;
+    };
+    if !error.is_audited_refusal() {
+        return;
+    }
+    let req = res.request();
+    let Some(state) = req
+        .app_data::<actix_web::web::Data<crate::AppState>>()
+        .cloned()
+    else {
+        return;
+    };
+    let actor = req
+        .extensions()
+        .get::<crate::auth::AuthUser>()
+        .map(|u| u.actor());
+    let meta = crate::audit::RequestMeta::of(req);
+    let route = format!(
+        "{} {}",
+        req.method(),
+        req.match_pattern().unwrap_or_else(|| req.path().to_owned())
+    );
+    let details = serde_json::json!({
+        "status": res.status().as_u16(),
+        "code": error.code(),
+        "path": req.path(),
+    });
+    let result = crate::db::run(&state.pool, move |conn| {
+        crate::audit::record_alone(
+            conn,
+            actor.as_ref(),
+            &meta,
+            crate::audit::Event::new("access.denied", "route", Some(route))
+                .outcome(crate::audit::Outcome::Denied)
+                .details(details),
+        )?;
+        Ok(())
+    })
+    .await;
+    if let Err(err) = result {
+        tracing::error!(error = %err, "could not audit a refusal");
+    }
 }
 
 /// Rebuilds an error response as a problem document with request context,

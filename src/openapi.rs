@@ -20,11 +20,37 @@ pub const SPEC_PATH: &str = "openapi/openapi.json";
     ),
     tags(
         (name = "health", description = "Liveness and readiness probes"),
+        (name = "auth", description = "Login, sessions, second factor and one's own account"),
+        (name = "users", description = "User administration"),
         (name = "reference", description = "Regions, countries and consular offices"),
+        (name = "audit", description = "The tamper-evident audit log"),
     ),
     components(schemas(Problem, FieldError)),
+    modifiers(&BearerScheme),
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme that protected operations name.
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "Access token from POST /api/v1/auth/login (15 minutes)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 impl ApiDoc {
     /// The hand-written part of the spec; paths are added from the route table.

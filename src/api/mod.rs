@@ -1,7 +1,11 @@
 //! The HTTP API: one module per resource, and the single route table.
 
+pub mod access;
+pub mod audit;
+pub mod auth;
 pub mod health;
 pub mod reference;
+pub mod users;
 
 use actix_web::HttpRequest;
 use serde::Serialize;
@@ -19,14 +23,36 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
 
 /// The route table: every `/api/v1` operation, registered with `.service()`
-/// so that utoipa collects it into the spec.
+/// so that utoipa collects it into the spec. Who may call each one is in
+/// [`access`].
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
         utoipa_actix_web::scope(API_BASE)
+            // auth and own account
+            .service(auth::login)
+            .service(auth::login_second_factor)
+            .service(auth::refresh_session)
+            .service(auth::logout)
+            .service(auth::get_me)
+            .service(auth::change_password)
+            .service(auth::enrol_totp)
+            .service(auth::confirm_totp)
+            .service(auth::disable_totp)
+            // users
+            .service(users::create_user)
+            .service(users::list_users)
+            .service(users::get_user)
+            .service(users::update_user)
+            .service(users::reset_user_password)
+            // reference data
             .service(reference::list_regions)
             .service(reference::list_countries)
             .service(reference::list_consulates)
-            .service(reference::get_consulate),
+            .service(reference::get_consulate)
+            .service(reference::create_consulate)
+            .service(reference::update_consulate)
+            // audit
+            .service(audit::list_audit),
     );
     cfg.service(health::healthz).service(health::readyz);
 }
@@ -86,4 +112,33 @@ pub fn window(limit: Option<u32>, offset: Option<u64>) -> Result<Window, AppErro
         limit: i64::from(limit),
         offset,
     })
+}
+
+/// The version a client says it is updating, from `If-Match: "N"`.
+/// Missing → 428; unparsable → 400.
+pub fn if_match_version(req: &HttpRequest) -> Result<i32, AppError> {
+    let raw = req
+        .headers()
+        .get(actix_web::http::header::IF_MATCH)
+        .ok_or_else(|| {
+            AppError::PreconditionRequired(
+                "send If-Match with the ETag you read, so concurrent edits are detected".into(),
+            )
+        })?
+        .to_str()
+        .unwrap_or("");
+    let trimmed = raw.trim().trim_start_matches("W/").trim_matches('"');
+    trimmed.parse::<i32>().map_err(|_| AppError::BadRequest {
+        code: "invalid_header",
+        detail: format!("If-Match `{raw}` is not an ETag this API issued"),
+        errors: vec![crate::error::FieldError::new(
+            "header.If-Match",
+            "not an ETag this API issued",
+        )],
+    })
+}
+
+/// The ETag of a version.
+pub fn etag(version: i32) -> String {
+    format!("\"{version}\"")
 }

@@ -1,17 +1,21 @@
 //! Reference data: regions, countries and consulates (read side).
 //! Consulate writes come with access control.
 
-use actix_web::http::header;
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
+use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{window, Page};
+use super::{access, etag, if_match_version, window, Page};
+use crate::audit::{self, Event, RequestMeta};
+use crate::auth::AuthUser;
 use crate::db::seed::REGIONS;
-use crate::db::{self, Id, Ts};
+use crate::db::{self, DbConn, Id, Ts};
 use crate::domain::reference::ConsulateKind;
 use crate::domain::text::fold_key;
-use crate::error::{AppError, Problem};
+use crate::error::{AppError, FieldError, Problem};
+use crate::extract::JsonBody;
 use crate::extract::QueryParams;
 use crate::models::reference::{
     self as model, ConsulateDetail, ConsulateFilter, ConsulateKey, CountryFilter,
@@ -98,7 +102,14 @@ pub struct ConsulateResponse {
 
 impl ConsulateResponse {
     fn etag(&self) -> String {
-        format!("\"{}\"", self.version)
+        etag(self.version)
+    }
+
+    fn respond(self, status: StatusCode) -> HttpResponse {
+        HttpResponse::build(status)
+            .insert_header((header::ETAG, self.etag()))
+            .insert_header((header::LOCATION, format!("/api/v1/consulates/{}", self.id)))
+            .json(self)
     }
 }
 
@@ -353,4 +364,302 @@ pub async fn get_consulate(
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, consulate.etag()))
         .json(consulate))
+}
+
+/// Resolves jurisdiction codes (alpha-2 or alpha-3) to alpha-2, always
+/// including the office's own country, without duplicates.
+fn resolve_jurisdiction(
+    conn: &mut DbConn,
+    own: &str,
+    codes: &[String],
+) -> Result<Vec<String>, AppError> {
+    let mut out = vec![own.to_owned()];
+    for (i, code) in codes.iter().enumerate() {
+        let country = model::find_country_by_code(conn, code)?.ok_or_else(|| {
+            AppError::invalid(
+                format!("body.jurisdiction[{i}]"),
+                format!("unknown country code `{code}`"),
+            )
+        })?;
+        if !out.contains(&country.alpha2) {
+            out.push(country.alpha2);
+        }
+    }
+    Ok(out)
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
+    let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
+    if value.is_empty() || value.chars().count() > max {
+        return Err(AppError::invalid(
+            field,
+            format!("must be 1 to {max} characters"),
+        ));
+    }
+    Ok(value)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConsulateRequest {
+    /// Stable code `{country alpha-2}-{CITY}`: capitals, digits and hyphens.
+    #[schema(example = "ES-VALENCIA")]
+    pub code: String,
+    pub kind: ConsulateKind,
+    /// Country of the office, alpha-2 or alpha-3.
+    #[schema(example = "ES")]
+    pub country: String,
+    /// City in Spanish.
+    #[schema(example = "Valencia")]
+    pub city: String,
+    /// City in English, when it differs (for the English name).
+    pub city_en: Option<String>,
+    /// Official names; generated from kind and city when omitted.
+    pub name_es: Option<String>,
+    pub name_en: Option<String>,
+    /// Other countries served (the office's own is always included).
+    #[serde(default)]
+    pub jurisdiction: Vec<String>,
+}
+
+/// Add a consular office.
+#[utoipa::path(
+    tag = "reference",
+    operation_id = "create_consulate",
+    security(("bearer" = [])),
+    request_body = CreateConsulateRequest,
+    responses(
+        (status = 201, body = ConsulateResponse, headers(("ETag" = String), ("Location" = String))),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Code taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/consulates")]
+pub async fn create_consulate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: JsonBody<CreateConsulateRequest>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::CREATE_CONSULATE)?;
+    let body = body.into_inner();
+    let code = body.code.trim().to_ascii_uppercase();
+    let code_ok = code.len() >= 4
+        && code.len() <= 48
+        && code.as_bytes().get(2) == Some(&b'-')
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
+    if !code_ok {
+        return Err(AppError::invalid(
+            "body.code",
+            "must look like `ES-VALENCIA`: country code, hyphen, capitals/digits/hyphens",
+        ));
+    }
+    let city = check_text("body.city", &body.city, 100)?;
+    let city_en = body
+        .city_en
+        .as_deref()
+        .map(|c| check_text("body.city_en", c, 100))
+        .transpose()?;
+    let name_es = body
+        .name_es
+        .as_deref()
+        .map(|n| check_text("body.name_es", n, 200))
+        .transpose()?;
+    let name_en = body
+        .name_en
+        .as_deref()
+        .map(|n| check_text("body.name_en", n, 200))
+        .transpose()?;
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let created = db::run(&state.pool, move |conn| {
+        conn.transaction::<_, AppError, _>(|conn| {
+            let country = model::find_country_by_code(conn, &body.country)?.ok_or_else(|| {
+                AppError::invalid(
+                    "body.country",
+                    format!("unknown country code `{}`", body.country),
+                )
+            })?;
+            if !code.starts_with(&format!("{}-", country.alpha2)) {
+                return Err(AppError::invalid(
+                    "body.code",
+                    format!("must start with the country code `{}-`", country.alpha2),
+                ));
+            }
+            if model::find_consulate(conn, &ConsulateKey::Code(code.clone()))?.is_some() {
+                return Err(AppError::Conflict {
+                    code: "already_exists",
+                    detail: format!("the consulate code `{code}` is taken"),
+                    errors: vec![FieldError::new("body.code", "already in use")],
+                });
+            }
+            let jurisdiction = resolve_jurisdiction(conn, &country.alpha2, &body.jurisdiction)?;
+            let now = Ts::now();
+            let new = model::NewConsulate {
+                id: Id::new(),
+                name_es: name_es.unwrap_or_else(|| body.kind.name_es(&city)),
+                name_en: name_en
+                    .unwrap_or_else(|| body.kind.name_en(city_en.as_deref().unwrap_or(&city))),
+                code,
+                kind: body.kind.as_str().to_owned(),
+                city,
+                country_code: country.alpha2,
+                active: true,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            };
+            model::insert_consulate(conn, &new, &jurisdiction)?;
+            audit::record(
+                conn,
+                Some(&actor),
+                &meta,
+                Event::new("consulate.create", "consulate", Some(new.id.to_string()))
+                    .details(serde_json::json!({ "code": new.code, "jurisdiction": jurisdiction })),
+            )?;
+            model::find_consulate(conn, &ConsulateKey::Id(new.id))?
+                .ok_or_else(|| AppError::not_found("no such consulate"))
+        })
+    })
+    .await?;
+    Ok(ConsulateResponse::from(created).respond(StatusCode::CREATED))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConsulateRequest {
+    pub kind: Option<ConsulateKind>,
+    pub name_es: Option<String>,
+    pub name_en: Option<String>,
+    pub city: Option<String>,
+    /// Deactivated offices stay in history but take no new users or cases.
+    pub active: Option<bool>,
+    /// Replaces the served countries (the office's own is always included).
+    pub jurisdiction: Option<Vec<String>>,
+}
+
+/// Correct a consular office. Code and country are stable. Needs `If-Match`.
+#[utoipa::path(
+    tag = "reference",
+    operation_id = "update_consulate",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "Consulate id or code"),
+        ("If-Match" = String, Header, description = "ETag of the version being changed"),
+    ),
+    request_body = UpdateConsulateRequest,
+    responses(
+        (status = 200, body = ConsulateResponse, headers(("ETag" = String))),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale ETag", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match missing", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/consulates/{id}")]
+pub async fn update_consulate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: JsonBody<UpdateConsulateRequest>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::UPDATE_CONSULATE)?;
+    let raw = path.into_inner();
+    let expected = if_match_version(&req)?;
+    let body = body.into_inner();
+    let name_es = body
+        .name_es
+        .as_deref()
+        .map(|n| check_text("body.name_es", n, 200))
+        .transpose()?;
+    let name_en = body
+        .name_en
+        .as_deref()
+        .map(|n| check_text("body.name_en", n, 200))
+        .transpose()?;
+    let city = body
+        .city
+        .as_deref()
+        .map(|c| check_text("body.city", c, 100))
+        .transpose()?;
+    let key = match uuid::Uuid::parse_str(&raw) {
+        Ok(u) => ConsulateKey::Id(Id(u)),
+        Err(_) => ConsulateKey::Code(raw.clone()),
+    };
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let updated = db::run(&state.pool, move |conn| {
+        conn.transaction::<_, AppError, _>(|conn| {
+            let current = model::find_consulate(conn, &key)?
+                .ok_or_else(|| AppError::not_found(format!("no consulate `{raw}`")))?;
+            let c = &current.consulate;
+            if c.version != expected {
+                return Err(AppError::PreconditionFailed(format!(
+                    "the consulate is at version {}, not {expected}; read it again",
+                    c.version
+                )));
+            }
+            let changes = model::ConsulateChanges {
+                kind: body
+                    .kind
+                    .map(|k| k.as_str().to_owned())
+                    .unwrap_or_else(|| c.kind.clone()),
+                name_es: name_es.unwrap_or_else(|| c.name_es.clone()),
+                name_en: name_en.unwrap_or_else(|| c.name_en.clone()),
+                city: city.unwrap_or_else(|| c.city.clone()),
+                active: body.active.unwrap_or(c.active),
+                version: c.version + 1,
+                updated_at: Ts::now(),
+            };
+            let mut diff = serde_json::Map::new();
+            for (field, from, to) in [
+                ("kind", &c.kind, &changes.kind),
+                ("name_es", &c.name_es, &changes.name_es),
+                ("name_en", &c.name_en, &changes.name_en),
+                ("city", &c.city, &changes.city),
+            ] {
+                if from != to {
+                    diff.insert(field.into(), serde_json::json!({ "from": from, "to": to }));
+                }
+            }
+            if c.active != changes.active {
+                diff.insert(
+                    "active".into(),
+                    serde_json::json!({ "from": c.active, "to": changes.active }),
+                );
+            }
+            if !model::update_consulate(conn, c.id, expected, &changes)? {
+                return Err(AppError::PreconditionFailed(
+                    "the consulate changed meanwhile; read it again".into(),
+                ));
+            }
+            if let Some(codes) = &body.jurisdiction {
+                let mut jurisdiction = resolve_jurisdiction(conn, &c.country_code, codes)?;
+                jurisdiction.sort();
+                if jurisdiction != current.jurisdiction {
+                    diff.insert(
+                        "jurisdiction".into(),
+                        serde_json::json!({ "from": current.jurisdiction, "to": jurisdiction }),
+                    );
+                }
+                model::replace_jurisdiction(conn, c.id, &jurisdiction)?;
+            }
+            audit::record(
+                conn,
+                Some(&actor),
+                &meta,
+                Event::new("consulate.update", "consulate", Some(c.id.to_string()))
+                    .details(serde_json::json!({ "changes": diff })),
+            )?;
+            model::find_consulate(conn, &ConsulateKey::Id(c.id))?
+                .ok_or_else(|| AppError::not_found("no such consulate"))
+        })
+    })
+    .await?;
+    Ok(ConsulateResponse::from(updated).respond(StatusCode::OK))
 }

@@ -57,9 +57,131 @@ diesel::joinable!(consulate_jurisdictions -> countries (country_code));
 diesel::joinable!(consulates -> countries (country_code));
 diesel::joinable!(countries -> regions (region_code));
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    users (id) {
+        id -> DbUuid,
+        username -> Text,
+        display_name -> Text,
+        role -> Text,
+        consulate_id -> Nullable<DbUuid>,
+        active -> Bool,
+        password_hash -> Text,
+        password_changed_at -> Tstz,
+        totp_secret -> Nullable<Text>,
+        totp_enabled -> Bool,
+        totp_last_step -> Nullable<BigInt>,
+        version -> Integer,
+        created_at -> Tstz,
+        updated_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    recovery_codes (id) {
+        id -> DbUuid,
+        user_id -> DbUuid,
+        code_hash -> Text,
+        used_at -> Nullable<Tstz>,
+        created_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    sessions (id) {
+        id -> DbUuid,
+        user_id -> DbUuid,
+        created_at -> Tstz,
+        last_refresh_at -> Tstz,
+        expires_at -> Tstz,
+        revoked_at -> Nullable<Tstz>,
+        revoked_reason -> Nullable<Text>,
+        second_factor -> Bool,
+        client_addr -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    refresh_tokens (id) {
+        id -> DbUuid,
+        session_id -> DbUuid,
+        token_hash -> Text,
+        created_at -> Tstz,
+        used_at -> Nullable<Tstz>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    login_failures (id) {
+        id -> DbUuid,
+        username -> Text,
+        client_addr -> Text,
+        at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    audit_log (id) {
+        id -> DbUuid,
+        seq -> BigInt,
+        at -> Tstz,
+        actor_id -> Nullable<DbUuid>,
+        actor_username -> Nullable<Text>,
+        actor_role -> Nullable<Text>,
+        actor_consulate_id -> Nullable<DbUuid>,
+        action -> Text,
+        resource_type -> Text,
+        resource_id -> Nullable<Text>,
+        subject_person_id -> Nullable<DbUuid>,
+        request_id -> Nullable<Text>,
+        client_addr -> Nullable<Text>,
+        outcome -> Text,
+        details -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_head (id) {
+        id -> BigInt,
+        seq -> BigInt,
+        hash -> Text,
+    }
+}
+
+diesel::joinable!(users -> consulates (consulate_id));
+diesel::joinable!(recovery_codes -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
-    consulate_jurisdictions,
+    users,
+    recovery_codes,
+    sessions,
+    refresh_tokens,
+    login_failures,
+    audit_log,
+    audit_head,
     consulates,
     countries,
     regions,
+    consulate_jurisdictions,
 );

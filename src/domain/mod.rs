@@ -1,4 +1,5 @@
 //! Domain types and rules with no HTTP or database in them.
 
 pub mod reference;
+pub mod role;
 pub mod text;

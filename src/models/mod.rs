@@ -2,3 +2,4 @@
 //! aggregate. Rows never go straight to JSON: the API maps them to DTOs.
 
 pub mod reference;
+pub mod users;

@@ -241,3 +241,81 @@ pub fn find_consulate(
         Some(row) => Ok(with_jurisdictions(conn, vec![row])?.pop()),
     }
 }
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = consulates)]
+pub struct NewConsulate {
+    pub id: Id,
+    pub code: String,
+    pub kind: String,
+    pub name_es: String,
+    pub name_en: String,
+    pub city: String,
+    pub country_code: String,
+    pub active: bool,
+    pub version: i32,
+    pub created_at: Ts,
+    pub updated_at: Ts,
+}
+
+pub fn insert_consulate(
+    conn: &mut DbConn,
+    new: &NewConsulate,
+    jurisdiction: &[String],
+) -> QueryResult<()> {
+    diesel::insert_into(consulates::table)
+        .values(new)
+        .execute(conn)?;
+    replace_jurisdiction(conn, new.id, jurisdiction)
+}
+
+/// Sets a consulate's jurisdiction to exactly these countries.
+pub fn replace_jurisdiction(
+    conn: &mut DbConn,
+    consulate: Id,
+    countries: &[String],
+) -> QueryResult<()> {
+    diesel::delete(
+        consulate_jurisdictions::table.filter(consulate_jurisdictions::consulate_id.eq(consulate)),
+    )
+    .execute(conn)?;
+    for country in countries {
+        diesel::insert_into(consulate_jurisdictions::table)
+            .values((
+                consulate_jurisdictions::consulate_id.eq(consulate),
+                consulate_jurisdictions::country_code.eq(country),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The changeable fields of a consulate.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = consulates)]
+pub struct ConsulateChanges {
+    pub kind: String,
+    pub name_es: String,
+    pub name_en: String,
+    pub city: String,
+    pub active: bool,
+    pub version: i32,
+    pub updated_at: Ts,
+}
+
+/// Applies changes if the row is still at `expected_version`; false if not.
+pub fn update_consulate(
+    conn: &mut DbConn,
+    id: Id,
+    expected_version: i32,
+    changes: &ConsulateChanges,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        consulates::table
+            .filter(consulates::id.eq(id))
+            .filter(consulates::version.eq(expected_version)),
+    )
+    .set(changes)
+    .execute(conn)?;
+    Ok(changed == 1)
+}

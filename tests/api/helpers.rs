@@ -9,10 +9,15 @@ use std::time::Duration;
 use actix_web::http::header::HeaderMap;
 use actix_web::HttpServer;
 use diesel::prelude::*;
+use mapce::auth::jwt::JwtKeys;
+use mapce::auth::password::HashCost;
 use mapce::db::pool::build_pool;
 use mapce::db::{Backend, DatabaseUrl, DbConn, PoolSettings};
 use mapce::AppState;
 use serde_json::Value;
+
+/// The signing key of test servers (tests forge tokens with it and others).
+pub const TEST_JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
 
 /// A database that exists for one test and is removed afterwards.
 pub struct TestDb {
@@ -189,10 +194,13 @@ impl TestApp {
 
     pub fn spawn_on(db: TestDb, settings: PoolSettings) -> TestApp {
         let pool = build_pool(&db.url, &settings);
-        let state = AppState {
+        let state = AppState::new(
             pool,
-            backend: db.backend(),
-        };
+            db.backend(),
+            JwtKeys::new(TEST_JWT_SECRET).expect("test key"),
+            HashCost::TESTING,
+            Duration::from_secs(2),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let addr = listener.local_addr().expect("local address");
         let server = HttpServer::new(move || mapce::app(state.clone()))

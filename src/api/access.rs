@@ -1,0 +1,80 @@
+//! Who may call what: one policy per operation, next to the route table.
+//! A test checks that every `/api/v1` operation in the spec is either listed
+//! here or public, and the authorization-matrix test exercises each one.
+
+use crate::auth::Policy;
+use crate::domain::role::Role::{self, Admin, HqAnalyst, Officer, Planner, Supervisor};
+
+const EVERYONE: &[Role] = &[Officer, Supervisor, HqAnalyst, Planner, Admin];
+
+/// Operations anyone may call without a token: logging in, the probes and
+/// reference data that consulates publish anyway.
+pub const PUBLIC: &[&str] = &[
+    "login",
+    "login_second_factor",
+    "refresh_session",
+    "list_regions",
+    "list_countries",
+    "list_consulates",
+    "get_consulate",
+    "healthz",
+    "readyz",
+];
+
+const fn policy(operation: &'static str, roles: &'static [Role]) -> Policy {
+    Policy {
+        operation,
+        roles,
+        before_second_factor: false,
+    }
+}
+
+/// Open to a session that still has to enrol its second factor.
+const fn enrolment(operation: &'static str, roles: &'static [Role]) -> Policy {
+    Policy {
+        operation,
+        roles,
+        before_second_factor: true,
+    }
+}
+
+// --- own session ---------------------------------------------------------------
+pub const GET_ME: Policy = enrolment("get_me", EVERYONE);
+pub const LOGOUT: Policy = enrolment("logout", EVERYONE);
+pub const CHANGE_PASSWORD: Policy = enrolment("change_password", EVERYONE);
+pub const ENROL_TOTP: Policy = enrolment("enrol_totp", EVERYONE);
+pub const CONFIRM_TOTP: Policy = enrolment("confirm_totp", EVERYONE);
+/// Only roles for which the second factor is optional may turn it off.
+pub const DISABLE_TOTP: Policy = policy("disable_totp", &[Officer, Supervisor, Planner]);
+
+// --- users (supervisors read their own consulate's) ----------------------------
+pub const CREATE_USER: Policy = policy("create_user", &[Admin]);
+pub const LIST_USERS: Policy = policy("list_users", &[Admin, Supervisor]);
+pub const GET_USER: Policy = policy("get_user", &[Admin, Supervisor]);
+pub const UPDATE_USER: Policy = policy("update_user", &[Admin]);
+pub const RESET_USER_PASSWORD: Policy = policy("reset_user_password", &[Admin]);
+
+// --- reference data writes -------------------------------------------------------
+pub const CREATE_CONSULATE: Policy = policy("create_consulate", &[Admin]);
+pub const UPDATE_CONSULATE: Policy = policy("update_consulate", &[Admin]);
+
+// --- audit -----------------------------------------------------------------------
+pub const LIST_AUDIT: Policy = policy("list_audit", &[Admin]);
+
+/// Every protected operation.
+pub const ALL: &[Policy] = &[
+    GET_ME,
+    LOGOUT,
+    CHANGE_PASSWORD,
+    ENROL_TOTP,
+    CONFIRM_TOTP,
+    DISABLE_TOTP,
+    CREATE_USER,
+    LIST_USERS,
+    GET_USER,
+    UPDATE_USER,
+    RESET_USER_PASSWORD,
+    CREATE_CONSULATE,
+    UPDATE_CONSULATE,
+    LIST_AUDIT,
+];

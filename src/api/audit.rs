@@ -1,0 +1,122 @@
+//! Reading the audit log (administrators). Nothing here or anywhere else
+//! updates or deletes audit rows.
+
+use actix_web::{get, web, HttpRequest};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{access, window, Page};
+use crate::audit::{self as log, AuditFilter};
+use crate::auth::AuthUser;
+use crate::db::{self, Id, Ts};
+use crate::error::{AppError, Problem};
+use crate::extract::QueryParams;
+use crate::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntryResponse {
+    pub seq: i64,
+    pub id: Id,
+    pub at: Ts,
+    pub actor_id: Option<Id>,
+    pub actor_username: Option<String>,
+    pub actor_role: Option<String>,
+    pub actor_consulate_id: Option<Id>,
+    #[schema(example = "user.create")]
+    pub action: String,
+    #[schema(example = "user")]
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    /// The person whose data was involved.
+    pub subject_person_id: Option<Id>,
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
+    /// `success`, `failure` or `denied`.
+    pub outcome: String,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    pub hash: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// User id of the actor.
+    pub actor: Option<uuid::Uuid>,
+    /// Person id of the data subject.
+    pub subject: Option<uuid::Uuid>,
+    /// e.g. `user`, `session`, `consulate`.
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    /// e.g. `auth.login`, `user.update`, `access.denied`.
+    pub action: Option<String>,
+    /// From this time (RFC 3339), inclusive.
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Up to this time (RFC 3339), exclusive.
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// Items to skip (default 0).
+    pub offset: Option<u64>,
+}
+
+/// The audit log, newest first.
+#[utoipa::path(
+    tag = "audit",
+    operation_id = "list_audit",
+    security(("bearer" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, body = Page<AuditEntryResponse>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/audit")]
+pub async fn list_audit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: QueryParams<AuditQuery>,
+) -> Result<web::Json<Page<AuditEntryResponse>>, AppError> {
+    user.require(&access::LIST_AUDIT)?;
+    let q = query.into_inner();
+    let window = window(q.limit, q.offset)?;
+    let filter = AuditFilter {
+        actor_id: q.actor.map(Id),
+        subject_person_id: q.subject.map(Id),
+        resource_type: q.resource_type,
+        resource_id: q.resource_id,
+        action: q.action,
+        from: q.from.map(Ts::from),
+        to: q.to.map(Ts::from),
+    };
+    let (rows, total) = db::run(&state.pool, move |conn| {
+        Ok(log::list(conn, &filter, window)?)
+    })
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(|r| AuditEntryResponse {
+            seq: r.seq,
+            id: r.id,
+            at: r.at,
+            actor_id: r.actor_id,
+            actor_username: r.actor_username,
+            actor_role: r.actor_role,
+            actor_consulate_id: r.actor_consulate_id,
+            action: r.action,
+            resource_type: r.resource_type,
+            resource_id: r.resource_id,
+            subject_person_id: r.subject_person_id,
+            request_id: r.request_id,
+            client_addr: r.client_addr,
+            outcome: r.outcome,
+            details: serde_json::from_str(&r.details).unwrap_or(serde_json::Value::Null),
+            hash: r.hash,
+        })
+        .collect();
+    Ok(web::Json(Page::new(&req, items, total, window)))
+}

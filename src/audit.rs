@@ -1,0 +1,330 @@
+//! The append-only, hash-chained audit log.
+//!
+//! [`record`] is called inside the transaction of the write it records, so
+//! both commit or neither does. Appends take the single `audit_head` row with
+//! an UPDATE first, which serialises them on both backends: rows are chained
+//! in commit order, with no gaps in `seq`. [`verify`] recomputes the chain and
+//! names the first altered, missing or extra row.
+
+use actix_web::HttpRequest;
+use diesel::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::db::schema::{audit_head, audit_log};
+use crate::db::{DbConn, Id, Ts};
+use crate::domain::role::Role;
+
+/// How an audited act ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+    Denied,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
+/// Who acted.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: Id,
+    pub username: String,
+    pub role: Role,
+    pub consulate_id: Option<Id>,
+}
+
+/// Where a request came from: request id and client address.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
+}
+
+impl RequestMeta {
+    /// The peer address of the TCP connection (not a forwarded header, which
+    /// any client could forge).
+    pub fn of(req: &HttpRequest) -> RequestMeta {
+        RequestMeta {
+            request_id: crate::middleware::request_id(req),
+            client_addr: req.peer_addr().map(|a| a.ip().to_string()),
+        }
+    }
+}
+
+/// One audited act.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    pub action: &'a str,
+    pub resource_type: &'a str,
+    pub resource_id: Option<String>,
+    /// The person whose data is involved, when personal data is.
+    pub subject_person_id: Option<Id>,
+    pub outcome: Outcome,
+    /// Non-secret context: changed fields, reasons, counts.
+    pub details: serde_json::Value,
+}
+
+impl<'a> Event<'a> {
+    pub fn new(action: &'a str, resource_type: &'a str, resource_id: Option<String>) -> Self {
+        Event {
+            action,
+            resource_type,
+            resource_id,
+            subject_person_id: None,
+            outcome: Outcome::Success,
+            details: serde_json::json!({}),
+        }
+    }
+
+    pub fn outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    pub fn subject(mut self, person: Id) -> Self {
+        self.subject_person_id = Some(person);
+        self
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_log)]
+pub struct AuditRow {
+    pub id: Id,
+    pub seq: i64,
+    pub at: Ts,
+    pub actor_id: Option<Id>,
+    pub actor_username: Option<String>,
+    pub actor_role: Option<String>,
+    pub actor_consulate_id: Option<Id>,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub subject_person_id: Option<Id>,
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
+    pub outcome: String,
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+#[derive(Queryable)]
+struct Head {
+    #[allow(dead_code)]
+    id: i64,
+    seq: i64,
+    hash: String,
+}
+
+/// The hash of a row: SHA-256 over a canonical JSON array of every field
+/// but the hash itself, including the previous row's hash.
+pub fn row_hash(row: &AuditRow) -> String {
+    let canonical = serde_json::json!([
+        row.seq,
+        row.id.to_string(),
+        row.at.to_storage_string(),
+        row.actor_id.map(|i| i.to_string()),
+        row.actor_username,
+        row.actor_role,
+        row.actor_consulate_id.map(|i| i.to_string()),
+        row.action,
+        row.resource_type,
+        row.resource_id,
+        row.subject_person_id.map(|i| i.to_string()),
+        row.request_id,
+        row.client_addr,
+        row.outcome,
+        row.details,
+        row.prev_hash,
+    ]);
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+/// Appends one row; call it inside the transaction of the act it records.
+pub fn record(
+    conn: &mut DbConn,
+    actor: Option<&Actor>,
+    meta: &RequestMeta,
+    event: Event<'_>,
+) -> QueryResult<()> {
+    // The UPDATE takes the head's row lock (PostgreSQL) or the write lock
+    // (SQLite) before anything is read, so concurrent appends queue here.
+    let head: Head = diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
+        .set(audit_head::seq.eq(audit_head::seq + 1))
+        .get_result(conn)?;
+    let mut row = AuditRow {
+        id: Id::new(),
+        seq: head.seq,
+        at: Ts::now(),
+        actor_id: actor.map(|a| a.user_id),
+        actor_username: actor.map(|a| a.username.clone()),
+        actor_role: actor.map(|a| a.role.as_str().to_owned()),
+        actor_consulate_id: actor.and_then(|a| a.consulate_id),
+        action: event.action.to_owned(),
+        resource_type: event.resource_type.to_owned(),
+        resource_id: event.resource_id,
+        subject_person_id: event.subject_person_id,
+        request_id: meta.request_id.clone(),
+        client_addr: meta.client_addr.clone(),
+        outcome: event.outcome.as_str().to_owned(),
+        details: event.details.to_string(),
+        prev_hash: head.hash,
+        hash: String::new(),
+    };
+    row.hash = row_hash(&row);
+    diesel::insert_into(audit_log::table)
+        .values(&row)
+        .execute(conn)?;
+    diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
+        .set(audit_head::hash.eq(&row.hash))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records an act in a transaction of its own (refusals, failed logins).
+pub fn record_alone(
+    conn: &mut DbConn,
+    actor: Option<&Actor>,
+    meta: &RequestMeta,
+    event: Event<'_>,
+) -> QueryResult<()> {
+    conn.transaction(|conn| record(conn, actor, meta, event))
+}
+
+/// What [`verify`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The chain is whole: this many rows.
+    Intact { rows: i64 },
+    /// The first problem, by sequence number.
+    Broken { seq: i64, reason: String },
+}
+
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Walks the log in order, recomputing every hash, in pages of 1000 rows.
+pub fn verify(conn: &mut DbConn) -> QueryResult<Verdict> {
+    let mut expected_seq = 1i64;
+    let mut prev_hash = GENESIS_HASH.to_owned();
+    loop {
+        let page: Vec<AuditRow> = audit_log::table
+            .filter(audit_log::seq.ge(expected_seq))
+            .order(audit_log::seq)
+            .limit(1000)
+            .select(AuditRow::as_select())
+            .load(conn)?;
+        if page.is_empty() {
+            break;
+        }
+        for row in page {
+            if row.seq != expected_seq {
+                return Ok(Verdict::Broken {
+                    seq: expected_seq,
+                    reason: format!(
+                        "row {expected_seq} is missing (next present is {})",
+                        row.seq
+                    ),
+                });
+            }
+            if row.prev_hash != prev_hash {
+                return Ok(Verdict::Broken {
+                    seq: row.seq,
+                    reason: "its prev_hash does not match the previous row's hash (previous row altered or replaced)".into(),
+                });
+            }
+            if row_hash(&row) != row.hash {
+                return Ok(Verdict::Broken {
+                    seq: row.seq,
+                    reason: "its content does not match its hash (row altered)".into(),
+                });
+            }
+            prev_hash = row.hash;
+            expected_seq += 1;
+        }
+    }
+    let head: Head = audit_head::table.filter(audit_head::id.eq(1)).first(conn)?;
+    let rows = expected_seq - 1;
+    if head.seq != rows {
+        return Ok(Verdict::Broken {
+            seq: rows + 1,
+            reason: format!("the head says {} rows were written but {rows} are present (rows removed from the end)", head.seq),
+        });
+    }
+    if head.hash != prev_hash {
+        return Ok(Verdict::Broken {
+            seq: rows,
+            reason: "the last row's hash does not match the head (last row altered)".into(),
+        });
+    }
+    Ok(Verdict::Intact { rows })
+}
+
+/// Filters for reading the log.
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub actor_id: Option<Id>,
+    pub subject_person_id: Option<Id>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub action: Option<String>,
+    pub from: Option<Ts>,
+    pub to: Option<Ts>,
+}
+
+fn filtered(filter: &AuditFilter) -> audit_log::BoxedQuery<'static, crate::db::MultiBackend> {
+    let mut q = audit_log::table.into_boxed::<crate::db::MultiBackend>();
+    if let Some(a) = filter.actor_id {
+        q = q.filter(audit_log::actor_id.eq(a));
+    }
+    if let Some(s) = filter.subject_person_id {
+        q = q.filter(audit_log::subject_person_id.eq(s));
+    }
+    if let Some(t) = &filter.resource_type {
+        q = q.filter(audit_log::resource_type.eq(t.clone()));
+    }
+    if let Some(r) = &filter.resource_id {
+        q = q.filter(audit_log::resource_id.eq(r.clone()));
+    }
+    if let Some(a) = &filter.action {
+        q = q.filter(audit_log::action.eq(a.clone()));
+    }
+    if let Some(from) = filter.from {
+        q = q.filter(audit_log::at.ge(from));
+    }
+    if let Some(to) = filter.to {
+        q = q.filter(audit_log::at.lt(to));
+    }
+    q
+}
+
+/// Newest first, and how many match in all.
+pub fn list(
+    conn: &mut DbConn,
+    filter: &AuditFilter,
+    window: crate::models::reference::Window,
+) -> QueryResult<(Vec<AuditRow>, i64)> {
+    let total = filtered(filter).count().get_result(conn)?;
+    let rows = filtered(filter)
+        .order(audit_log::seq.desc())
+        .limit(window.limit)
+        .offset(window.offset)
+        .select(AuditRow::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}

@@ -1,0 +1,3 @@
+//! Rules that span more than one table, shared by the API and the CLI.
+
+pub mod users;
