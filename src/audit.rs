@@ -204,7 +204,7 @@ pub fn record_alone(
     meta: &RequestMeta,
     event: Event<'_>,
 ) -> QueryResult<()> {
-    conn.transaction(|conn| record(conn, actor, meta, event))
+    crate::db::write_tx(conn, |conn| record(conn, actor, meta, event))
 }
 
 /// What [`verify`] found.

@@ -95,7 +95,7 @@ fn record_failure(
     action: &str,
     reason: &str,
 ) -> Result<(), AppError> {
-    conn.transaction::<_, AppError, _>(|conn| {
+    crate::db::write_tx::<_, AppError, _>(conn, |conn| {
         model::record_login_failure(conn, username, &client_addr(meta))?;
         audit::record(
             conn,
@@ -126,7 +126,7 @@ fn complete_login(
     second_factor: bool,
     meta: &RequestMeta,
 ) -> Result<SessionTokens, AppError> {
-    conn.transaction::<_, AppError, _>(|conn| {
+    crate::db::write_tx::<_, AppError, _>(conn, |conn| {
         let (session, tokens) = session::open(
             conn,
             &state.jwt,
@@ -315,7 +315,7 @@ pub async fn login_second_factor(
                 )
             })?;
         check_throttle(conn, &user.username, &client_addr(&meta))?;
-        let accepted = conn.transaction::<_, AppError, _>(|conn| {
+        let accepted = crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             if let Some(code) = &body.code {
                 let secret = user.totp_secret.clone().unwrap_or_default();
                 let now = chrono::Utc::now().timestamp();
@@ -397,7 +397,7 @@ pub async fn refresh_session(
     let meta = RequestMeta::of(&req);
     let state2 = state.clone();
     let outcome = db::run(&state.pool, move |conn| {
-        conn.transaction::<_, AppError, _>(|conn| {
+        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             let result = session::rotate(conn, &state2.jwt, &presented)?;
             if let Err(RefreshRefusal::Reused { session, .. }) = &result {
                 audit::record(
@@ -452,7 +452,7 @@ pub async fn logout(
     let meta = RequestMeta::of(&req);
     let (actor, session) = (user.actor(), user.session_id);
     db::run(&state.pool, move |conn| {
-        conn.transaction::<_, AppError, _>(|conn| {
+        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             model::revoke_session(conn, session, "logout")?;
             audit::record(
                 conn,
@@ -559,7 +559,7 @@ pub async fn change_password(
     let meta = RequestMeta::of(&req);
     let actor = user.actor();
     db::run(&state.pool, move |conn| {
-        conn.transaction::<_, AppError, _>(|conn| {
+        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             let now = Ts::now();
             diesel::update(users::table.find(id))
                 .set((
@@ -620,7 +620,7 @@ pub async fn enrol_totp(
         secret.clone(),
     );
     db::run(&state.pool, move |conn| {
-        conn.transaction::<_, AppError, _>(|conn| {
+        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             let changed =
                 diesel::update(users::table.find(id).filter(users::totp_enabled.eq(false)))
                     .set(users::totp_secret.eq(Some(stored)))
@@ -692,7 +692,7 @@ pub async fn confirm_totp(
         user.actor(),
     );
     db::run(&state.pool, move |conn| {
-        conn.transaction::<_, AppError, _>(|conn| {
+        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             let current =
                 model::find_user(conn, id)?.ok_or_else(|| AppError::not_found("no such user"))?;
             let secret = match (&current.totp_secret, current.totp_enabled) {
@@ -795,7 +795,7 @@ pub async fn disable_totp(
     }
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     db::run(&state.pool, move |conn| {
-        conn.transaction::<_, AppError, _>(|conn| {
+        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             diesel::update(users::table.find(id))
                 .set((
                     users::totp_enabled.eq(false),

@@ -3,7 +3,6 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
-use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -476,7 +475,7 @@ pub async fn create_consulate(
         .transpose()?;
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let created = db::run(&state.pool, move |conn| {
-        conn.transaction::<_, AppError, _>(|conn| {
+        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             let country = model::find_country_by_code(conn, &body.country)?.ok_or_else(|| {
                 AppError::invalid(
                     "body.country",
@@ -594,7 +593,7 @@ pub async fn update_consulate(
     };
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let updated = db::run(&state.pool, move |conn| {
-        conn.transaction::<_, AppError, _>(|conn| {
+        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             let current = model::find_consulate(conn, &key)?
                 .ok_or_else(|| AppError::not_found(format!("no consulate `{raw}`")))?;
             let c = &current.consulate;

@@ -161,7 +161,7 @@ pub async fn create_user(
     let hash = state.passwords.hash(body.password).await?;
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let created = db::run(&state.pool, move |conn| {
-        conn.transaction::<_, AppError, _>(|conn| {
+        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             let consulate = body.consulate.as_deref().map(|c| resolve_consulate(conn, "body.consulate", c)).transpose()?;
             check_role_consulate(body.role, consulate)?;
             if model::find_user_by_username(conn, &username)?.is_some() {
@@ -416,7 +416,7 @@ pub async fn update_user(
         .transpose()?;
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let (updated, sessions_ended) = db::run(&state.pool, move |conn| {
-        conn.transaction::<_, AppError, _>(|conn| {
+        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             let current = load_scoped(conn, &user, id, &raw)?;
             if current.version != expected {
                 return Err(AppError::PreconditionFailed(format!(
@@ -550,7 +550,7 @@ pub async fn reset_user_password(
         body.reset_second_factor,
     );
     db::run(&state.pool, move |conn| {
-        conn.transaction::<_, AppError, _>(|conn| {
+        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             let now = Ts::now();
             diesel::update(users::table.find(id))
                 .set((

@@ -176,10 +176,12 @@ impl DatabaseUrl {
                     ConnectionError::InvalidConnectionUrl("SQLite path is not valid UTF-8".into())
                 })?;
                 let mut conn = diesel::SqliteConnection::establish(path_str)?;
+                // busy_timeout first: switching to WAL needs a lock that a
+                // busy writer may hold.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL;
+                    "PRAGMA busy_timeout = 5000;
+                     PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = NORMAL;
-                     PRAGMA busy_timeout = 5000;
                      PRAGMA foreign_keys = ON;",
                 )
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
@@ -225,6 +227,24 @@ pub fn constraint_field(constraint: Option<&str>, message: &str) -> String {
         }
     }
     "value".to_string()
+}
+
+/// A transaction for work that writes. On SQLite it takes the write lock
+/// with its first statement (waiting up to the busy timeout), so a
+/// transaction that reads before it writes cannot fail with SQLITE_BUSY when
+/// another writer committed meanwhile. PostgreSQL needs nothing extra: its
+/// row locks queue writers, and audit appends serialise on `audit_head`.
+pub fn write_tx<T, E, F>(conn: &mut DbConn, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    conn.transaction(|conn| {
+        if let DbConn::Sqlite(c) = conn {
+            c.batch_execute("UPDATE audit_head SET seq = seq WHERE id = 1")?;
+        }
+        work(conn)
+    })
 }
 
 /// Runs blocking database work on actix's blocking thread pool with a pooled

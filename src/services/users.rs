@@ -1,7 +1,6 @@
 //! Creating accounts outside the HTTP API: the `users create` command and
 //! the first administrator.
 
-use diesel::Connection;
 use rand::seq::IndexedRandom;
 
 use crate::audit::{self, Event, RequestMeta};
@@ -40,7 +39,7 @@ pub fn create(
     }
     check_new_password("password", &account.password, &username)?;
     let hash = PasswordService::hash_blocking(cost, &account.password)?;
-    conn.transaction::<_, AppError, _>(|conn| {
+    crate::db::write_tx::<_, AppError, _>(conn, |conn| {
         let consulate = match account.consulate.as_deref() {
             None => None,
             Some(raw) => {

@@ -13,6 +13,7 @@ use mapce::auth::jwt::JwtKeys;
 use mapce::auth::password::HashCost;
 use mapce::db::pool::build_pool;
 use mapce::db::{Backend, DatabaseUrl, DbConn, PoolSettings};
+use mapce::domain::role::Role;
 use mapce::AppState;
 use serde_json::Value;
 
@@ -251,4 +252,100 @@ impl TestApp {
         self.client()
             .request(method, format!("{}{}", self.base, path))
     }
+}
+
+/// A user of a test and a live access token for them.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: mapce::db::Id,
+    pub token: String,
+    pub refresh_token: String,
+}
+
+pub const TEST_PASSWORD: &str = "a long test password 42";
+
+impl TestApp {
+    /// Creates a user directly (as `mapce users create` does).
+    pub fn create_user(
+        &self,
+        username: &str,
+        role: Role,
+        consulate: Option<&str>,
+    ) -> mapce::db::Id {
+        let mut conn = self.db.connect();
+        mapce::services::users::create(
+            &mut conn,
+            HashCost::TESTING,
+            mapce::services::users::NewAccount {
+                username: username.to_owned(),
+                display_name: username.to_owned(),
+                role,
+                consulate: consulate.map(str::to_owned),
+                password: TEST_PASSWORD.to_owned(),
+            },
+            "user.create_cli",
+        )
+        .expect("user created")
+    }
+
+    /// Opens a session for a user the way a completed login does (second
+    /// factor passed), without going through the login endpoints.
+    pub fn session_for(&self, user_id: mapce::db::Id) -> Caller {
+        let mut conn = self.db.connect();
+        let user = mapce::models::users::find_user(&mut conn, user_id)
+            .expect("query")
+            .expect("user exists");
+        let keys = JwtKeys::new(TEST_JWT_SECRET).expect("key");
+        let (_, tokens) =
+            mapce::auth::session::open(&mut conn, &keys, &user, true, None).expect("session");
+        Caller {
+            user_id,
+            token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+        }
+    }
+
+    /// A new user with a live session.
+    pub fn caller(&self, username: &str, role: Role, consulate: Option<&str>) -> Caller {
+        let id = self.create_user(username, role, consulate);
+        self.session_for(id)
+    }
+
+    /// Sends `method path` with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Resp {
+        let mut req = self.request(method, path).await;
+        if let Some(token) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {token}")));
+        }
+        match body {
+            Some(body) => {
+                let req = req.insert_header(("Content-Type", "application/json"));
+                self.send(req, Some(serde_json::to_vec(body).expect("json")))
+                    .await
+            }
+            None => self.send(req, None).await,
+        }
+    }
+
+    /// Logs in through the API with username and password.
+    pub async fn login(&self, username: &str, password: &str) -> Resp {
+        let body = serde_json::json!({ "username": username, "password": password });
+        self.call("POST", "/api/v1/auth/login", None, Some(&body))
+            .await
+    }
+}
+
+/// The current TOTP code of a base32 secret, `offset` steps from now.
+pub fn totp_code(secret: &str, offset: i64) -> String {
+    let step = mapce::auth::totp::step_of(chrono::Utc::now().timestamp()) + offset;
+    format!(
+        "{:06}",
+        mapce::auth::totp::code_at(secret, step).expect("valid secret")
+    )
 }

@@ -1,9 +1,13 @@
 //! The API test binary: every test runs on a fresh database of the run's
 //! backend (SQLite, or PostgreSQL when TEST_DATABASE_URL is set).
 
+mod access;
+mod audit;
+mod auth;
 mod errors;
 mod health;
 mod helpers;
 mod openapi;
 mod reference;
 mod schema;
+mod users;

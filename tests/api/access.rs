@@ -1,0 +1,484 @@
+//! The authorization matrix: every `/api/v1` operation × every role × own
+//! or other consulate → the expected answer. Generated into one test per
+//! run; a test also fails when the spec has an operation the matrix lacks.
+
+use std::collections::BTreeSet;
+
+use mapce::domain::role::Role;
+use serde_json::{json, Value};
+
+use crate::helpers::{Caller, TestApp};
+
+/// What a caller must get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Authorization passed: anything but 401/403/404-by-scope, and no 5xx.
+    Allowed,
+    /// A public operation: never 403, never 5xx (401 for bad credentials is
+    /// its normal answer).
+    Public,
+    /// 401: no valid token.
+    Unauthenticated,
+    /// 403: the role may not.
+    Forbidden,
+    /// 404: the record is outside the caller's consulate.
+    Hidden,
+}
+
+use Expect::{Allowed as A, Forbidden as F, Hidden as H, Public as P, Unauthenticated as U};
+
+/// Who calls: anonymous, officer and supervisor of consulate A, hq, planner, admin.
+const CALLERS: [&str; 6] = [
+    "anonymous",
+    "officer",
+    "supervisor",
+    "hq_analyst",
+    "planner",
+    "admin",
+];
+
+struct Row {
+    operation: &'static str,
+    method: &'static str,
+    /// `{own_user}`/`{other_user}` are users of consulate A and B.
+    path: &'static str,
+    body: Option<fn() -> Value>,
+    expect: [Expect; 6],
+}
+
+fn wrong_password_change() -> Value {
+    json!({ "current_password": "definitely not it", "new_password": "a brand new passphrase" })
+}
+fn bad_code() -> Value {
+    json!({ "code": "000000" })
+}
+fn wrong_password() -> Value {
+    json!({ "password": "definitely not it" })
+}
+fn new_user() -> Value {
+    json!({ "username": format!("u{}", uuid::Uuid::now_v7().simple()), "display_name": "New", "role": "planner", "password": "a long enough passphrase" })
+}
+fn rename() -> Value {
+    json!({ "display_name": "Renamed" })
+}
+fn reset() -> Value {
+    json!({ "new_password": "a long enough passphrase" })
+}
+fn new_consulate() -> Value {
+    let suffix: String = uuid::Uuid::now_v7()
+        .simple()
+        .to_string()
+        .chars()
+        .rev()
+        .take(8)
+        .collect();
+    json!({ "code": format!("ES-X{}", suffix.to_uppercase()), "kind": "consulate", "country": "ES", "city": "Ciudad" })
+}
+fn login_body() -> Value {
+    json!({ "username": "nobody.at.all", "password": "not a real password" })
+}
+fn challenge() -> Value {
+    json!({ "challenge_token": "x", "code": "123456" })
+}
+fn refresh() -> Value {
+    json!({ "refresh_token": "unknown" })
+}
+
+const MATRIX: &[Row] = &[
+    // public
+    Row {
+        operation: "login",
+        method: "POST",
+        path: "/api/v1/auth/login",
+        body: Some(login_body),
+        expect: [P, P, P, P, P, P],
+    },
+    Row {
+        operation: "login_second_factor",
+        method: "POST",
+        path: "/api/v1/auth/login/second-factor",
+        body: Some(challenge),
+        expect: [P, P, P, P, P, P],
+    },
+    Row {
+        operation: "refresh_session",
+        method: "POST",
+        path: "/api/v1/auth/refresh",
+        body: Some(refresh),
+        expect: [P, P, P, P, P, P],
+    },
+    Row {
+        operation: "list_regions",
+        method: "GET",
+        path: "/api/v1/regions",
+        body: None,
+        expect: [P, P, P, P, P, P],
+    },
+    Row {
+        operation: "list_countries",
+        method: "GET",
+        path: "/api/v1/countries",
+        body: None,
+        expect: [P, P, P, P, P, P],
+    },
+    Row {
+        operation: "list_consulates",
+        method: "GET",
+        path: "/api/v1/consulates",
+        body: None,
+        expect: [P, P, P, P, P, P],
+    },
+    Row {
+        operation: "get_consulate",
+        method: "GET",
+        path: "/api/v1/consulates/IT-MILAN",
+        body: None,
+        expect: [P, P, P, P, P, P],
+    },
+    Row {
+        operation: "healthz",
+        method: "GET",
+        path: "/healthz",
+        body: None,
+        expect: [P, P, P, P, P, P],
+    },
+    Row {
+        operation: "readyz",
+        method: "GET",
+        path: "/readyz",
+        body: None,
+        expect: [P, P, P, P, P, P],
+    },
+    // own account
+    Row {
+        operation: "get_me",
+        method: "GET",
+        path: "/api/v1/auth/me",
+        body: None,
+        expect: [U, A, A, A, A, A],
+    },
+    Row {
+        operation: "change_password",
+        method: "POST",
+        path: "/api/v1/auth/password",
+        body: Some(wrong_password_change),
+        expect: [U, A, A, A, A, A],
+    },
+    Row {
+        operation: "enrol_totp",
+        method: "POST",
+        path: "/api/v1/auth/totp/enrol",
+        body: None,
+        expect: [U, A, A, A, A, A],
+    },
+    Row {
+        operation: "confirm_totp",
+        method: "POST",
+        path: "/api/v1/auth/totp/confirm",
+        body: Some(bad_code),
+        expect: [U, A, A, A, A, A],
+    },
+    Row {
+        operation: "disable_totp",
+        method: "POST",
+        path: "/api/v1/auth/totp/disable",
+        body: Some(wrong_password),
+        expect: [U, A, A, F, A, F],
+    },
+    // users
+    Row {
+        operation: "create_user",
+        method: "POST",
+        path: "/api/v1/users",
+        body: Some(new_user),
+        expect: [U, F, F, F, F, A],
+    },
+    Row {
+        operation: "list_users",
+        method: "GET",
+        path: "/api/v1/users",
+        body: None,
+        expect: [U, F, A, F, F, A],
+    },
+    Row {
+        operation: "get_user",
+        method: "GET",
+        path: "/api/v1/users/{own_user}",
+        body: None,
+        expect: [U, F, A, F, F, A],
+    },
+    Row {
+        operation: "get_user",
+        method: "GET",
+        path: "/api/v1/users/{other_user}",
+        body: None,
+        expect: [U, F, H, F, F, A],
+    },
+    Row {
+        operation: "update_user",
+        method: "PATCH",
+        path: "/api/v1/users/{own_user}",
+        body: Some(rename),
+        expect: [U, F, F, F, F, A],
+    },
+    Row {
+        operation: "update_user",
+        method: "PATCH",
+        path: "/api/v1/users/{other_user}",
+        body: Some(rename),
+        expect: [U, F, F, F, F, A],
+    },
+    Row {
+        operation: "reset_user_password",
+        method: "POST",
+        path: "/api/v1/users/{own_user}/password",
+        body: Some(reset),
+        expect: [U, F, F, F, F, A],
+    },
+    // reference data writes
+    Row {
+        operation: "create_consulate",
+        method: "POST",
+        path: "/api/v1/consulates",
+        body: Some(new_consulate),
+        expect: [U, F, F, F, F, A],
+    },
+    Row {
+        operation: "update_consulate",
+        method: "PATCH",
+        path: "/api/v1/consulates/IT-MILAN",
+        body: Some(rename_consulate),
+        expect: [U, F, F, F, F, A],
+    },
+    // audit
+    Row {
+        operation: "list_audit",
+        method: "GET",
+        path: "/api/v1/audit",
+        body: None,
+        expect: [U, F, F, F, F, A],
+    },
+    // logout last: it ends the caller's session
+    Row {
+        operation: "logout",
+        method: "POST",
+        path: "/api/v1/auth/logout",
+        body: None,
+        expect: [U, A, A, A, A, A],
+    },
+];
+
+fn rename_consulate() -> Value {
+    json!({ "city": "Milán" })
+}
+
+/// Fields that identify a person; a planner must never receive one.
+const PERSONAL_FIELDS: &[&str] = &[
+    "username",
+    "display_name",
+    "given_names",
+    "first_surname",
+    "documents",
+    "birth_date",
+    "email",
+    "phone",
+    "actor_username",
+];
+
+fn contains_personal_field(value: &Value) -> Option<String> {
+    match value {
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if PERSONAL_FIELDS.contains(&k.as_str()) {
+                Some(k.clone())
+            } else {
+                contains_personal_field(v)
+            }
+        }),
+        Value::Array(items) => items.iter().find_map(contains_personal_field),
+        _ => None,
+    }
+}
+
+#[actix_web::test]
+async fn authorization_matrix_holds_for_every_operation_role_and_scope() {
+    let app = TestApp::spawn().await;
+    let own_user = app.create_user("target.own", Role::Officer, Some("AR-BUENOS-AIRES"));
+    let other_user = app.create_user("target.other", Role::Officer, Some("CL-SANTIAGO"));
+    let callers: Vec<Option<Caller>> = vec![
+        None,
+        Some(app.caller("m.officer", Role::Officer, Some("AR-BUENOS-AIRES"))),
+        Some(app.caller("m.supervisor", Role::Supervisor, Some("AR-BUENOS-AIRES"))),
+        Some(app.caller("m.hq", Role::HqAnalyst, None)),
+        Some(app.caller("m.planner", Role::Planner, None)),
+        Some(app.caller("m.admin", Role::Admin, None)),
+    ];
+    // hq and admin have TOTP already: enrol would be a conflict, which is
+    // still "allowed" (authorization passed).
+    let mut failures = Vec::new();
+    for row in MATRIX {
+        let path = row
+            .path
+            .replace("{own_user}", &own_user.to_string())
+            .replace("{other_user}", &other_user.to_string());
+        for (i, caller) in callers.iter().enumerate() {
+            let body = row.body.map(|b| b());
+            let resp = app
+                .call(
+                    row.method,
+                    &path,
+                    caller.as_ref().map(|c| c.token.as_str()),
+                    body.as_ref(),
+                )
+                .await;
+            let ok = match row.expect[i] {
+                Expect::Allowed => {
+                    resp.status < 500 && ![401, 403].contains(&resp.status) && resp.status != 404
+                }
+                Expect::Public => resp.status < 500 && resp.status != 403,
+                Expect::Unauthenticated => resp.status == 401,
+                Expect::Forbidden => resp.status == 403,
+                Expect::Hidden => resp.status == 404,
+            };
+            if !ok {
+                failures.push(format!(
+                    "{} {} as {}: expected {:?}, got {} {}",
+                    row.method,
+                    row.path,
+                    CALLERS[i],
+                    row.expect[i],
+                    resp.status,
+                    String::from_utf8_lossy(&resp.body)
+                ));
+            }
+            if CALLERS[i] == "planner"
+                && resp.status < 300
+                && !resp.body.is_empty()
+                && row.method == "GET"
+                && !row.path.contains("auth/me")
+            {
+                if let Some(field) = contains_personal_field(&resp.json()) {
+                    failures.push(format!(
+                        "{} {} gave the planner the personal field `{field}`",
+                        row.method, row.path
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "authorization matrix failures:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_spec_operation_is_in_the_matrix_and_protected_unless_public() {
+    let spec: Value = serde_json::from_str(&mapce::openapi::spec_json()).expect("spec");
+    let in_matrix: BTreeSet<&str> = MATRIX.iter().map(|r| r.operation).collect();
+    let policies: BTreeSet<&str> = mapce::api::access::ALL
+        .iter()
+        .map(|p| p.operation)
+        .collect();
+    let public: BTreeSet<&str> = mapce::api::access::PUBLIC.iter().copied().collect();
+    let mut problems = Vec::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            let id = op["operationId"].as_str().unwrap_or("?");
+            if !in_matrix.contains(id) {
+                problems.push(format!(
+                    "{method} {path} ({id}) is missing from the authorization matrix"
+                ));
+            }
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            if public.contains(id) {
+                if secured {
+                    problems.push(format!("{id} is public but declares security"));
+                }
+            } else {
+                if !secured {
+                    problems.push(format!(
+                        "{method} {path} ({id}) has no security entry and is not public"
+                    ));
+                }
+                if !policies.contains(id) {
+                    problems.push(format!("{id} has no policy in api::access"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[actix_web::test]
+async fn out_of_scope_reads_are_audited_but_look_like_absence() {
+    let app = TestApp::spawn().await;
+    let supervisor = app.caller("sup.a", Role::Supervisor, Some("AR-BUENOS-AIRES"));
+    let other = app.create_user("off.b", Role::Officer, Some("CL-SANTIAGO"));
+    let hidden = app
+        .call(
+            "GET",
+            &format!("/api/v1/users/{other}"),
+            Some(&supervisor.token),
+            None,
+        )
+        .await;
+    let hidden_body = hidden.assert_problem(404, "not_found");
+    let missing_id = uuid::Uuid::now_v7();
+    let missing = app
+        .call(
+            "GET",
+            &format!("/api/v1/users/{missing_id}"),
+            Some(&supervisor.token),
+            None,
+        )
+        .await;
+    let missing_body = missing.assert_problem(404, "not_found");
+    assert_eq!(hidden_body["title"], missing_body["title"]);
+    assert_eq!(
+        hidden_body["detail"]
+            .as_str()
+            .map(|d| d.replace(&other.to_string(), "ID")),
+        missing_body["detail"]
+            .as_str()
+            .map(|d| d.replace(&missing_id.to_string(), "ID")),
+    );
+    // The supervisor's list never shows the other consulate.
+    let list = app
+        .call(
+            "GET",
+            "/api/v1/users?limit=200",
+            Some(&supervisor.token),
+            None,
+        )
+        .await
+        .json();
+    assert!(list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .all(|u| u["consulate_code"] == "AR-BUENOS-AIRES"));
+
+    let admin = app.caller("aud.admin", Role::Admin, None);
+    let denied = app
+        .call(
+            "GET",
+            "/api/v1/audit?action=access.denied",
+            Some(&admin.token),
+            None,
+        )
+        .await
+        .json();
+    let rows = denied["items"].as_array().expect("items");
+    assert!(
+        rows.iter().any(|r| r["actor_username"] == "sup.a"
+            && r["details"]["path"] == format!("/api/v1/users/{other}")),
+        "out-of-scope read audited: {denied}"
+    );
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r["details"]["path"] == format!("/api/v1/users/{missing_id}")),
+        "a plain miss is not a refusal"
+    );
+}
