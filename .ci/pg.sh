@@ -13,7 +13,14 @@ pg_install() {
     fi
 }
 
+free_port() {
+    local port="$1"
+    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+    echo "$port"
+}
+
 pg_start() {
+    PG_PORT="$(free_port "$PG_PORT")"
     PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
     PG_DATA="$(mktemp -d /tmp/mapce-pg.XXXXXX)"
     chown postgres:postgres "$PG_DATA"
