@@ -50,6 +50,10 @@ pub struct Problem {
     /// The request path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// For an unknown label: the closest known ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub suggestions: Option<serde_json::Value>,
     /// The request id (also in the `X-Request-Id` header); quote it when
     /// reporting a problem.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,6 +87,12 @@ pub enum AppError {
     /// refusal is audited.
     #[error("{0}")]
     OutOfScope(String),
+    /// 404 for a label no attention type has, with the closest ones.
+    #[error("{detail}")]
+    UnknownLabel {
+        detail: String,
+        suggestions: serde_json::Value,
+    },
     /// 405: the path exists, the method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -195,6 +205,7 @@ impl AppError {
             | AppError::Forbidden { code, .. } => code,
             AppError::NotFound(_) | AppError::OutOfScope(_) => "not_found",
             AppError::TooManyRequests { .. } => "too_many_requests",
+            AppError::UnknownLabel { .. } => "unknown_label",
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::PreconditionFailed(_) => "stale_version",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
@@ -211,7 +222,9 @@ impl AppError {
             AppError::BadRequest { .. } => "Bad request",
             AppError::Unauthorized { .. } => "Unauthorized",
             AppError::Forbidden { .. } => "Forbidden",
-            AppError::NotFound(_) | AppError::OutOfScope(_) => "Not found",
+            AppError::NotFound(_) | AppError::OutOfScope(_) | AppError::UnknownLabel { .. } => {
+                "Not found"
+            }
             AppError::TooManyRequests { .. } => "Too many requests",
             AppError::MethodNotAllowed => "Method not allowed",
             AppError::Conflict { .. } => "Conflict",
@@ -258,6 +271,10 @@ impl AppError {
             detail: self.detail().into_owned(),
             code: code.to_string(),
             instance: None,
+            suggestions: match self {
+                AppError::UnknownLabel { suggestions, .. } => Some(suggestions.clone()),
+                _ => None,
+            },
             request_id: None,
             errors: self.field_errors().to_vec(),
         }
@@ -270,7 +287,9 @@ impl ResponseError for AppError {
             AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            AppError::NotFound(_) | AppError::OutOfScope(_) => StatusCode::NOT_FOUND,
+            AppError::NotFound(_) | AppError::OutOfScope(_) | AppError::UnknownLabel { .. } => {
+                StatusCode::NOT_FOUND
+            }
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict { .. } => StatusCode::CONFLICT,

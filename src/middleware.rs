@@ -239,6 +239,7 @@ fn generic_problem(
         detail,
         code: code.to_owned(),
         instance: None,
+        suggestions: None,
         request_id: None,
         errors: vec![],
     };

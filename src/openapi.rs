@@ -23,6 +23,8 @@ pub const SPEC_PATH: &str = "openapi/openapi.json";
         (name = "auth", description = "Login, sessions, second factor and one's own account"),
         (name = "users", description = "User administration"),
         (name = "reference", description = "Regions, countries and consular offices"),
+        (name = "catalogue", description = "The attention-type catalogue: types, spellings, merges, protocols"),
+        (name = "public", description = "Information for consulate web portals; no authentication"),
         (name = "audit", description = "The tamper-evident audit log"),
     ),
     components(schemas(Problem, FieldError)),

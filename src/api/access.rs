@@ -19,6 +19,7 @@ pub const PUBLIC: &[&str] = &[
     "get_consulate",
     "healthz",
     "readyz",
+    "list_public_attention_types",
 ];
 
 const fn policy(operation: &'static str, roles: &'static [Role]) -> Policy {
@@ -58,6 +59,18 @@ pub const RESET_USER_PASSWORD: Policy = policy("reset_user_password", &[Admin]);
 pub const CREATE_CONSULATE: Policy = policy("create_consulate", &[Admin]);
 pub const UPDATE_CONSULATE: Policy = policy("update_consulate", &[Admin]);
 
+// --- attention-type catalogue: every role reads, admins write ----------------
+pub const LIST_ATTENTION_TYPES: Policy = policy("list_attention_types", EVERYONE);
+pub const GET_ATTENTION_TYPE: Policy = policy("get_attention_type", EVERYONE);
+pub const RESOLVE_ATTENTION_TYPE: Policy = policy("resolve_attention_type", EVERYONE);
+pub const GET_ATTENTION_TYPE_PROTOCOL: Policy = policy("get_attention_type_protocol", EVERYONE);
+pub const LIST_ATTENTION_TYPE_MERGES: Policy = policy("list_attention_type_merges", EVERYONE);
+pub const CREATE_ATTENTION_TYPE: Policy = policy("create_attention_type", &[Admin]);
+pub const UPDATE_ATTENTION_TYPE: Policy = policy("update_attention_type", &[Admin]);
+pub const ADD_ATTENTION_TYPE_ALIAS: Policy = policy("add_attention_type_alias", &[Admin]);
+pub const MERGE_ATTENTION_TYPE: Policy = policy("merge_attention_type", &[Admin]);
+pub const PUT_ATTENTION_TYPE_PROTOCOL: Policy = policy("put_attention_type_protocol", &[Admin]);
+
 // --- audit -----------------------------------------------------------------------
 pub const LIST_AUDIT: Policy = policy("list_audit", &[Admin]);
 
@@ -76,5 +89,15 @@ pub const ALL: &[Policy] = &[
     RESET_USER_PASSWORD,
     CREATE_CONSULATE,
     UPDATE_CONSULATE,
+    LIST_ATTENTION_TYPES,
+    GET_ATTENTION_TYPE,
+    RESOLVE_ATTENTION_TYPE,
+    GET_ATTENTION_TYPE_PROTOCOL,
+    LIST_ATTENTION_TYPE_MERGES,
+    CREATE_ATTENTION_TYPE,
+    UPDATE_ATTENTION_TYPE,
+    ADD_ATTENTION_TYPE_ALIAS,
+    MERGE_ATTENTION_TYPE,
+    PUT_ATTENTION_TYPE_PROTOCOL,
     LIST_AUDIT,
 ];

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod catalogue;
 pub mod health;
 pub mod reference;
 pub mod users;
@@ -51,6 +52,18 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(reference::get_consulate)
             .service(reference::create_consulate)
             .service(reference::update_consulate)
+            // attention-type catalogue (fixed paths before `{id}`)
+            .service(catalogue::resolve_attention_type)
+            .service(catalogue::list_attention_type_merges)
+            .service(catalogue::list_attention_types)
+            .service(catalogue::get_attention_type)
+            .service(catalogue::create_attention_type)
+            .service(catalogue::update_attention_type)
+            .service(catalogue::add_attention_type_alias)
+            .service(catalogue::merge_attention_type)
+            .service(catalogue::put_attention_type_protocol)
+            .service(catalogue::get_attention_type_protocol)
+            .service(catalogue::list_public_attention_types)
             // audit
             .service(audit::list_audit),
     );

@@ -172,7 +172,101 @@ diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    attention_types (id) {
+        id -> DbUuid,
+        code -> Text,
+        name_es -> Text,
+        name_en -> Text,
+        category -> Text,
+        kind -> Text,
+        description_es -> Text,
+        description_en -> Text,
+        who_may_ask_es -> Text,
+        who_may_ask_en -> Text,
+        requirements_es -> Text,
+        requirements_en -> Text,
+        channels -> Text,
+        protected_by_default -> Bool,
+        status -> Text,
+        merged_into_id -> Nullable<DbUuid>,
+        version -> Integer,
+        created_at -> Tstz,
+        updated_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    attention_type_aliases (id) {
+        id -> DbUuid,
+        attention_type_id -> DbUuid,
+        label -> Text,
+        folded -> Text,
+        source -> Text,
+        created_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    attention_type_merges (id) {
+        id -> DbUuid,
+        duplicate_id -> DbUuid,
+        survivor_id -> DbUuid,
+        reason -> Text,
+        actor_id -> Nullable<DbUuid>,
+        at -> Tstz,
+        attentions_moved -> BigInt,
+        labels_moved -> Text,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    protocol_versions (id) {
+        id -> DbUuid,
+        attention_type_id -> DbUuid,
+        version -> Integer,
+        created_at -> Tstz,
+        created_by -> Nullable<DbUuid>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::DbUuid;
+
+    protocol_steps (id) {
+        id -> DbUuid,
+        protocol_version_id -> DbUuid,
+        position -> Integer,
+        title_es -> Text,
+        title_en -> Text,
+        required_to_close -> Bool,
+        deadline_hours -> Nullable<Integer>,
+    }
+}
+
+diesel::joinable!(attention_type_aliases -> attention_types (attention_type_id));
+diesel::joinable!(protocol_versions -> attention_types (attention_type_id));
+diesel::joinable!(protocol_steps -> protocol_versions (protocol_version_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    attention_types,
+    attention_type_aliases,
+    attention_type_merges,
+    protocol_versions,
+    protocol_steps,
     users,
     recovery_codes,
     sessions,

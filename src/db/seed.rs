@@ -221,6 +221,8 @@ pub fn load_reference_data(conn: &mut DbConn) -> anyhow::Result<()> {
             .execute(c))
             .context("loading consulate jurisdictions")?;
         }
+        crate::services::catalogue::load_seed(conn)
+            .context("loading the attention-type catalogue")?;
         Ok(())
     })
 }

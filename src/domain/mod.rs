@@ -1,5 +1,6 @@
 //! Domain types and rules with no HTTP or database in them.
 
+pub mod catalogue;
 pub mod reference;
 pub mod role;
 pub mod text;

@@ -1,5 +1,6 @@
 //! Database rows and the queries that read and write them, one module per
 //! aggregate. Rows never go straight to JSON: the API maps them to DTOs.
 
+pub mod catalogue;
 pub mod reference;
 pub mod users;

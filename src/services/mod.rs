@@ -1,3 +1,4 @@
 //! Rules that span more than one table, shared by the API and the CLI.
 
+pub mod catalogue;
 pub mod users;

@@ -84,189 +84,79 @@ fn refresh() -> Value {
     json!({ "refresh_token": "unknown" })
 }
 
+#[rustfmt::skip]
 const MATRIX: &[Row] = &[
     // public
-    Row {
-        operation: "login",
-        method: "POST",
-        path: "/api/v1/auth/login",
-        body: Some(login_body),
-        expect: [P, P, P, P, P, P],
-    },
-    Row {
-        operation: "login_second_factor",
-        method: "POST",
-        path: "/api/v1/auth/login/second-factor",
-        body: Some(challenge),
-        expect: [P, P, P, P, P, P],
-    },
-    Row {
-        operation: "refresh_session",
-        method: "POST",
-        path: "/api/v1/auth/refresh",
-        body: Some(refresh),
-        expect: [P, P, P, P, P, P],
-    },
-    Row {
-        operation: "list_regions",
-        method: "GET",
-        path: "/api/v1/regions",
-        body: None,
-        expect: [P, P, P, P, P, P],
-    },
-    Row {
-        operation: "list_countries",
-        method: "GET",
-        path: "/api/v1/countries",
-        body: None,
-        expect: [P, P, P, P, P, P],
-    },
-    Row {
-        operation: "list_consulates",
-        method: "GET",
-        path: "/api/v1/consulates",
-        body: None,
-        expect: [P, P, P, P, P, P],
-    },
-    Row {
-        operation: "get_consulate",
-        method: "GET",
-        path: "/api/v1/consulates/IT-MILAN",
-        body: None,
-        expect: [P, P, P, P, P, P],
-    },
-    Row {
-        operation: "healthz",
-        method: "GET",
-        path: "/healthz",
-        body: None,
-        expect: [P, P, P, P, P, P],
-    },
-    Row {
-        operation: "readyz",
-        method: "GET",
-        path: "/readyz",
-        body: None,
-        expect: [P, P, P, P, P, P],
-    },
+    Row { operation: "login", method: "POST", path: "/api/v1/auth/login", body: Some(login_body), expect: [P, P, P, P, P, P] },
+    Row { operation: "login_second_factor", method: "POST", path: "/api/v1/auth/login/second-factor", body: Some(challenge), expect: [P, P, P, P, P, P] },
+    Row { operation: "refresh_session", method: "POST", path: "/api/v1/auth/refresh", body: Some(refresh), expect: [P, P, P, P, P, P] },
+    Row { operation: "list_regions", method: "GET", path: "/api/v1/regions", body: None, expect: [P, P, P, P, P, P] },
+    Row { operation: "list_countries", method: "GET", path: "/api/v1/countries", body: None, expect: [P, P, P, P, P, P] },
+    Row { operation: "list_consulates", method: "GET", path: "/api/v1/consulates", body: None, expect: [P, P, P, P, P, P] },
+    Row { operation: "get_consulate", method: "GET", path: "/api/v1/consulates/IT-MILAN", body: None, expect: [P, P, P, P, P, P] },
+    Row { operation: "healthz", method: "GET", path: "/healthz", body: None, expect: [P, P, P, P, P, P] },
+    Row { operation: "readyz", method: "GET", path: "/readyz", body: None, expect: [P, P, P, P, P, P] },
     // own account
-    Row {
-        operation: "get_me",
-        method: "GET",
-        path: "/api/v1/auth/me",
-        body: None,
-        expect: [U, A, A, A, A, A],
-    },
-    Row {
-        operation: "change_password",
-        method: "POST",
-        path: "/api/v1/auth/password",
-        body: Some(wrong_password_change),
-        expect: [U, A, A, A, A, A],
-    },
-    Row {
-        operation: "enrol_totp",
-        method: "POST",
-        path: "/api/v1/auth/totp/enrol",
-        body: None,
-        expect: [U, A, A, A, A, A],
-    },
-    Row {
-        operation: "confirm_totp",
-        method: "POST",
-        path: "/api/v1/auth/totp/confirm",
-        body: Some(bad_code),
-        expect: [U, A, A, A, A, A],
-    },
-    Row {
-        operation: "disable_totp",
-        method: "POST",
-        path: "/api/v1/auth/totp/disable",
-        body: Some(wrong_password),
-        expect: [U, A, A, F, A, F],
-    },
+    Row { operation: "get_me", method: "GET", path: "/api/v1/auth/me", body: None, expect: [U, A, A, A, A, A] },
+    Row { operation: "change_password", method: "POST", path: "/api/v1/auth/password", body: Some(wrong_password_change), expect: [U, A, A, A, A, A] },
+    Row { operation: "enrol_totp", method: "POST", path: "/api/v1/auth/totp/enrol", body: None, expect: [U, A, A, A, A, A] },
+    Row { operation: "confirm_totp", method: "POST", path: "/api/v1/auth/totp/confirm", body: Some(bad_code), expect: [U, A, A, A, A, A] },
+    Row { operation: "disable_totp", method: "POST", path: "/api/v1/auth/totp/disable", body: Some(wrong_password), expect: [U, A, A, F, A, F] },
     // users
-    Row {
-        operation: "create_user",
-        method: "POST",
-        path: "/api/v1/users",
-        body: Some(new_user),
-        expect: [U, F, F, F, F, A],
-    },
-    Row {
-        operation: "list_users",
-        method: "GET",
-        path: "/api/v1/users",
-        body: None,
-        expect: [U, F, A, F, F, A],
-    },
-    Row {
-        operation: "get_user",
-        method: "GET",
-        path: "/api/v1/users/{own_user}",
-        body: None,
-        expect: [U, F, A, F, F, A],
-    },
-    Row {
-        operation: "get_user",
-        method: "GET",
-        path: "/api/v1/users/{other_user}",
-        body: None,
-        expect: [U, F, H, F, F, A],
-    },
-    Row {
-        operation: "update_user",
-        method: "PATCH",
-        path: "/api/v1/users/{own_user}",
-        body: Some(rename),
-        expect: [U, F, F, F, F, A],
-    },
-    Row {
-        operation: "update_user",
-        method: "PATCH",
-        path: "/api/v1/users/{other_user}",
-        body: Some(rename),
-        expect: [U, F, F, F, F, A],
-    },
-    Row {
-        operation: "reset_user_password",
-        method: "POST",
-        path: "/api/v1/users/{own_user}/password",
-        body: Some(reset),
-        expect: [U, F, F, F, F, A],
-    },
+    Row { operation: "create_user", method: "POST", path: "/api/v1/users", body: Some(new_user), expect: [U, F, F, F, F, A] },
+    Row { operation: "list_users", method: "GET", path: "/api/v1/users", body: None, expect: [U, F, A, F, F, A] },
+    Row { operation: "get_user", method: "GET", path: "/api/v1/users/{own_user}", body: None, expect: [U, F, A, F, F, A] },
+    Row { operation: "get_user", method: "GET", path: "/api/v1/users/{other_user}", body: None, expect: [U, F, H, F, F, A] },
+    Row { operation: "update_user", method: "PATCH", path: "/api/v1/users/{own_user}", body: Some(rename), expect: [U, F, F, F, F, A] },
+    Row { operation: "update_user", method: "PATCH", path: "/api/v1/users/{other_user}", body: Some(rename), expect: [U, F, F, F, F, A] },
+    Row { operation: "reset_user_password", method: "POST", path: "/api/v1/users/{own_user}/password", body: Some(reset), expect: [U, F, F, F, F, A] },
     // reference data writes
-    Row {
-        operation: "create_consulate",
-        method: "POST",
-        path: "/api/v1/consulates",
-        body: Some(new_consulate),
-        expect: [U, F, F, F, F, A],
-    },
-    Row {
-        operation: "update_consulate",
-        method: "PATCH",
-        path: "/api/v1/consulates/IT-MILAN",
-        body: Some(rename_consulate),
-        expect: [U, F, F, F, F, A],
-    },
+    Row { operation: "create_consulate", method: "POST", path: "/api/v1/consulates", body: Some(new_consulate), expect: [U, F, F, F, F, A] },
+    Row { operation: "update_consulate", method: "PATCH", path: "/api/v1/consulates/IT-MILAN", body: Some(rename_consulate), expect: [U, F, F, F, F, A] },
+    // attention-type catalogue
+    Row { operation: "list_public_attention_types", method: "GET", path: "/api/v1/public/attention-types", body: None, expect: [P, P, P, P, P, P] },
+    Row { operation: "list_attention_types", method: "GET", path: "/api/v1/attention-types", body: None, expect: [U, A, A, A, A, A] },
+    Row { operation: "get_attention_type", method: "GET", path: "/api/v1/attention-types/legal_orientation", body: None, expect: [U, A, A, A, A, A] },
+    Row { operation: "resolve_attention_type", method: "GET", path: "/api/v1/attention-types/resolve?label=asesoria%20legal", body: None, expect: [U, A, A, A, A, A] },
+    Row { operation: "get_attention_type_protocol", method: "GET", path: "/api/v1/attention-types/detainee_visit/protocol", body: None, expect: [U, A, A, A, A, A] },
+    Row { operation: "list_attention_type_merges", method: "GET", path: "/api/v1/attention-types/merges", body: None, expect: [U, A, A, A, A, A] },
+    Row { operation: "create_attention_type", method: "POST", path: "/api/v1/attention-types", body: Some(new_type), expect: [U, F, F, F, F, A] },
+    Row { operation: "update_attention_type", method: "PATCH", path: "/api/v1/attention-types/legal_orientation", body: Some(describe), expect: [U, F, F, F, F, A] },
+    Row { operation: "add_attention_type_alias", method: "POST", path: "/api/v1/attention-types/legal_orientation/aliases", body: Some(new_alias), expect: [U, F, F, F, F, A] },
+    Row { operation: "merge_attention_type", method: "POST", path: "/api/v1/attention-types/economic_subsidy/merge", body: Some(merge_into_nothing), expect: [U, F, F, F, F, A] },
+    Row { operation: "put_attention_type_protocol", method: "PUT", path: "/api/v1/attention-types/legal_orientation/protocol", body: Some(protocol), expect: [U, F, F, F, F, A] },
     // audit
-    Row {
-        operation: "list_audit",
-        method: "GET",
-        path: "/api/v1/audit",
-        body: None,
-        expect: [U, F, F, F, F, A],
-    },
+    Row { operation: "list_audit", method: "GET", path: "/api/v1/audit", body: None, expect: [U, F, F, F, F, A] },
     // logout last: it ends the caller's session
-    Row {
-        operation: "logout",
-        method: "POST",
-        path: "/api/v1/auth/logout",
-        body: None,
-        expect: [U, A, A, A, A, A],
-    },
+    Row { operation: "logout", method: "POST", path: "/api/v1/auth/logout", body: None, expect: [U, A, A, A, A, A] },
 ];
+
+fn unique() -> String {
+    uuid::Uuid::now_v7()
+        .simple()
+        .to_string()
+        .chars()
+        .rev()
+        .take(10)
+        .collect()
+}
+fn new_type() -> Value {
+    let u = unique();
+    json!({ "code": format!("t_{u}"), "name_es": format!("Tipo {u}"), "name_en": format!("Type {u}"), "category": "legal", "kind": "legal",
+            "description_es": "d", "description_en": "d", "who_may_ask_es": "w", "who_may_ask_en": "w", "requirements_es": "r", "requirements_en": "r" })
+}
+fn describe() -> Value {
+    json!({ "description_en": "Guidance on a legal problem." })
+}
+fn new_alias() -> Value {
+    json!({ "label": format!("alias {}", unique()) })
+}
+fn merge_into_nothing() -> Value {
+    json!({ "into": "no_such_type", "reason": "test" })
+}
+fn protocol() -> Value {
+    json!({ "steps": [{ "title_es": "Paso", "title_en": "Step", "required_to_close": false, "deadline_hours": null }] })
+}
 
 fn rename_consulate() -> Value {
     json!({ "city": "Milán" })

@@ -1,0 +1,1155 @@
+//! The attention-type catalogue: one deduplicated vocabulary with aliases,
+//! resolution of legacy spellings, merges, versioned protocols and a public
+//! listing for consulate web portals.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{get, patch, post, put, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{access, etag, if_match_version, window, Page};
+use crate::audit::{self, Event, RequestMeta};
+use crate::auth::AuthUser;
+use crate::db::{self, DbConn, Id, Ts};
+use crate::domain::catalogue::{AttentionCategory, AttentionKind, IntakeChannel};
+use crate::domain::text::fold_key;
+use crate::error::{AppError, FieldError, Problem};
+use crate::extract::{JsonBody, QueryParams};
+use crate::models::catalogue::{self as model, Alias, AttentionType, TypeFilter, TypeKey};
+use crate::services::catalogue::{
+    self as service, SOURCE_ALIAS, SOURCE_CODE, SOURCE_NAME_EN, SOURCE_NAME_ES,
+};
+use crate::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AliasResponse {
+    #[schema(example = "Asesoría legal")]
+    pub label: String,
+    /// `name_es`, `name_en`, `code` or `alias`.
+    pub source: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TypeRef {
+    pub id: Id,
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttentionTypeResponse {
+    pub id: Id,
+    #[schema(example = "legal_orientation")]
+    pub code: String,
+    #[schema(example = "Orientación legal")]
+    pub name_es: String,
+    #[schema(example = "Legal orientation")]
+    pub name_en: String,
+    pub category: AttentionCategory,
+    pub kind: AttentionKind,
+    pub description_es: String,
+    pub description_en: String,
+    pub who_may_ask_es: String,
+    pub who_may_ask_en: String,
+    pub requirements_es: String,
+    pub requirements_en: String,
+    pub channels: Vec<IntakeChannel>,
+    /// Cases of this type hide identifying data outside their consulate.
+    pub protected_by_default: bool,
+    /// `active`, `deprecated` (no new use) or `merged`.
+    pub status: String,
+    /// For merged types: where their attentions and spellings went.
+    pub merged_into: Option<Id>,
+    /// Every spelling that resolves to this type.
+    pub aliases: Vec<AliasResponse>,
+    pub version: i32,
+    pub created_at: Ts,
+    pub updated_at: Ts,
+}
+
+fn response(t: AttentionType, aliases: &[Alias]) -> AttentionTypeResponse {
+    AttentionTypeResponse {
+        aliases: aliases
+            .iter()
+            .filter(|a| a.attention_type_id == t.id)
+            .map(|a| AliasResponse {
+                label: a.label.clone(),
+                source: a.source.clone(),
+            })
+            .collect(),
+        channels: serde_json::from_str::<Vec<IntakeChannel>>(&t.channels).unwrap_or_default(),
+        category: AttentionCategory::parse(&t.category).unwrap_or(AttentionCategory::Humanitarian),
+        kind: AttentionKind::parse(&t.kind).unwrap_or(AttentionKind::Humanitarian),
+        id: t.id,
+        code: t.code,
+        name_es: t.name_es,
+        name_en: t.name_en,
+        description_es: t.description_es,
+        description_en: t.description_en,
+        who_may_ask_es: t.who_may_ask_es,
+        who_may_ask_en: t.who_may_ask_en,
+        requirements_es: t.requirements_es,
+        requirements_en: t.requirements_en,
+        protected_by_default: t.protected_by_default,
+        status: t.status,
+        merged_into: t.merged_into_id,
+        version: t.version,
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+    }
+}
+
+fn load_response(
+    conn: &mut DbConn,
+    key: &TypeKey,
+    raw: &str,
+) -> Result<AttentionTypeResponse, AppError> {
+    let t = model::find_type(conn, key)?
+        .ok_or_else(|| AppError::not_found(format!("no attention type `{raw}`")))?;
+    let aliases = model::aliases_of(conn, &[t.id])?;
+    Ok(response(t, &aliases))
+}
+
+fn respond(t: AttentionTypeResponse, status: StatusCode) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::ETAG, etag(t.version)))
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/attention-types/{}", t.id),
+        ))
+        .json(t)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TypeQuery {
+    pub category: Option<AttentionCategory>,
+    pub kind: Option<AttentionKind>,
+    /// `active`, `deprecated` or `merged`.
+    pub status: Option<String>,
+    /// Part of any spelling, ignoring accents and case.
+    pub q: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// Items to skip (default 0).
+    pub offset: Option<u64>,
+}
+
+/// The catalogue, ordered by code.
+#[utoipa::path(
+    tag = "catalogue",
+    operation_id = "list_attention_types",
+    security(("bearer" = [])),
+    params(TypeQuery),
+    responses(
+        (status = 200, body = Page<AttentionTypeResponse>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/attention-types")]
+pub async fn list_attention_types(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: QueryParams<TypeQuery>,
+) -> Result<web::Json<Page<AttentionTypeResponse>>, AppError> {
+    user.require(&access::LIST_ATTENTION_TYPES)?;
+    let q = query.into_inner();
+    let window = window(q.limit, q.offset)?;
+    if let Some(s) = &q.status {
+        if !["active", "deprecated", "merged"].contains(&s.as_str()) {
+            return Err(AppError::bad_query(
+                "query.status",
+                "one of active, deprecated, merged",
+            ));
+        }
+    }
+    let filter = TypeFilter {
+        category: q.category.map(|c| c.as_str().to_owned()),
+        kind: q.kind.map(|k| k.as_str().to_owned()),
+        status: q.status,
+        search: q.q.as_deref().map(fold_key).filter(|s| !s.is_empty()),
+    };
+    let (rows, aliases, total) = db::run(&state.pool, move |conn| {
+        let (rows, total) = model::list_types(conn, &filter, window)?;
+        let ids: Vec<Id> = rows.iter().map(|t| t.id).collect();
+        let aliases = model::aliases_of(conn, &ids)?;
+        Ok((rows, aliases, total))
+    })
+    .await?;
+    let items = rows.into_iter().map(|t| response(t, &aliases)).collect();
+    Ok(web::Json(Page::new(&req, items, total, window)))
+}
+
+/// One attention type by id or code, with every spelling.
+#[utoipa::path(
+    tag = "catalogue",
+    operation_id = "get_attention_type",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Type id or code")),
+    responses(
+        (status = 200, body = AttentionTypeResponse, headers(("ETag" = String))),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/attention-types/{id}")]
+pub async fn get_attention_type(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::GET_ATTENTION_TYPE)?;
+    let raw = path.into_inner();
+    let key = TypeKey::parse(&raw);
+    let t = db::run(&state.pool, move |conn| load_response(conn, &key, &raw)).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(t.version)))
+        .json(t))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ResolveQuery {
+    /// A label as an officer or a legacy extract wrote it.
+    pub label: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Suggestion {
+    pub id: Id,
+    pub code: String,
+    pub name_es: String,
+    /// The closest spelling of this type.
+    pub closest: String,
+    /// Jaro-Winkler similarity, 0 to 1.
+    pub score: f64,
+}
+
+/// The type any spelling means; 404 with up to five close suggestions when
+/// none matches.
+#[utoipa::path(
+    tag = "catalogue",
+    operation_id = "resolve_attention_type",
+    security(("bearer" = [])),
+    params(ResolveQuery),
+    responses(
+        (status = 200, body = AttentionTypeResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown label; `suggestions` lists close types", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/attention-types/resolve")]
+pub async fn resolve_attention_type(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: QueryParams<ResolveQuery>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::RESOLVE_ATTENTION_TYPE)?;
+    let label = query.into_inner().label;
+    if fold_key(&label).is_empty() {
+        return Err(AppError::bad_query(
+            "query.label",
+            "needs at least one letter or digit",
+        ));
+    }
+    let outcome = db::run(&state.pool, move |conn| {
+        match service::resolve(conn, &label)? {
+            Some(t) => {
+                let aliases = model::aliases_of(conn, &[t.id])?;
+                Ok(Ok(response(t, &aliases)))
+            }
+            None => Ok(Err((label.clone(), service::suggest(conn, &label, 5)?))),
+        }
+    })
+    .await?;
+    match outcome {
+        Ok(t) => Ok(HttpResponse::Ok().json(t)),
+        Err((label, suggestions)) => {
+            let list: Vec<Suggestion> = suggestions
+                .into_iter()
+                .map(|(t, score, closest)| Suggestion {
+                    id: t.id,
+                    code: t.code,
+                    name_es: t.name_es,
+                    closest,
+                    score: (score * 1000.0).round() / 1000.0,
+                })
+                .collect();
+            let detail = format!(
+                "no attention type is spelled `{label}`; closest: {}",
+                list.iter()
+                    .map(|s| s.code.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Err(AppError::UnknownLabel {
+                detail,
+                suggestions: serde_json::to_value(&list).unwrap_or_default(),
+            })
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTypeRequest {
+    /// Stable code: lowercase letters, digits and underscores.
+    #[schema(example = "consular_protection_elderly")]
+    pub code: String,
+    pub name_es: String,
+    pub name_en: String,
+    pub category: AttentionCategory,
+    pub kind: AttentionKind,
+    pub description_es: String,
+    pub description_en: String,
+    pub who_may_ask_es: String,
+    pub who_may_ask_en: String,
+    pub requirements_es: String,
+    pub requirements_en: String,
+    /// Defaults to all five channels.
+    pub channels: Option<Vec<IntakeChannel>>,
+    #[serde(default)]
+    pub protected_by_default: bool,
+    /// Other spellings that should resolve to this type.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
+    let v = value.split_whitespace().collect::<Vec<_>>().join(" ");
+    if v.is_empty() || v.chars().count() > max {
+        return Err(AppError::invalid(
+            field,
+            format!("must be 1 to {max} characters"),
+        ));
+    }
+    Ok(v)
+}
+
+fn channels_json(channels: Option<Vec<IntakeChannel>>) -> Result<String, AppError> {
+    let list = channels.unwrap_or_else(|| IntakeChannel::ALL.to_vec());
+    if list.is_empty() {
+        return Err(AppError::invalid(
+            "body.channels",
+            "name at least one channel",
+        ));
+    }
+    let codes: Vec<&str> = list.iter().map(|c| c.as_str()).collect();
+    serde_json::to_string(&codes).map_err(AppError::internal)
+}
+
+/// Add an attention type. A name, code or alias that folds to an existing
+/// spelling of another type is refused with 409 naming that type.
+#[utoipa::path(
+    tag = "catalogue",
+    operation_id = "create_attention_type",
+    security(("bearer" = [])),
+    request_body = CreateTypeRequest,
+    responses(
+        (status = 201, body = AttentionTypeResponse, headers(("ETag" = String), ("Location" = String))),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A spelling or the code is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/attention-types")]
+pub async fn create_attention_type(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: JsonBody<CreateTypeRequest>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::CREATE_ATTENTION_TYPE)?;
+    let b = body.into_inner();
+    let code = b.code.trim().to_owned();
+    if !(3..=64).contains(&code.len())
+        || !code
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+    {
+        return Err(AppError::invalid(
+            "body.code",
+            "3 to 64 characters: lowercase letters, digits, underscores",
+        ));
+    }
+    let now = Ts::now();
+    let row = AttentionType {
+        id: Id::new(),
+        code: code.clone(),
+        name_es: text("body.name_es", &b.name_es, 150)?,
+        name_en: text("body.name_en", &b.name_en, 150)?,
+        category: b.category.as_str().to_owned(),
+        kind: b.kind.as_str().to_owned(),
+        description_es: text("body.description_es", &b.description_es, 2000)?,
+        description_en: text("body.description_en", &b.description_en, 2000)?,
+        who_may_ask_es: text("body.who_may_ask_es", &b.who_may_ask_es, 1000)?,
+        who_may_ask_en: text("body.who_may_ask_en", &b.who_may_ask_en, 1000)?,
+        requirements_es: text("body.requirements_es", &b.requirements_es, 2000)?,
+        requirements_en: text("body.requirements_en", &b.requirements_en, 2000)?,
+        channels: channels_json(b.channels)?,
+        protected_by_default: b.protected_by_default,
+        status: "active".into(),
+        merged_into_id: None,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let aliases = b.aliases;
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let created = db::run(&state.pool, move |conn| {
+        db::write_tx::<_, AppError, _>(conn, |conn| {
+            if model::find_type(conn, &TypeKey::Code(code.clone()))?.is_some() {
+                return Err(AppError::Conflict {
+                    code: "already_exists",
+                    detail: format!("the code `{code}` is taken"),
+                    errors: vec![FieldError::new("body.code", "already in use")],
+                });
+            }
+            model::insert_type(conn, &row)?;
+            service::add_labels(
+                conn,
+                row.id,
+                &[(SOURCE_NAME_ES, row.name_es.clone())],
+                "body.name_es",
+            )?;
+            service::add_labels(
+                conn,
+                row.id,
+                &[(SOURCE_NAME_EN, row.name_en.clone())],
+                "body.name_en",
+            )?;
+            service::add_labels(
+                conn,
+                row.id,
+                &[(SOURCE_CODE, row.code.clone())],
+                "body.code",
+            )?;
+            for (i, alias) in aliases.iter().enumerate() {
+                service::add_labels(
+                    conn,
+                    row.id,
+                    &[(SOURCE_ALIAS, alias.clone())],
+                    &format!("body.aliases[{i}]"),
+                )?;
+            }
+            audit::record(
+                conn,
+                Some(&actor),
+                &meta,
+                Event::new(
+                    "attention_type.create",
+                    "attention_type",
+                    Some(row.id.to_string()),
+                )
+                .details(serde_json::json!({ "code": row.code })),
+            )?;
+            load_response(conn, &TypeKey::Id(row.id), &row.code)
+        })
+    })
+    .await?;
+    Ok(respond(created, StatusCode::CREATED))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTypeRequest {
+    /// A new name; the old one stays as an alias so old records still resolve.
+    pub name_es: Option<String>,
+    pub name_en: Option<String>,
+    pub category: Option<AttentionCategory>,
+    pub kind: Option<AttentionKind>,
+    pub description_es: Option<String>,
+    pub description_en: Option<String>,
+    pub who_may_ask_es: Option<String>,
+    pub who_may_ask_en: Option<String>,
+    pub requirements_es: Option<String>,
+    pub requirements_en: Option<String>,
+    pub channels: Option<Vec<IntakeChannel>>,
+    pub protected_by_default: Option<bool>,
+    /// `active` or `deprecated` (deprecated types take no new attentions).
+    pub status: Option<String>,
+}
+
+/// Rename, describe, recategorise or deprecate a type. Needs `If-Match`.
+#[utoipa::path(
+    tag = "catalogue",
+    operation_id = "update_attention_type",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "Type id or code"),
+        ("If-Match" = String, Header, description = "ETag of the version being changed"),
+    ),
+    request_body = UpdateTypeRequest,
+    responses(
+        (status = 200, body = AttentionTypeResponse, headers(("ETag" = String))),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 428, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/attention-types/{id}")]
+pub async fn update_attention_type(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: JsonBody<UpdateTypeRequest>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::UPDATE_ATTENTION_TYPE)?;
+    let raw = path.into_inner();
+    let expected = if_match_version(&req)?;
+    let b = body.into_inner();
+    if let Some(s) = &b.status {
+        if !["active", "deprecated"].contains(&s.as_str()) {
+            return Err(AppError::invalid(
+                "body.status",
+                "active or deprecated (merging has its own operation)",
+            ));
+        }
+    }
+    let opt = |field: &str, v: &Option<String>, max: usize| {
+        v.as_deref().map(|v| text(field, v, max)).transpose()
+    };
+    let name_es = opt("body.name_es", &b.name_es, 150)?;
+    let name_en = opt("body.name_en", &b.name_en, 150)?;
+    let texts = [
+        opt("body.description_es", &b.description_es, 2000)?,
+        opt("body.description_en", &b.description_en, 2000)?,
+        opt("body.who_may_ask_es", &b.who_may_ask_es, 1000)?,
+        opt("body.who_may_ask_en", &b.who_may_ask_en, 1000)?,
+        opt("body.requirements_es", &b.requirements_es, 2000)?,
+        opt("body.requirements_en", &b.requirements_en, 2000)?,
+    ];
+    let channels = b.channels.map(|c| channels_json(Some(c))).transpose()?;
+    let key = TypeKey::parse(&raw);
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let updated = db::run(&state.pool, move |conn| {
+        db::write_tx::<_, AppError, _>(conn, |conn| {
+            let current = model::find_type(conn, &key)?
+                .ok_or_else(|| AppError::not_found(format!("no attention type `{raw}`")))?;
+            if current.version != expected {
+                return Err(AppError::PreconditionFailed(format!(
+                    "the type is at version {}, not {expected}",
+                    current.version
+                )));
+            }
+            if current.status == "merged" {
+                return Err(AppError::conflict(
+                    "merged",
+                    None,
+                    format!("{} was merged; change its survivor instead", current.code),
+                ));
+            }
+            let mut row = current.clone();
+            if let Some(n) = &name_es {
+                service::add_labels(conn, row.id, &[(SOURCE_NAME_ES, n.clone())], "body.name_es")?;
+                row.name_es = n.clone();
+            }
+            if let Some(n) = &name_en {
+                service::add_labels(conn, row.id, &[(SOURCE_NAME_EN, n.clone())], "body.name_en")?;
+                row.name_en = n.clone();
+            }
+            let [d_es, d_en, w_es, w_en, r_es, r_en] = texts;
+            row.description_es = d_es.unwrap_or(row.description_es);
+            row.description_en = d_en.unwrap_or(row.description_en);
+            row.who_may_ask_es = w_es.unwrap_or(row.who_may_ask_es);
+            row.who_may_ask_en = w_en.unwrap_or(row.who_may_ask_en);
+            row.requirements_es = r_es.unwrap_or(row.requirements_es);
+            row.requirements_en = r_en.unwrap_or(row.requirements_en);
+            if let Some(c) = b.category {
+                row.category = c.as_str().to_owned();
+            }
+            if let Some(k) = b.kind {
+                row.kind = k.as_str().to_owned();
+            }
+            if let Some(c) = channels {
+                row.channels = c;
+            }
+            if let Some(p) = b.protected_by_default {
+                row.protected_by_default = p;
+            }
+            if let Some(s) = b.status {
+                row.status = s;
+            }
+            row.version = current.version + 1;
+            row.updated_at = Ts::now();
+            if !model::update_type(conn, &row, expected)? {
+                return Err(AppError::PreconditionFailed(
+                    "the type changed meanwhile; read it again".into(),
+                ));
+            }
+            let before = serde_json::to_value(response(current, &[])).unwrap_or_default();
+            let after = serde_json::to_value(response(row.clone(), &[])).unwrap_or_default();
+            let mut changes = serde_json::Map::new();
+            if let (Some(b), Some(a)) = (before.as_object(), after.as_object()) {
+                for (k, v) in a {
+                    if !matches!(k.as_str(), "version" | "updated_at") && b.get(k) != Some(v) {
+                        changes.insert(k.clone(), serde_json::json!({ "from": b.get(k), "to": v }));
+                    }
+                }
+            }
+            audit::record(
+                conn,
+                Some(&actor),
+                &meta,
+                Event::new(
+                    "attention_type.update",
+                    "attention_type",
+                    Some(row.id.to_string()),
+                )
+                .details(serde_json::json!({ "changes": changes })),
+            )?;
+            load_response(conn, &TypeKey::Id(row.id), &raw)
+        })
+    })
+    .await?;
+    Ok(respond(updated, StatusCode::OK))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddAliasRequest {
+    /// A spelling officers use, e.g. a legacy MAPCE label.
+    pub label: String,
+}
+
+/// Add a spelling to a type; 409 naming the type that already has it.
+#[utoipa::path(
+    tag = "catalogue",
+    operation_id = "add_attention_type_alias",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Type id or code")),
+    request_body = AddAliasRequest,
+    responses(
+        (status = 201, body = AttentionTypeResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/attention-types/{id}/aliases")]
+pub async fn add_attention_type_alias(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: JsonBody<AddAliasRequest>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::ADD_ATTENTION_TYPE_ALIAS)?;
+    let raw = path.into_inner();
+    let label = text("body.label", &body.into_inner().label, 200)?;
+    let key = TypeKey::parse(&raw);
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let updated = db::run(&state.pool, move |conn| {
+        db::write_tx::<_, AppError, _>(conn, |conn| {
+            let t = model::find_type(conn, &key)?
+                .ok_or_else(|| AppError::not_found(format!("no attention type `{raw}`")))?;
+            if t.status == "merged" {
+                return Err(AppError::conflict(
+                    "merged",
+                    None,
+                    format!("{} was merged; add the alias to its survivor", t.code),
+                ));
+            }
+            let added =
+                service::add_labels(conn, t.id, &[(SOURCE_ALIAS, label.clone())], "body.label")?;
+            if added > 0 {
+                audit::record(
+                    conn,
+                    Some(&actor),
+                    &meta,
+                    Event::new(
+                        "attention_type.alias_add",
+                        "attention_type",
+                        Some(t.id.to_string()),
+                    )
+                    .details(serde_json::json!({ "label": label })),
+                )?;
+            }
+            load_response(conn, &TypeKey::Id(t.id), &raw)
+        })
+    })
+    .await?;
+    Ok(respond(updated, StatusCode::CREATED))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    /// The surviving type (id or code).
+    pub into: String,
+    /// Why the two are one type.
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MergeResponse {
+    pub id: Id,
+    pub duplicate: TypeRef,
+    pub survivor: TypeRef,
+    pub reason: String,
+    pub actor_id: Option<Id>,
+    pub at: Ts,
+    /// Attentions recoded from the duplicate to the survivor.
+    pub attentions_moved: i64,
+    /// Spellings that became the survivor's.
+    pub labels_moved: Vec<String>,
+}
+
+fn merge_response(conn: &mut DbConn, m: model::Merge) -> Result<MergeResponse, AppError> {
+    let code_of = |conn: &mut DbConn, id: Id| -> Result<String, AppError> {
+        Ok(model::find_type(conn, &TypeKey::Id(id))?
+            .map(|t| t.code)
+            .unwrap_or_default())
+    };
+    Ok(MergeResponse {
+        id: m.id,
+        duplicate: TypeRef {
+            id: m.duplicate_id,
+            code: code_of(conn, m.duplicate_id)?,
+        },
+        survivor: TypeRef {
+            id: m.survivor_id,
+            code: code_of(conn, m.survivor_id)?,
+        },
+        reason: m.reason,
+        actor_id: m.actor_id,
+        at: m.at,
+        attentions_moved: m.attentions_moved,
+        labels_moved: serde_json::from_str(&m.labels_moved).unwrap_or_default(),
+    })
+}
+
+/// Fold a duplicate type into a survivor: its attentions are recoded, its
+/// names and code become the survivor's aliases, and it stays as a `merged`
+/// record. Nothing is deleted.
+#[utoipa::path(
+    tag = "catalogue",
+    operation_id = "merge_attention_type",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The duplicate type (id or code)")),
+    request_body = MergeRequest,
+    responses(
+        (status = 200, body = MergeResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/attention-types/{id}/merge")]
+pub async fn merge_attention_type(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: JsonBody<MergeRequest>,
+) -> Result<web::Json<MergeResponse>, AppError> {
+    user.require(&access::MERGE_ATTENTION_TYPE)?;
+    let raw = path.into_inner();
+    let b = body.into_inner();
+    let reason = text("body.reason", &b.reason, 1000)?;
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let merged = db::run(&state.pool, move |conn| {
+        db::write_tx::<_, AppError, _>(conn, |conn| {
+            let duplicate = model::find_type(conn, &TypeKey::parse(&raw))?
+                .ok_or_else(|| AppError::not_found(format!("no attention type `{raw}`")))?;
+            let survivor = model::find_type(conn, &TypeKey::parse(&b.into))?.ok_or_else(|| {
+                AppError::invalid("body.into", format!("no attention type `{}`", b.into))
+            })?;
+            let merge = service::merge(conn, &duplicate, &survivor, &reason, Some(actor.user_id))?;
+            audit::record(
+                conn,
+                Some(&actor),
+                &meta,
+                Event::new(
+                    "attention_type.merge",
+                    "attention_type",
+                    Some(duplicate.id.to_string()),
+                )
+                .details(serde_json::json!({
+                    "duplicate": duplicate.code, "survivor": survivor.code, "reason": reason,
+                    "attentions_moved": merge.attentions_moved,
+                })),
+            )?;
+            merge_response(conn, merge)
+        })
+    })
+    .await?;
+    Ok(web::Json(merged))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageOnly {
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// Items to skip (default 0).
+    pub offset: Option<u64>,
+}
+
+/// The recoding records of every merge, newest first.
+#[utoipa::path(
+    tag = "catalogue",
+    operation_id = "list_attention_type_merges",
+    security(("bearer" = [])),
+    params(PageOnly),
+    responses(
+        (status = 200, body = Page<MergeResponse>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/attention-types/merges")]
+pub async fn list_attention_type_merges(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: QueryParams<PageOnly>,
+) -> Result<web::Json<Page<MergeResponse>>, AppError> {
+    user.require(&access::LIST_ATTENTION_TYPE_MERGES)?;
+    let q = query.into_inner();
+    let window = window(q.limit, q.offset)?;
+    let (items, total) = db::run(&state.pool, move |conn| {
+        let (rows, total) = model::list_merges(conn, window)?;
+        let items = rows
+            .into_iter()
+            .map(|m| merge_response(conn, m))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((items, total))
+    })
+    .await?;
+    Ok(web::Json(Page::new(&req, items, total, window)))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolStepBody {
+    /// What the officer must do.
+    pub title_es: String,
+    pub title_en: String,
+    /// Must be done (or waived with a reason) before the case can close.
+    pub required_to_close: bool,
+    /// Hours after the case opens by which it is due, if any.
+    pub deadline_hours: Option<i32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolRequest {
+    pub steps: Vec<ProtocolStepBody>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProtocolResponse {
+    pub attention_type_id: Id,
+    /// Cases keep the version they started with.
+    pub version: i32,
+    pub created_at: Ts,
+    pub created_by: Option<Id>,
+    pub steps: Vec<ProtocolStepBody>,
+}
+
+fn protocol_response(
+    pv: model::ProtocolVersion,
+    steps: Vec<model::ProtocolStep>,
+) -> ProtocolResponse {
+    ProtocolResponse {
+        attention_type_id: pv.attention_type_id,
+        version: pv.version,
+        created_at: pv.created_at,
+        created_by: pv.created_by,
+        steps: steps
+            .into_iter()
+            .map(|s| ProtocolStepBody {
+                title_es: s.title_es,
+                title_en: s.title_en,
+                required_to_close: s.required_to_close,
+                deadline_hours: s.deadline_hours,
+            })
+            .collect(),
+    }
+}
+
+/// Publish a new protocol version for a type: an ordered checklist.
+#[utoipa::path(
+    tag = "catalogue",
+    operation_id = "put_attention_type_protocol",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Type id or code")),
+    request_body = ProtocolRequest,
+    responses(
+        (status = 201, body = ProtocolResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[put("/attention-types/{id}/protocol")]
+pub async fn put_attention_type_protocol(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: JsonBody<ProtocolRequest>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::PUT_ATTENTION_TYPE_PROTOCOL)?;
+    let raw = path.into_inner();
+    let b = body.into_inner();
+    if b.steps.is_empty() || b.steps.len() > 50 {
+        return Err(AppError::invalid("body.steps", "1 to 50 steps"));
+    }
+    let mut steps = Vec::new();
+    for (i, s) in b.steps.iter().enumerate() {
+        let title_es = text(&format!("body.steps[{i}].title_es"), &s.title_es, 300)?;
+        let title_en = text(&format!("body.steps[{i}].title_en"), &s.title_en, 300)?;
+        if let Some(h) = s.deadline_hours {
+            if !(1..=24 * 365).contains(&h) {
+                return Err(AppError::invalid(
+                    format!("body.steps[{i}].deadline_hours"),
+                    "1 to 8760 hours",
+                ));
+            }
+        }
+        steps.push((title_es, title_en, s.required_to_close, s.deadline_hours));
+    }
+    let key = TypeKey::parse(&raw);
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let created = db::run(&state.pool, move |conn| {
+        db::write_tx::<_, AppError, _>(conn, |conn| {
+            let t = model::find_type(conn, &key)?
+                .ok_or_else(|| AppError::not_found(format!("no attention type `{raw}`")))?;
+            if t.status == "merged" {
+                return Err(AppError::conflict(
+                    "merged",
+                    None,
+                    format!("{} was merged", t.code),
+                ));
+            }
+            let pv = model::insert_protocol(conn, t.id, Some(actor.user_id), &steps)?;
+            audit::record(
+                conn,
+                Some(&actor),
+                &meta,
+                Event::new(
+                    "attention_type.protocol",
+                    "attention_type",
+                    Some(t.id.to_string()),
+                )
+                .details(serde_json::json!({ "version": pv.version, "steps": steps.len() })),
+            )?;
+            let (pv, steps) = model::protocol(conn, t.id, Some(pv.version))?
+                .ok_or_else(|| AppError::not_found("protocol"))?;
+            Ok(protocol_response(pv, steps))
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ProtocolQuery {
+    /// A past version; the current one by default.
+    pub version: Option<i32>,
+}
+
+/// A type's protocol: the current version, or a given one.
+#[utoipa::path(
+    tag = "catalogue",
+    operation_id = "get_attention_type_protocol",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Type id or code"), ProtocolQuery),
+    responses(
+        (status = 200, body = ProtocolResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such type, or it has no protocol (of that version)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/attention-types/{id}/protocol")]
+pub async fn get_attention_type_protocol(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    query: QueryParams<ProtocolQuery>,
+) -> Result<web::Json<ProtocolResponse>, AppError> {
+    user.require(&access::GET_ATTENTION_TYPE_PROTOCOL)?;
+    let raw = path.into_inner();
+    let version = query.into_inner().version;
+    let key = TypeKey::parse(&raw);
+    let found = db::run(&state.pool, move |conn| {
+        let t = model::find_type(conn, &key)?
+            .ok_or_else(|| AppError::not_found(format!("no attention type `{raw}`")))?;
+        model::protocol(conn, t.id, version)?
+            .map(|(pv, steps)| protocol_response(pv, steps))
+            .ok_or_else(|| {
+                AppError::not_found(format!(
+                    "{} has no protocol{}",
+                    t.code,
+                    version.map(|v| format!(" version {v}")).unwrap_or_default()
+                ))
+            })
+    })
+    .await?;
+    Ok(web::Json(found))
+}
+
+// --- public listing ------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    Es,
+    En,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PublicQuery {
+    /// `es` or `en`; otherwise from `Accept-Language`, else Spanish.
+    pub lang: Option<Lang>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicChannel {
+    pub code: IntakeChannel,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicAttentionType {
+    #[schema(example = "legal_orientation")]
+    pub code: String,
+    pub name: String,
+    pub category: AttentionCategory,
+    pub description: String,
+    pub who_may_ask: String,
+    pub requirements: String,
+    pub channels: Vec<PublicChannel>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicListing {
+    /// `es` or `en`.
+    pub lang: String,
+    pub items: Vec<PublicAttentionType>,
+}
+
+fn language(req: &HttpRequest, asked: Option<Lang>) -> Lang {
+    if let Some(l) = asked {
+        return l;
+    }
+    let header = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // First language named, ignoring weights: good enough for es/en.
+    for part in header.split(',') {
+        let tag = part
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if tag.starts_with("en") {
+            return Lang::En;
+        }
+        if tag.starts_with("es") {
+            return Lang::Es;
+        }
+    }
+    Lang::Es
+}
+
+/// The active attention types for consulate web portals: what each is, who
+/// may ask, what to bring and how to ask. No authentication, no internal fields.
+#[utoipa::path(
+    tag = "public",
+    operation_id = "list_public_attention_types",
+    params(PublicQuery, ("Accept-Language" = Option<String>, Header, description = "es or en")),
+    responses(
+        (status = 200, body = PublicListing),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/public/attention-types")]
+pub async fn list_public_attention_types(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: QueryParams<PublicQuery>,
+) -> Result<HttpResponse, AppError> {
+    let lang = language(&req, query.into_inner().lang);
+    let filter = TypeFilter {
+        status: Some("active".into()),
+        ..TypeFilter::default()
+    };
+    let window = crate::models::reference::Window {
+        limit: 1000,
+        offset: 0,
+    };
+    let (rows, _) = db::run(&state.pool, move |conn| {
+        Ok(model::list_types(conn, &filter, window)?)
+    })
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(|t| {
+            let en = lang == Lang::En;
+            let channels =
+                serde_json::from_str::<Vec<IntakeChannel>>(&t.channels).unwrap_or_default();
+            PublicAttentionType {
+                category: AttentionCategory::parse(&t.category)
+                    .unwrap_or(AttentionCategory::Humanitarian),
+                name: if en { t.name_en } else { t.name_es },
+                description: if en {
+                    t.description_en
+                } else {
+                    t.description_es
+                },
+                who_may_ask: if en {
+                    t.who_may_ask_en
+                } else {
+                    t.who_may_ask_es
+                },
+                requirements: if en {
+                    t.requirements_en
+                } else {
+                    t.requirements_es
+                },
+                channels: channels
+                    .into_iter()
+                    .map(|c| PublicChannel {
+                        code: c,
+                        name: if en { c.name_en() } else { c.name_es() }.to_owned(),
+                    })
+                    .collect(),
+                code: t.code,
+            }
+        })
+        .collect();
+    let code = if lang == Lang::En { "en" } else { "es" };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_LANGUAGE, code))
+        .insert_header((header::VARY, "Accept-Language"))
+        .json(PublicListing {
+            lang: code.to_owned(),
+            items,
+        }))
+}
