@@ -37,6 +37,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Duplicate persons.
+    Dedup {
+        #[command(subcommand)]
+        command: DedupCommand,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -67,6 +72,13 @@ pub enum UsersCommand {
         #[arg(long)]
         display_name: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DedupCommand {
+    /// Compare every person with their blocking-key neighbours and queue
+    /// likely pairs that are not known yet (decided pairs never return).
+    Scan,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +128,9 @@ pub fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify,
         } => verify_audit(&settings),
+        Command::Dedup {
+            command: DedupCommand::Scan,
+        } => dedup_scan(&settings),
         Command::Openapi { .. } => Ok(()),
     };
     match result {
@@ -227,6 +242,25 @@ fn describe(error: &crate::error::AppError) -> String {
         text.push_str(&format!("\n  {}: {}", e.field, e.reason));
     }
     text
+}
+
+fn dedup_scan(settings: &Settings) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    let report = crate::services::persons::scan(&mut conn)
+        .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
+    crate::audit::record_alone(
+        &mut conn,
+        None,
+        &crate::audit::RequestMeta::default(),
+        crate::audit::Event::new("duplicate.scan", "duplicate_pair", None).details(serde_json::json!({
+            "persons": report.persons, "likely_pairs": report.likely_pairs, "queued": report.queued,
+        })),
+    )?;
+    println!(
+        "scanned {} persons: {} likely pairs, {} newly queued for review",
+        report.persons, report.likely_pairs, report.queued
+    );
+    Ok(())
 }
 
 fn verify_audit(settings: &Settings) -> anyhow::Result<()> {

@@ -50,6 +50,13 @@ pub struct Problem {
     /// The request path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// For `possible_duplicates`: the likely matches (masked names, scores, reasons).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub candidates: Option<serde_json::Value>,
+    /// For a conflict with an existing record: its id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_id: Option<String>,
     /// For an unknown label: the closest known ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -87,6 +94,19 @@ pub enum AppError {
     /// refusal is audited.
     #[error("{0}")]
     OutOfScope(String),
+    /// 409 with the likely duplicates of a new person.
+    #[error("{detail}")]
+    PossibleDuplicates {
+        detail: String,
+        candidates: serde_json::Value,
+    },
+    /// 409: a record with this identity exists already.
+    #[error("{detail}")]
+    Exists {
+        detail: String,
+        field: String,
+        existing_id: String,
+    },
     /// 404 for a label no attention type has, with the closest ones.
     #[error("{detail}")]
     UnknownLabel {
@@ -206,6 +226,8 @@ impl AppError {
             AppError::NotFound(_) | AppError::OutOfScope(_) => "not_found",
             AppError::TooManyRequests { .. } => "too_many_requests",
             AppError::UnknownLabel { .. } => "unknown_label",
+            AppError::PossibleDuplicates { .. } => "possible_duplicates",
+            AppError::Exists { .. } => "already_exists",
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::PreconditionFailed(_) => "stale_version",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
@@ -227,7 +249,9 @@ impl AppError {
             }
             AppError::TooManyRequests { .. } => "Too many requests",
             AppError::MethodNotAllowed => "Method not allowed",
-            AppError::Conflict { .. } => "Conflict",
+            AppError::Conflict { .. }
+            | AppError::PossibleDuplicates { .. }
+            | AppError::Exists { .. } => "Conflict",
             AppError::PreconditionFailed(_) => "Precondition failed",
             AppError::PayloadTooLarge { .. } => "Payload too large",
             AppError::UnsupportedMediaType(_) => "Unsupported media type",
@@ -244,6 +268,15 @@ impl AppError {
             | AppError::Conflict { errors, .. }
             | AppError::Validation { errors, .. } => errors,
             _ => &[],
+        }
+    }
+
+    fn extra_field_errors(&self) -> Vec<FieldError> {
+        match self {
+            AppError::Exists { field, .. } => {
+                vec![FieldError::new(field.clone(), "already registered")]
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -271,12 +304,20 @@ impl AppError {
             detail: self.detail().into_owned(),
             code: code.to_string(),
             instance: None,
+            candidates: match self {
+                AppError::PossibleDuplicates { candidates, .. } => Some(candidates.clone()),
+                _ => None,
+            },
+            existing_id: match self {
+                AppError::Exists { existing_id, .. } => Some(existing_id.clone()),
+                _ => None,
+            },
             suggestions: match self {
                 AppError::UnknownLabel { suggestions, .. } => Some(suggestions.clone()),
                 _ => None,
             },
             request_id: None,
-            errors: self.field_errors().to_vec(),
+            errors: [self.field_errors().to_vec(), self.extra_field_errors()].concat(),
         }
     }
 }
@@ -292,7 +333,9 @@ impl ResponseError for AppError {
             }
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::Conflict { .. }
+            | AppError::PossibleDuplicates { .. }
+            | AppError::Exists { .. } => StatusCode::CONFLICT,
             AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -239,6 +239,8 @@ fn generic_problem(
         detail,
         code: code.to_owned(),
         instance: None,
+        candidates: None,
+        existing_id: None,
         suggestions: None,
         request_id: None,
         errors: vec![],

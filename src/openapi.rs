@@ -24,6 +24,7 @@ pub const SPEC_PATH: &str = "openapi/openapi.json";
         (name = "users", description = "User administration"),
         (name = "reference", description = "Regions, countries and consular offices"),
         (name = "catalogue", description = "The attention-type catalogue: types, spellings, merges, protocols"),
+        (name = "persons", description = "Persons, deduplication, merges and individual histories"),
         (name = "public", description = "Information for consulate web portals; no authentication"),
         (name = "audit", description = "The tamper-evident audit log"),
     ),

@@ -71,6 +71,18 @@ pub const ADD_ATTENTION_TYPE_ALIAS: Policy = policy("add_attention_type_alias", 
 pub const MERGE_ATTENTION_TYPE: Policy = policy("merge_attention_type", &[Admin]);
 pub const PUT_ATTENTION_TYPE_PROTOCOL: Policy = policy("put_attention_type_protocol", &[Admin]);
 
+// --- persons: case workers of the consulate, hq reads; dedup for hq and admin -
+pub const CREATE_PERSON: Policy = policy("create_person", &[Officer, Supervisor]);
+pub const LIST_PERSONS: Policy = policy("list_persons", &[Officer, Supervisor, HqAnalyst]);
+pub const GET_PERSON: Policy = policy("get_person", &[Officer, Supervisor, HqAnalyst]);
+pub const UPDATE_PERSON: Policy = policy("update_person", &[Officer, Supervisor]);
+pub const GET_PERSON_HISTORY: Policy =
+    policy("get_person_history", &[Officer, Supervisor, HqAnalyst]);
+pub const LIST_DUPLICATES: Policy = policy("list_duplicates", &[HqAnalyst, Admin]);
+pub const DECIDE_DUPLICATE: Policy = policy("decide_duplicate", &[HqAnalyst, Admin]);
+pub const MERGE_PERSON: Policy = policy("merge_person", &[HqAnalyst, Admin]);
+pub const UNDO_PERSON_MERGE: Policy = policy("undo_person_merge", &[HqAnalyst, Admin]);
+
 // --- audit -----------------------------------------------------------------------
 pub const LIST_AUDIT: Policy = policy("list_audit", &[Admin]);
 
@@ -99,5 +111,14 @@ pub const ALL: &[Policy] = &[
     ADD_ATTENTION_TYPE_ALIAS,
     MERGE_ATTENTION_TYPE,
     PUT_ATTENTION_TYPE_PROTOCOL,
+    CREATE_PERSON,
+    LIST_PERSONS,
+    GET_PERSON,
+    UPDATE_PERSON,
+    GET_PERSON_HISTORY,
+    LIST_DUPLICATES,
+    DECIDE_DUPLICATE,
+    MERGE_PERSON,
+    UNDO_PERSON_MERGE,
     LIST_AUDIT,
 ];

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod catalogue;
 pub mod health;
+pub mod persons;
 pub mod reference;
 pub mod users;
 
@@ -64,6 +65,16 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(catalogue::put_attention_type_protocol)
             .service(catalogue::get_attention_type_protocol)
             .service(catalogue::list_public_attention_types)
+            // persons, duplicates, merges
+            .service(persons::create_person)
+            .service(persons::list_persons)
+            .service(persons::get_person)
+            .service(persons::update_person)
+            .service(persons::get_person_history)
+            .service(persons::list_duplicates)
+            .service(persons::decide_duplicate)
+            .service(persons::merge_person)
+            .service(persons::undo_person_merge)
             // audit
             .service(audit::list_audit),
     );

@@ -261,7 +261,118 @@ diesel::joinable!(attention_type_aliases -> attention_types (attention_type_id))
 diesel::joinable!(protocol_versions -> attention_types (attention_type_id));
 diesel::joinable!(protocol_steps -> protocol_versions (protocol_version_id));
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    persons (id) {
+        id -> DbUuid,
+        given_names -> Text,
+        first_surname -> Text,
+        second_surname -> Nullable<Text>,
+        birth_date -> Nullable<Date>,
+        sex -> Text,
+        nationalities -> Text,
+        phone -> Nullable<Text>,
+        email -> Nullable<Text>,
+        address_abroad -> Nullable<Text>,
+        name_key -> Text,
+        registered_consulate_id -> Nullable<DbUuid>,
+        merged_into_id -> Nullable<DbUuid>,
+        version -> Integer,
+        created_at -> Tstz,
+        updated_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    person_documents (id) {
+        id -> DbUuid,
+        person_id -> DbUuid,
+        doc_type -> Text,
+        number -> Text,
+        issuing_country -> Text,
+        created_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::DbUuid;
+
+    person_match_keys (person_id, match_key) {
+        person_id -> DbUuid,
+        match_key -> Text,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    duplicate_pairs (id) {
+        id -> DbUuid,
+        person_a -> DbUuid,
+        person_b -> DbUuid,
+        score -> Double,
+        reasons -> Text,
+        status -> Text,
+        source -> Text,
+        decided_by -> Nullable<DbUuid>,
+        decided_at -> Nullable<Tstz>,
+        decision_reason -> Nullable<Text>,
+        created_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    person_merges (id) {
+        id -> DbUuid,
+        survivor_id -> DbUuid,
+        merged_id -> DbUuid,
+        reason -> Text,
+        actor_id -> Nullable<DbUuid>,
+        at -> Tstz,
+        snapshot -> Text,
+        undone_at -> Nullable<Tstz>,
+        undone_by -> Nullable<DbUuid>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    timeline_events (id) {
+        id -> DbUuid,
+        person_id -> DbUuid,
+        case_id -> Nullable<DbUuid>,
+        consulate_id -> Nullable<DbUuid>,
+        kind -> Text,
+        at -> Tstz,
+        actor_id -> Nullable<DbUuid>,
+        attention_type_id -> Nullable<DbUuid>,
+        payload -> Text,
+    }
+}
+
+diesel::joinable!(person_documents -> persons (person_id));
+diesel::joinable!(person_match_keys -> persons (person_id));
+diesel::joinable!(timeline_events -> persons (person_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    persons,
+    person_documents,
+    person_match_keys,
+    duplicate_pairs,
+    person_merges,
+    timeline_events,
     attention_types,
     attention_type_aliases,
     attention_type_merges,

@@ -1,6 +1,7 @@
 //! Domain types and rules with no HTTP or database in them.
 
 pub mod catalogue;
+pub mod person;
 pub mod reference;
 pub mod role;
 pub mod text;

@@ -2,5 +2,6 @@
 //! aggregate. Rows never go straight to JSON: the API maps them to DTOs.
 
 pub mod catalogue;
+pub mod persons;
 pub mod reference;
 pub mod users;

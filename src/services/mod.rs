@@ -1,4 +1,5 @@
 //! Rules that span more than one table, shared by the API and the CLI.
 
 pub mod catalogue;
+pub mod persons;
 pub mod users;

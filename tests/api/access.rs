@@ -23,9 +23,14 @@ enum Expect {
     Forbidden,
     /// 404: the record is outside the caller's consulate.
     Hidden,
+    /// 404 for a record that does not exist: authorization passed (403 would
+    /// be a refusal).
+    Missing,
 }
 
-use Expect::{Allowed as A, Forbidden as F, Hidden as H, Public as P, Unauthenticated as U};
+use Expect::{
+    Allowed as A, Forbidden as F, Hidden as H, Missing as M, Public as P, Unauthenticated as U,
+};
 
 /// Who calls: anonymous, officer and supervisor of consulate A, hq, planner, admin.
 const CALLERS: [&str; 6] = [
@@ -125,6 +130,19 @@ const MATRIX: &[Row] = &[
     Row { operation: "add_attention_type_alias", method: "POST", path: "/api/v1/attention-types/legal_orientation/aliases", body: Some(new_alias), expect: [U, F, F, F, F, A] },
     Row { operation: "merge_attention_type", method: "POST", path: "/api/v1/attention-types/economic_subsidy/merge", body: Some(merge_into_nothing), expect: [U, F, F, F, F, A] },
     Row { operation: "put_attention_type_protocol", method: "PUT", path: "/api/v1/attention-types/legal_orientation/protocol", body: Some(protocol), expect: [U, F, F, F, F, A] },
+    // persons ({own_person} registered at consulate A, {other_person} at B)
+    Row { operation: "create_person", method: "POST", path: "/api/v1/persons", body: Some(new_person), expect: [U, A, A, F, F, F] },
+    Row { operation: "list_persons", method: "GET", path: "/api/v1/persons", body: None, expect: [U, A, A, A, F, F] },
+    Row { operation: "get_person", method: "GET", path: "/api/v1/persons/{own_person}", body: None, expect: [U, A, A, A, F, F] },
+    Row { operation: "get_person", method: "GET", path: "/api/v1/persons/{other_person}", body: None, expect: [U, H, H, A, F, F] },
+    Row { operation: "update_person", method: "PATCH", path: "/api/v1/persons/{own_person}", body: Some(person_fix), expect: [U, A, A, F, F, F] },
+    Row { operation: "update_person", method: "PATCH", path: "/api/v1/persons/{other_person}", body: Some(person_fix), expect: [U, H, H, F, F, F] },
+    Row { operation: "get_person_history", method: "GET", path: "/api/v1/persons/{own_person}/history", body: None, expect: [U, A, A, A, F, F] },
+    Row { operation: "get_person_history", method: "GET", path: "/api/v1/persons/{other_person}/history", body: None, expect: [U, H, H, A, F, F] },
+    Row { operation: "list_duplicates", method: "GET", path: "/api/v1/duplicates", body: None, expect: [U, F, F, A, F, A] },
+    Row { operation: "decide_duplicate", method: "POST", path: "/api/v1/duplicates/{own_person}/decision", body: Some(bad_decision), expect: [U, F, F, A, F, A] },
+    Row { operation: "merge_person", method: "POST", path: "/api/v1/persons/{own_person}/merge", body: Some(merge_into_garbage), expect: [U, F, F, A, F, A] },
+    Row { operation: "undo_person_merge", method: "POST", path: "/api/v1/merges/{own_person}/undo", body: None, expect: [U, F, F, M, F, M] },
     // audit
     Row { operation: "list_audit", method: "GET", path: "/api/v1/audit", body: None, expect: [U, F, F, F, F, A] },
     // logout last: it ends the caller's session
@@ -156,6 +174,23 @@ fn merge_into_nothing() -> Value {
 }
 fn protocol() -> Value {
     json!({ "steps": [{ "title_es": "Paso", "title_en": "Step", "required_to_close": false, "deadline_hours": null }] })
+}
+
+fn new_person() -> Value {
+    let u: String = unique()
+        .chars()
+        .filter(|c| c.is_ascii_alphabetic())
+        .collect();
+    json!({ "given_names": format!("Ana {u}"), "first_surname": "Matrix", "sex": "female" })
+}
+fn person_fix() -> Value {
+    json!({ "address_abroad": "Calle 1" })
+}
+fn bad_decision() -> Value {
+    json!({ "decision": "maybe", "reason": "x" })
+}
+fn merge_into_garbage() -> Value {
+    json!({ "into": "not-an-id", "reason": "x" })
 }
 
 fn rename_consulate() -> Value {
@@ -194,6 +229,13 @@ async fn authorization_matrix_holds_for_every_operation_role_and_scope() {
     let app = TestApp::spawn().await;
     let own_user = app.create_user("target.own", Role::Officer, Some("AR-BUENOS-AIRES"));
     let other_user = app.create_user("target.other", Role::Officer, Some("CL-SANTIAGO"));
+    let officer_b = app.caller("m.officer.b", Role::Officer, Some("CL-SANTIAGO"));
+    let other_person = app
+        .register_person(
+            &officer_b,
+            json!({ "given_names": "Pedro", "first_surname": "Other", "sex": "male" }),
+        )
+        .await;
     let callers: Vec<Option<Caller>> = vec![
         None,
         Some(app.caller("m.officer", Role::Officer, Some("AR-BUENOS-AIRES"))),
@@ -202,6 +244,12 @@ async fn authorization_matrix_holds_for_every_operation_role_and_scope() {
         Some(app.caller("m.planner", Role::Planner, None)),
         Some(app.caller("m.admin", Role::Admin, None)),
     ];
+    let own_person = app
+        .register_person(
+            callers[1].as_ref().expect("officer"),
+            json!({ "given_names": "Rosa", "first_surname": "Own", "sex": "female" }),
+        )
+        .await;
     // hq and admin have TOTP already: enrol would be a conflict, which is
     // still "allowed" (authorization passed).
     let mut failures = Vec::new();
@@ -209,7 +257,9 @@ async fn authorization_matrix_holds_for_every_operation_role_and_scope() {
         let path = row
             .path
             .replace("{own_user}", &own_user.to_string())
-            .replace("{other_user}", &other_user.to_string());
+            .replace("{other_user}", &other_user.to_string())
+            .replace("{own_person}", &own_person.to_string())
+            .replace("{other_person}", &other_person.to_string());
         for (i, caller) in callers.iter().enumerate() {
             let body = row.body.map(|b| b());
             let resp = app
@@ -227,7 +277,7 @@ async fn authorization_matrix_holds_for_every_operation_role_and_scope() {
                 Expect::Public => resp.status < 500 && resp.status != 403,
                 Expect::Unauthenticated => resp.status == 401,
                 Expect::Forbidden => resp.status == 403,
-                Expect::Hidden => resp.status == 404,
+                Expect::Hidden | Expect::Missing => resp.status == 404,
             };
             if !ok {
                 failures.push(format!(

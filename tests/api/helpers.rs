@@ -333,6 +333,16 @@ impl TestApp {
         }
     }
 
+    /// Registers a person through the API as `caller`; returns the id.
+    pub async fn register_person(&self, caller: &Caller, body: Value) -> mapce::db::Id {
+        let resp = self
+            .call("POST", "/api/v1/persons", Some(&caller.token), Some(&body))
+            .await;
+        assert_eq!(resp.status, 201, "person registered: {:?}", resp.json());
+        let id = resp.json()["id"].as_str().expect("id").to_owned();
+        mapce::db::Id(uuid::Uuid::parse_str(&id).expect("uuid"))
+    }
+
     /// Logs in through the API with username and password.
     pub async fn login(&self, username: &str, password: &str) -> Resp {
         let body = serde_json::json!({ "username": username, "password": password });

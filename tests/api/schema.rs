@@ -82,6 +82,7 @@ fn type_class(raw: &str) -> String {
         "boolean" => "bool",
         "date" | "date_text" => "date",
         "numeric" => "numeric",
+        "double precision" | "double" => "double",
         "bytea" | "blob" => "blob",
         "jsonb" | "json_text" => "json",
         other => return format!("unknown({other})"),

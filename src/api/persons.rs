@@ -1,0 +1,1281 @@
+//! Persons (connacionales): registration with search-before-create, search,
+//! correction with history, the duplicate queue, reversible merges and the
+//! individual history across consulates and years.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{access, etag, if_match_version, window, Page};
+use crate::audit::{self, Event, RequestMeta};
+use crate::auth::AuthUser;
+use crate::db::{self, DbConn, Id, Ts};
+use crate::domain::person::{
+    self as rules, clean_name, document_number_problem, mask_name, name_key,
+    normalize_document_number, DocumentType, Sex,
+};
+use crate::domain::text::fold_key;
+use crate::error::{AppError, FieldError, Problem};
+use crate::extract::{JsonBody, QueryParams};
+use crate::models::persons::{self as model, Document, HistoryFilter, Person, PersonSearch};
+use crate::models::reference as reference_model;
+use crate::services::persons as service;
+use crate::AppState;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentBody {
+    #[serde(rename = "type")]
+    pub doc_type: DocumentType,
+    #[schema(example = "45678912")]
+    pub number: String,
+    /// Alpha-2 or alpha-3; Peru by default.
+    #[schema(example = "PE")]
+    pub issuing_country: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentResponse {
+    #[serde(rename = "type")]
+    pub doc_type: DocumentType,
+    pub number: String,
+    pub issuing_country: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonResponse {
+    pub id: Id,
+    pub given_names: String,
+    pub first_surname: String,
+    pub second_surname: Option<String>,
+    pub birth_date: Option<NaiveDate>,
+    pub sex: Sex,
+    /// Alpha-2 codes.
+    pub nationalities: Vec<String>,
+    pub documents: Vec<DocumentResponse>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub address_abroad: Option<String>,
+    pub registered_consulate_id: Option<Id>,
+    /// Set when this record was merged: the person it now lives on as.
+    pub merged_into: Option<Id>,
+    pub version: i32,
+    pub created_at: Ts,
+    pub updated_at: Ts,
+}
+
+fn person_response(p: Person, docs: &[Document]) -> PersonResponse {
+    PersonResponse {
+        documents: docs
+            .iter()
+            .filter(|d| d.person_id == p.id)
+            .map(|d| DocumentResponse {
+                doc_type: DocumentType::parse(&d.doc_type).unwrap_or(DocumentType::Other),
+                number: d.number.clone(),
+                issuing_country: d.issuing_country.clone(),
+            })
+            .collect(),
+        nationalities: serde_json::from_str(&p.nationalities).unwrap_or_default(),
+        sex: Sex::parse(&p.sex).unwrap_or(Sex::NotRecorded),
+        id: p.id,
+        given_names: p.given_names,
+        first_surname: p.first_surname,
+        second_surname: p.second_surname,
+        birth_date: p.birth_date,
+        phone: p.phone,
+        email: p.email,
+        address_abroad: p.address_abroad,
+        registered_consulate_id: p.registered_consulate_id,
+        merged_into: p.merged_into_id,
+        version: p.version,
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+    }
+}
+
+/// Whether the caller may read or change this person: national roles may;
+/// officers and supervisors when the person is registered at their
+/// consulate (cases at their consulate will count too).
+fn in_scope(user: &AuthUser, p: &Person) -> bool {
+    !user.role.is_consulate_scoped()
+        || (p.registered_consulate_id.is_some() && p.registered_consulate_id == user.consulate_id)
+}
+
+fn load_scoped(conn: &mut DbConn, user: &AuthUser, raw: &str) -> Result<Person, AppError> {
+    let missing = || AppError::not_found(format!("no person `{raw}`"));
+    let id = uuid::Uuid::parse_str(raw).map(Id).map_err(|_| missing())?;
+    let p = model::find_person(conn, id)?.ok_or_else(missing)?;
+    if !in_scope(user, &p) {
+        return Err(AppError::OutOfScope(format!("no person `{raw}`")));
+    }
+    Ok(p)
+}
+
+/// Validated identity fields, with every field error collected.
+struct Checked {
+    given_names: String,
+    first_surname: String,
+    second_surname: Option<String>,
+    birth_date: Option<NaiveDate>,
+    phone: Option<String>,
+    email: Option<String>,
+    address: Option<String>,
+    nationalities: Vec<String>,
+    documents: Vec<(DocumentType, String, String)>,
+}
+
+fn collect<T>(errors: &mut Vec<FieldError>, field: &str, r: Result<T, &str>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(reason) => {
+            errors.push(FieldError::new(field, reason));
+            None
+        }
+    }
+}
+
+fn fail(errors: Vec<FieldError>) -> AppError {
+    let detail = errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    AppError::Validation { detail, errors }
+}
+
+fn country_code(
+    conn: &mut DbConn,
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    raw: &str,
+) -> Result<Option<String>, AppError> {
+    match reference_model::find_country_by_code(conn, raw)? {
+        Some(c) => Ok(Some(c.alpha2)),
+        None => {
+            errors.push(FieldError::new(
+                field,
+                format!("unknown country code `{raw}`"),
+            ));
+            Ok(None)
+        }
+    }
+}
+
+fn check_documents(
+    conn: &mut DbConn,
+    errors: &mut Vec<FieldError>,
+    docs: &[DocumentBody],
+    base: &str,
+) -> Result<Vec<(DocumentType, String, String)>, AppError> {
+    let mut out = Vec::new();
+    for (i, d) in docs.iter().enumerate() {
+        let number = normalize_document_number(&d.number);
+        if let Some(problem) = document_number_problem(d.doc_type, &number) {
+            errors.push(FieldError::new(format!("{base}[{i}].number"), problem));
+            continue;
+        }
+        let country = match &d.issuing_country {
+            Some(c) => country_code(conn, errors, &format!("{base}[{i}].issuing_country"), c)?,
+            None => Some("PE".to_owned()),
+        };
+        if d.doc_type == DocumentType::Dni && country.as_deref().is_some_and(|c| c != "PE") {
+            errors.push(FieldError::new(
+                format!("{base}[{i}].issuing_country"),
+                "a DNI is issued by Peru",
+            ));
+            continue;
+        }
+        if let Some(country) = country {
+            if out
+                .iter()
+                .any(|(t, n, c)| *t == d.doc_type && *n == number && *c == country)
+            {
+                errors.push(FieldError::new(format!("{base}[{i}]"), "listed twice"));
+            } else {
+                out.push((d.doc_type, number, country));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmNewPerson {
+    /// Why this is a different person from the proposed candidates.
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePersonRequest {
+    #[schema(example = "José")]
+    pub given_names: String,
+    #[schema(example = "Pérez")]
+    pub first_surname: String,
+    #[schema(example = "Quispe")]
+    pub second_surname: Option<String>,
+    /// May be unknown.
+    pub birth_date: Option<NaiveDate>,
+    pub sex: Sex,
+    /// Alpha-2 or alpha-3 codes; `["PE"]` by default.
+    pub nationalities: Option<Vec<String>>,
+    #[serde(default)]
+    pub documents: Vec<DocumentBody>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub address_abroad: Option<String>,
+    /// Send after a `possible_duplicates` answer to register anyway; the
+    /// pairs stay queued for review.
+    pub confirm_new_person: Option<ConfirmNewPerson>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Candidate {
+    pub id: Id,
+    /// Initial letters only.
+    #[schema(example = "J*** P**** Q*****")]
+    pub masked_name: String,
+    pub birth_year: Option<i32>,
+    pub score: f64,
+    pub reasons: Vec<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_identity(
+    conn: &mut DbConn,
+    given_names: &str,
+    first_surname: &str,
+    second_surname: Option<&str>,
+    birth_date: Option<NaiveDate>,
+    phone: Option<&str>,
+    email: Option<&str>,
+    address: Option<&str>,
+    nationalities: Option<&[String]>,
+    documents: &[DocumentBody],
+) -> Result<Checked, AppError> {
+    let mut errors = Vec::new();
+    let given_names = collect(&mut errors, "body.given_names", clean_name(given_names));
+    let first_surname = collect(&mut errors, "body.first_surname", clean_name(first_surname));
+    let second_surname = match second_surname.filter(|s| !s.trim().is_empty()) {
+        Some(s) => collect(&mut errors, "body.second_surname", clean_name(s)),
+        None => None,
+    };
+    if let Some(d) = birth_date {
+        if let Some(problem) = rules::birth_date_problem(d, chrono::Utc::now().date_naive()) {
+            errors.push(FieldError::new("body.birth_date", problem));
+        }
+    }
+    let phone = match phone.filter(|s| !s.trim().is_empty()) {
+        Some(p) => collect(&mut errors, "body.phone", rules::normalize_phone(p)),
+        None => None,
+    };
+    let email = match email.filter(|s| !s.trim().is_empty()) {
+        Some(e) => collect(&mut errors, "body.email", rules::normalize_email(e)),
+        None => None,
+    };
+    let address = address
+        .map(|a| a.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|a| !a.is_empty());
+    if address.as_ref().is_some_and(|a| a.chars().count() > 300) {
+        errors.push(FieldError::new(
+            "body.address_abroad",
+            "must be at most 300 characters",
+        ));
+    }
+    let mut nats = Vec::new();
+    for (i, n) in nationalities
+        .unwrap_or(&["PE".to_owned()])
+        .iter()
+        .enumerate()
+    {
+        if let Some(code) = country_code(conn, &mut errors, &format!("body.nationalities[{i}]"), n)?
+        {
+            if !nats.contains(&code) {
+                nats.push(code);
+            }
+        }
+    }
+    if nats.is_empty() && errors.is_empty() {
+        errors.push(FieldError::new("body.nationalities", "name at least one"));
+    }
+    let documents = check_documents(conn, &mut errors, documents, "body.documents")?;
+    if !errors.is_empty() {
+        return Err(fail(errors));
+    }
+    Ok(Checked {
+        given_names: given_names.unwrap_or_default(),
+        first_surname: first_surname.unwrap_or_default(),
+        second_surname,
+        birth_date,
+        phone,
+        email,
+        address,
+        nationalities: nats,
+        documents,
+    })
+}
+
+/// Register a person. Searches before creating: a known document is a 409
+/// with the existing person's id; likely duplicates (similar name with an
+/// equal or close birth date, or the same phone or e-mail) are a 409
+/// `possible_duplicates` unless `confirm_new_person` is sent.
+#[utoipa::path(
+    tag = "persons",
+    operation_id = "create_person",
+    security(("bearer" = [])),
+    request_body = CreatePersonRequest,
+    responses(
+        (status = 201, body = PersonResponse, headers(("ETag" = String), ("Location" = String))),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`already_exists` (document known; `existing_id`) or `possible_duplicates` (`candidates`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/persons")]
+pub async fn create_person(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: JsonBody<CreatePersonRequest>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::CREATE_PERSON)?;
+    let b = body.into_inner();
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let created = db::run(&state.pool, move |conn| {
+        db::write_tx::<_, AppError, _>(conn, |conn| {
+            let c = check_identity(
+                conn,
+                &b.given_names,
+                &b.first_surname,
+                b.second_surname.as_deref(),
+                b.birth_date,
+                b.phone.as_deref(),
+                b.email.as_deref(),
+                b.address_abroad.as_deref(),
+                b.nationalities.as_deref(),
+                &b.documents,
+            )?;
+            for (i, (t, n, country)) in c.documents.iter().enumerate() {
+                if let Some(existing) = model::find_document(conn, t.as_str(), n, country)? {
+                    return Err(AppError::Exists {
+                        detail: format!("this {} is already registered to person {}", t.as_str(), existing.person_id),
+                        field: format!("body.documents[{i}].number"),
+                        existing_id: existing.person_id.to_string(),
+                    });
+                }
+            }
+            let now = Ts::now();
+            let person = Person {
+                id: Id::new(),
+                name_key: name_key(&c.given_names, &c.first_surname, c.second_surname.as_deref()),
+                given_names: c.given_names,
+                first_surname: c.first_surname,
+                second_surname: c.second_surname,
+                birth_date: c.birth_date,
+                sex: b.sex.as_str().to_owned(),
+                nationalities: serde_json::to_string(&c.nationalities).map_err(AppError::internal)?,
+                phone: c.phone,
+                email: c.email,
+                address_abroad: c.address,
+                registered_consulate_id: user.consulate_id,
+                merged_into_id: None,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            };
+            let likely = service::likely_duplicates(conn, &person, None)?;
+            let confirmation = b.confirm_new_person.as_ref().map(|c| c.reason.trim().to_owned());
+            if !likely.is_empty() {
+                match &confirmation {
+                    None => {
+                        let candidates: Vec<Candidate> = likely
+                            .iter()
+                            .map(|(p, l)| Candidate {
+                                id: p.id,
+                                masked_name: mask_name(&format!("{} {} {}", p.given_names, p.first_surname, p.second_surname.clone().unwrap_or_default())),
+                                birth_year: p.birth_date.map(|d| chrono::Datelike::year(&d)),
+                                score: l.score,
+                                reasons: l.reasons.clone(),
+                            })
+                            .collect();
+                        return Err(AppError::PossibleDuplicates {
+                            detail: format!(
+                                "{} registered person(s) look like the same person; check them, or send confirm_new_person with a reason",
+                                candidates.len()
+                            ),
+                            candidates: serde_json::to_value(&candidates).unwrap_or_default(),
+                        });
+                    }
+                    Some(reason) if reason.is_empty() => {
+                        return Err(AppError::invalid("body.confirm_new_person.reason", "say why this is a different person"));
+                    }
+                    Some(_) => {}
+                }
+            }
+            model::insert_person(conn, &person)?;
+            for (t, n, country) in &c.documents {
+                model::insert_document(
+                    conn,
+                    &Document { id: Id::new(), person_id: person.id, doc_type: t.as_str().to_owned(), number: n.clone(), issuing_country: country.clone(), created_at: now },
+                )?;
+            }
+            model::set_match_keys(conn, person.id, &rules::match_keys(&person.name_key, person.phone.as_deref(), person.email.as_deref()))?;
+            for (other, l) in &likely {
+                let mut reasons = l.reasons.clone();
+                reasons.push(format!("confirmed_new_at_intake:{}", confirmation.clone().unwrap_or_default()));
+                model::queue_pair(conn, person.id, other.id, l.score, &reasons, "intake")?;
+            }
+            service::record_event(conn, person.id, "person.registered", user.consulate_id, Some(user.user_id), serde_json::json!({}))?;
+            audit::record(
+                conn,
+                Some(&actor),
+                &meta,
+                Event::new("person.create", "person", Some(person.id.to_string()))
+                    .subject(person.id)
+                    .details(serde_json::json!({ "possible_duplicates_confirmed": likely.len() })),
+            )?;
+            let docs = model::documents_of(conn, &[person.id])?;
+            Ok(person_response(person, &docs))
+        })
+    })
+    .await?;
+    Ok(HttpResponse::build(StatusCode::CREATED)
+        .insert_header((header::ETAG, etag(created.version)))
+        .insert_header((header::LOCATION, format!("/api/v1/persons/{}", created.id)))
+        .json(created))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PersonQuery {
+    /// Names, in any order, ignoring accents and case.
+    pub q: Option<String>,
+    /// An exact document number (any type): officers find people known at
+    /// other consulates this way.
+    pub document: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// Items to skip (default 0).
+    pub offset: Option<u64>,
+}
+
+/// Search persons by exact document number or by names.
+#[utoipa::path(
+    tag = "persons",
+    operation_id = "list_persons",
+    security(("bearer" = [])),
+    params(PersonQuery),
+    responses(
+        (status = 200, body = Page<PersonResponse>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/persons")]
+pub async fn list_persons(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: QueryParams<PersonQuery>,
+) -> Result<web::Json<Page<PersonResponse>>, AppError> {
+    user.require(&access::LIST_PERSONS)?;
+    let q = query.into_inner();
+    let window = window(q.limit, q.offset)?;
+    let tokens: Vec<String> =
+        q.q.as_deref()
+            .map(fold_key)
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect();
+    if q.q.is_some() && tokens.is_empty() {
+        return Err(AppError::bad_query(
+            "query.q",
+            "needs at least one letter or digit",
+        ));
+    }
+    let document = q.document.as_deref().map(normalize_document_number);
+    if document.as_deref() == Some("") {
+        return Err(AppError::bad_query(
+            "query.document",
+            "needs at least one letter or digit",
+        ));
+    }
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let scoped = user.role.is_consulate_scoped();
+    let consulate = user.consulate_id;
+    let (rows, docs, total) = db::run(&state.pool, move |conn| {
+        let mut search = PersonSearch { name_tokens: tokens, ids: None, consulate: None };
+        match &document {
+            // An exact document reaches beyond the consulate.
+            Some(number) => search.ids = Some(model::persons_by_document_number(conn, number)?),
+            None if scoped => search.consulate = Some(consulate.unwrap_or_default()),
+            None => {}
+        }
+        let (rows, total) = model::search_persons(conn, &search, window)?;
+        let ids: Vec<Id> = rows.iter().map(|p| p.id).collect();
+        let docs = model::documents_of(conn, &ids)?;
+        let mut event = Event::new("person.search", "person", None).details(serde_json::json!({
+            "by": if document.is_some() { "document" } else if search.name_tokens.is_empty() { "list" } else { "name" },
+            "results": total,
+        }));
+        if rows.len() == 1 {
+            event = event.subject(rows[0].id);
+        }
+        audit::record_alone(conn, Some(&actor), &meta, event)?;
+        Ok((rows, docs, total))
+    })
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(|p| person_response(p, &docs))
+        .collect();
+    Ok(web::Json(Page::new(&req, items, total, window)))
+}
+
+/// One person. A merged record answers with `merged_into` set. The read is
+/// audited with the person as data subject before the answer leaves.
+#[utoipa::path(
+    tag = "persons",
+    operation_id = "get_person",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Person id")),
+    responses(
+        (status = 200, body = PersonResponse, headers(("ETag" = String))),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/persons/{id}")]
+pub async fn get_person(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::GET_PERSON)?;
+    let raw = path.into_inner();
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let person = db::run(&state.pool, move |conn| {
+        let p = load_scoped(conn, &user, &raw)?;
+        let docs = model::documents_of(conn, &[p.id])?;
+        audit::record_alone(
+            conn,
+            Some(&actor),
+            &meta,
+            Event::new("person.read", "person", Some(p.id.to_string())).subject(p.id),
+        )?;
+        Ok(person_response(p, &docs))
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(person.version)))
+        .json(person))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePersonRequest {
+    pub given_names: Option<String>,
+    pub first_surname: Option<String>,
+    /// `null` clears it.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub second_surname: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<NaiveDate>)]
+    pub birth_date: Option<Option<NaiveDate>>,
+    pub sex: Option<Sex>,
+    pub nationalities: Option<Vec<String>>,
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub address_abroad: Option<Option<String>>,
+    /// Documents to add (documents are never removed).
+    #[serde(default)]
+    pub add_documents: Vec<DocumentBody>,
+}
+
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Option::<T>::deserialize(de).map(Some)
+    }
+}
+
+/// Correct a person's data. Needs `If-Match`. Every changed field is kept in
+/// the person's history (from → to).
+#[utoipa::path(
+    tag = "persons",
+    operation_id = "update_person",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Person id"), ("If-Match" = String, Header, description = "ETag of the version being changed")),
+    request_body = UpdatePersonRequest,
+    responses(
+        (status = 200, body = PersonResponse, headers(("ETag" = String))),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 428, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/persons/{id}")]
+pub async fn update_person(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: JsonBody<UpdatePersonRequest>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::UPDATE_PERSON)?;
+    let raw = path.into_inner();
+    // Checked after the scope check, so another consulate's record is a 404
+    // whatever the headers.
+    let expected = if_match_version(&req);
+    let b = body.into_inner();
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let updated = db::run(&state.pool, move |conn| {
+        db::write_tx::<_, AppError, _>(conn, |conn| {
+            let current = load_scoped(conn, &user, &raw)?;
+            let expected = expected?;
+            if current.merged_into_id.is_some() {
+                return Err(AppError::conflict(
+                    "merged",
+                    None,
+                    "this person was merged; correct the survivor",
+                ));
+            }
+            if current.version != expected {
+                return Err(AppError::PreconditionFailed(format!(
+                    "the person is at version {}, not {expected}",
+                    current.version
+                )));
+            }
+            let pick = |new: &Option<Option<String>>, old: &Option<String>| match new {
+                None => old.clone(),
+                Some(v) => v.clone(),
+            };
+            let nationalities: Option<Vec<String>> = b
+                .nationalities
+                .clone()
+                .or_else(|| serde_json::from_str(&current.nationalities).ok());
+            let c = check_identity(
+                conn,
+                b.given_names.as_deref().unwrap_or(&current.given_names),
+                b.first_surname.as_deref().unwrap_or(&current.first_surname),
+                pick(&b.second_surname, &current.second_surname).as_deref(),
+                match b.birth_date {
+                    None => current.birth_date,
+                    Some(d) => d,
+                },
+                pick(&b.phone, &current.phone).as_deref(),
+                pick(&b.email, &current.email).as_deref(),
+                pick(&b.address_abroad, &current.address_abroad).as_deref(),
+                nationalities.as_deref(),
+                &b.add_documents,
+            )?;
+            for (i, (t, n, country)) in c.documents.iter().enumerate() {
+                if let Some(existing) = model::find_document(conn, t.as_str(), n, country)? {
+                    return Err(AppError::Exists {
+                        detail: format!(
+                            "this {} is already registered to person {}",
+                            t.as_str(),
+                            existing.person_id
+                        ),
+                        field: format!("body.add_documents[{i}].number"),
+                        existing_id: existing.person_id.to_string(),
+                    });
+                }
+            }
+            let mut next = current.clone();
+            next.name_key = name_key(
+                &c.given_names,
+                &c.first_surname,
+                c.second_surname.as_deref(),
+            );
+            next.given_names = c.given_names;
+            next.first_surname = c.first_surname;
+            next.second_surname = c.second_surname;
+            next.birth_date = c.birth_date;
+            next.sex = b
+                .sex
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or(current.sex.clone());
+            next.nationalities =
+                serde_json::to_string(&c.nationalities).map_err(AppError::internal)?;
+            next.phone = c.phone;
+            next.email = c.email;
+            next.address_abroad = c.address;
+            next.version = current.version + 1;
+            next.updated_at = Ts::now();
+            if !model::update_person(conn, &next, expected)? {
+                return Err(AppError::PreconditionFailed(
+                    "the person changed meanwhile; read it again".into(),
+                ));
+            }
+            for (t, n, country) in &c.documents {
+                model::insert_document(
+                    conn,
+                    &Document {
+                        id: Id::new(),
+                        person_id: next.id,
+                        doc_type: t.as_str().to_owned(),
+                        number: n.clone(),
+                        issuing_country: country.clone(),
+                        created_at: Ts::now(),
+                    },
+                )?;
+            }
+            model::set_match_keys(
+                conn,
+                next.id,
+                &rules::match_keys(&next.name_key, next.phone.as_deref(), next.email.as_deref()),
+            )?;
+            let before = serde_json::to_value(person_response(current, &[])).unwrap_or_default();
+            let after =
+                serde_json::to_value(person_response(next.clone(), &[])).unwrap_or_default();
+            let mut changes = serde_json::Map::new();
+            if let (Some(bm), Some(am)) = (before.as_object(), after.as_object()) {
+                for (k, v) in am {
+                    if !matches!(k.as_str(), "version" | "updated_at" | "documents")
+                        && bm.get(k) != Some(v)
+                    {
+                        changes
+                            .insert(k.clone(), serde_json::json!({ "from": bm.get(k), "to": v }));
+                    }
+                }
+            }
+            if !c.documents.is_empty() {
+                changes.insert(
+                    "documents_added".into(),
+                    serde_json::json!(c
+                        .documents
+                        .iter()
+                        .map(|(t, n, co)| format!("{}:{n}:{co}", t.as_str()))
+                        .collect::<Vec<_>>()),
+                );
+            }
+            service::record_event(
+                conn,
+                next.id,
+                "person.updated",
+                user.consulate_id,
+                Some(user.user_id),
+                serde_json::json!({ "changes": changes }),
+            )?;
+            audit::record(
+                conn,
+                Some(&actor),
+                &meta,
+                Event::new("person.update", "person", Some(next.id.to_string()))
+                    .subject(next.id)
+                    .details(serde_json::json!({ "fields": changes.keys().collect::<Vec<_>>() })),
+            )?;
+            let docs = model::documents_of(conn, &[next.id])?;
+            Ok(person_response(next, &docs))
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(updated.version)))
+        .json(updated))
+}
+
+// --- history ------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// From this time (RFC 3339), inclusive.
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Up to this time, exclusive.
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Consulate id.
+    pub consulate: Option<uuid::Uuid>,
+    /// Attention type id.
+    pub attention_type: Option<uuid::Uuid>,
+    /// Event kind, e.g. `attention.recorded`, `case.opened`, `person.merged`.
+    pub kind: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// Items to skip (default 0).
+    pub offset: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEvent {
+    pub id: Id,
+    pub at: Ts,
+    #[schema(example = "person.updated")]
+    pub kind: String,
+    pub case_id: Option<Id>,
+    pub consulate_id: Option<Id>,
+    pub attention_type_id: Option<Id>,
+    pub actor_id: Option<Id>,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountByType {
+    pub attention_type_id: Id,
+    pub count: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistorySummary {
+    pub first_contact: Option<Ts>,
+    pub last_contact: Option<Ts>,
+    pub events: i64,
+    pub attentions_by_type: Vec<CountByType>,
+    pub consulates: Vec<Id>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryResponse {
+    pub person_id: Id,
+    pub summary: HistorySummary,
+    pub events: Page<HistoryEvent>,
+}
+
+/// A person's whole history across cases, consulates and years, in time
+/// order, with a summary. Audited with the person as data subject.
+#[utoipa::path(
+    tag = "persons",
+    operation_id = "get_person_history",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Person id"), HistoryQuery),
+    responses(
+        (status = 200, body = HistoryResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/persons/{id}/history")]
+pub async fn get_person_history(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    query: QueryParams<HistoryQuery>,
+) -> Result<web::Json<HistoryResponse>, AppError> {
+    user.require(&access::GET_PERSON_HISTORY)?;
+    let raw = path.into_inner();
+    let q = query.into_inner();
+    let window = window(q.limit, q.offset)?;
+    let filter = HistoryFilter {
+        from: q.from.map(Ts::from),
+        to: q.to.map(Ts::from),
+        consulate: q.consulate.map(Id),
+        attention_type: q.attention_type.map(Id),
+        kind: q.kind,
+    };
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let (person_id, events, total, summary) = db::run(&state.pool, move |conn| {
+        let p = load_scoped(conn, &user, &raw)?;
+        let (events, total) = model::history(conn, p.id, &filter, window)?;
+        let all = model::all_events(conn, p.id)?;
+        let mut by_type: Vec<CountByType> = Vec::new();
+        let mut consulates: Vec<Id> = Vec::new();
+        for e in &all {
+            if let (Some(t), "attention.recorded") = (e.attention_type_id, e.kind.as_str()) {
+                match by_type.iter_mut().find(|c| c.attention_type_id == t) {
+                    Some(c) => c.count += 1,
+                    None => by_type.push(CountByType {
+                        attention_type_id: t,
+                        count: 1,
+                    }),
+                }
+            }
+            if let Some(c) = e.consulate_id {
+                if !consulates.contains(&c) {
+                    consulates.push(c);
+                }
+            }
+        }
+        let summary = HistorySummary {
+            first_contact: all.first().map(|e| e.at),
+            last_contact: all.last().map(|e| e.at),
+            events: all.len() as i64,
+            attentions_by_type: by_type,
+            consulates,
+        };
+        audit::record_alone(
+            conn,
+            Some(&actor),
+            &meta,
+            Event::new("person.history", "person", Some(p.id.to_string())).subject(p.id),
+        )?;
+        Ok((p.id, events, total, summary))
+    })
+    .await?;
+    let items = events
+        .into_iter()
+        .map(|e| HistoryEvent {
+            id: e.id,
+            at: e.at,
+            kind: e.kind,
+            case_id: e.case_id,
+            consulate_id: e.consulate_id,
+            attention_type_id: e.attention_type_id,
+            actor_id: e.actor_id,
+            payload: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
+        })
+        .collect();
+    Ok(web::Json(HistoryResponse {
+        person_id,
+        summary,
+        events: Page::new(&req, items, total, window),
+    }))
+}
+
+// --- duplicates and merges ------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DuplicatePairResponse {
+    pub id: Id,
+    pub person_a: Id,
+    pub person_b: Id,
+    pub score: f64,
+    pub reasons: Vec<String>,
+    /// `open`, `not_duplicate` or `merged`.
+    pub status: String,
+    /// `intake` or `scan`.
+    pub source: String,
+    pub decided_by: Option<Id>,
+    pub decided_at: Option<Ts>,
+    pub decision_reason: Option<String>,
+    pub created_at: Ts,
+}
+
+fn pair_response(p: model::DuplicatePair) -> DuplicatePairResponse {
+    DuplicatePairResponse {
+        id: p.id,
+        person_a: p.person_a,
+        person_b: p.person_b,
+        score: p.score,
+        reasons: serde_json::from_str(&p.reasons).unwrap_or_default(),
+        status: p.status,
+        source: p.source,
+        decided_by: p.decided_by,
+        decided_at: p.decided_at,
+        decision_reason: p.decision_reason,
+        created_at: p.created_at,
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DuplicateQuery {
+    /// `open` (default), `not_duplicate`, `merged` or `all`.
+    pub status: Option<String>,
+    /// Pairs involving this person.
+    pub person: Option<uuid::Uuid>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// Items to skip (default 0).
+    pub offset: Option<u64>,
+}
+
+/// The queue of likely duplicate pairs, highest score first.
+#[utoipa::path(
+    tag = "persons",
+    operation_id = "list_duplicates",
+    security(("bearer" = [])),
+    params(DuplicateQuery),
+    responses(
+        (status = 200, body = Page<DuplicatePairResponse>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/duplicates")]
+pub async fn list_duplicates(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: QueryParams<DuplicateQuery>,
+) -> Result<web::Json<Page<DuplicatePairResponse>>, AppError> {
+    user.require(&access::LIST_DUPLICATES)?;
+    let q = query.into_inner();
+    let window = window(q.limit, q.offset)?;
+    let status = match q.status.as_deref() {
+        None | Some("open") => Some("open"),
+        Some("all") => None,
+        Some("not_duplicate") => Some("not_duplicate"),
+        Some("merged") => Some("merged"),
+        Some(_) => {
+            return Err(AppError::bad_query(
+                "query.status",
+                "open, not_duplicate, merged or all",
+            ))
+        }
+    };
+    let person = q.person.map(Id);
+    let (rows, total) = db::run(&state.pool, move |conn| {
+        Ok(model::list_pairs(conn, status, person, window)?)
+    })
+    .await?;
+    Ok(web::Json(Page::new(
+        &req,
+        rows.into_iter().map(pair_response).collect(),
+        total,
+        window,
+    )))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// Only `not_duplicate` here; a merge decides `merged`.
+    pub decision: String,
+    pub reason: String,
+}
+
+/// Decide that a pair is two different people; it never comes back.
+#[utoipa::path(
+    tag = "persons",
+    operation_id = "decide_duplicate",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Pair id")),
+    request_body = DecisionRequest,
+    responses(
+        (status = 200, body = DuplicatePairResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/duplicates/{id}/decision")]
+pub async fn decide_duplicate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: JsonBody<DecisionRequest>,
+) -> Result<web::Json<DuplicatePairResponse>, AppError> {
+    user.require(&access::DECIDE_DUPLICATE)?;
+    let raw = path.into_inner();
+    let b = body.into_inner();
+    if b.decision != "not_duplicate" {
+        return Err(AppError::invalid(
+            "body.decision",
+            "only not_duplicate; merge with POST /persons/{id}/merge",
+        ));
+    }
+    let reason = b.reason.trim().to_owned();
+    if reason.is_empty() {
+        return Err(AppError::invalid(
+            "body.reason",
+            "say why they are different people",
+        ));
+    }
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let pair = db::run(&state.pool, move |conn| {
+        db::write_tx::<_, AppError, _>(conn, |conn| {
+            let id = uuid::Uuid::parse_str(&raw)
+                .map(Id)
+                .map_err(|_| AppError::not_found(format!("no pair `{raw}`")))?;
+            let pair = model::find_pair_by_id(conn, id)?
+                .ok_or_else(|| AppError::not_found(format!("no pair `{raw}`")))?;
+            if pair.status != "open" {
+                return Err(AppError::conflict(
+                    "already_decided",
+                    None,
+                    format!("this pair is already `{}`", pair.status),
+                ));
+            }
+            model::decide_pair(
+                conn,
+                id,
+                "not_duplicate",
+                Some(actor.user_id),
+                Some(&reason),
+            )?;
+            audit::record(
+                conn,
+                Some(&actor),
+                &meta,
+                Event::new(
+                    "duplicate.not_duplicate",
+                    "duplicate_pair",
+                    Some(id.to_string()),
+                )
+                .subject(pair.person_a)
+                .details(serde_json::json!({ "person_b": pair.person_b, "reason": reason })),
+            )?;
+            model::find_pair_by_id(conn, id)?
+                .map(pair_response)
+                .ok_or_else(|| AppError::not_found("pair"))
+        })
+    })
+    .await?;
+    Ok(web::Json(pair))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergePersonRequest {
+    /// The surviving person's id.
+    pub into: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonMergeResponse {
+    pub id: Id,
+    pub survivor_id: Id,
+    pub merged_id: Id,
+    pub reason: String,
+    pub actor_id: Option<Id>,
+    pub at: Ts,
+    pub undone_at: Option<Ts>,
+    pub undone_by: Option<Id>,
+}
+
+fn merge_response(m: model::PersonMerge) -> PersonMergeResponse {
+    PersonMergeResponse {
+        id: m.id,
+        survivor_id: m.survivor_id,
+        merged_id: m.merged_id,
+        reason: m.reason,
+        actor_id: m.actor_id,
+        at: m.at,
+        undone_at: m.undone_at,
+        undone_by: m.undone_by,
+    }
+}
+
+/// Merge this person into a survivor: documents, contacts and history move;
+/// this record stays as a tombstone; the merge can be undone exactly.
+#[utoipa::path(
+    tag = "persons",
+    operation_id = "merge_person",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The duplicate person's id")),
+    request_body = MergePersonRequest,
+    responses(
+        (status = 200, body = PersonMergeResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/persons/{id}/merge")]
+pub async fn merge_person(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: JsonBody<MergePersonRequest>,
+) -> Result<web::Json<PersonMergeResponse>, AppError> {
+    user.require(&access::MERGE_PERSON)?;
+    let raw = path.into_inner();
+    let b = body.into_inner();
+    let reason = b.reason.trim().to_owned();
+    if reason.is_empty() {
+        return Err(AppError::invalid(
+            "body.reason",
+            "say why they are the same person",
+        ));
+    }
+    let merged_id = uuid::Uuid::parse_str(&raw)
+        .map(Id)
+        .map_err(|_| AppError::not_found(format!("no person `{raw}`")))?;
+    let survivor_id = uuid::Uuid::parse_str(&b.into)
+        .map(Id)
+        .map_err(|_| AppError::invalid("body.into", "not a person id"))?;
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let merge = db::run(&state.pool, move |conn| {
+        db::write_tx::<_, AppError, _>(conn, |conn| {
+            let m = service::merge(conn, merged_id, survivor_id, &reason, actor.user_id)?;
+            audit::record(
+                conn,
+                Some(&actor),
+                &meta,
+                Event::new("person.merge", "person", Some(merged_id.to_string())).subject(survivor_id).details(serde_json::json!({ "merged": merged_id, "survivor": survivor_id, "merge_id": m.id, "reason": reason })),
+            )?;
+            Ok(merge_response(m))
+        })
+    })
+    .await?;
+    Ok(web::Json(merge))
+}
+
+/// Undo a merge, restoring both persons, their documents and histories
+/// exactly as before (refused if either changed since).
+#[utoipa::path(
+    tag = "persons",
+    operation_id = "undo_person_merge",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Merge id")),
+    responses(
+        (status = 200, body = PersonMergeResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/merges/{id}/undo")]
+pub async fn undo_person_merge(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> Result<web::Json<PersonMergeResponse>, AppError> {
+    user.require(&access::UNDO_PERSON_MERGE)?;
+    let raw = path.into_inner();
+    let id = uuid::Uuid::parse_str(&raw)
+        .map(Id)
+        .map_err(|_| AppError::not_found(format!("no merge `{raw}`")))?;
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let merge = db::run(&state.pool, move |conn| {
+        db::write_tx::<_, AppError, _>(conn, |conn| {
+            let m = service::undo(conn, id, actor.user_id)?;
+            audit::record(
+                conn,
+                Some(&actor),
+                &meta,
+                Event::new("person.merge_undo", "person_merge", Some(id.to_string()))
+                    .subject(m.survivor_id)
+                    .details(
+                        serde_json::json!({ "merged": m.merged_id, "survivor": m.survivor_id }),
+                    ),
+            )?;
+            Ok(merge_response(m))
+        })
+    })
+    .await?;
+    Ok(web::Json(merge))
+}

@@ -1,0 +1,317 @@
+//! Person identity: duplicate detection, the review queue, reversible
+//! merges and the timeline every event is written to.
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::{DbConn, Id, Ts};
+use crate::domain::person::{likeness, match_keys, Comparable, Likeness};
+use crate::error::AppError;
+use crate::models::persons::{self as model, Person, PersonMerge, TimelineEvent};
+
+/// How many candidates a blocking lookup reads at most.
+const CANDIDATE_LIMIT: i64 = 500;
+
+fn comparable(p: &Person) -> Comparable<'_> {
+    Comparable {
+        name_key: &p.name_key,
+        birth_date: p.birth_date,
+        phone: p.phone.as_deref(),
+        email: p.email.as_deref(),
+    }
+}
+
+/// Likely duplicates of `person` among live persons, best first.
+pub fn likely_duplicates(
+    conn: &mut DbConn,
+    person: &Person,
+    exclude: Option<Id>,
+) -> Result<Vec<(Person, Likeness)>, AppError> {
+    let keys = match_keys(
+        &person.name_key,
+        person.phone.as_deref(),
+        person.email.as_deref(),
+    );
+    let mut found: Vec<(Person, Likeness)> =
+        model::candidates_by_keys(conn, &keys, exclude, CANDIDATE_LIMIT)?
+            .into_iter()
+            .filter_map(|c| {
+                let l = likeness(&comparable(person), &comparable(&c));
+                l.likely_same.then_some((c, l))
+            })
+            .collect();
+    found.sort_by(|a, b| {
+        b.1.score
+            .partial_cmp(&a.1.score)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    found.truncate(10);
+    Ok(found)
+}
+
+/// Writes one timeline event.
+pub fn record_event(
+    conn: &mut DbConn,
+    person: Id,
+    kind: &str,
+    consulate: Option<Id>,
+    actor: Option<Id>,
+    payload: serde_json::Value,
+) -> Result<Id, AppError> {
+    let event = TimelineEvent {
+        id: Id::new(),
+        person_id: person,
+        case_id: None,
+        consulate_id: consulate,
+        kind: kind.to_owned(),
+        at: Ts::now(),
+        actor_id: actor,
+        attention_type_id: None,
+        payload: payload.to_string(),
+    };
+    model::insert_event(conn, &event)?;
+    Ok(event.id)
+}
+
+/// A duplicate pair's decision before a merge changed it.
+#[derive(Debug, Serialize, Deserialize)]
+struct PairBefore {
+    id: Id,
+    status: String,
+    decided_by: Option<Id>,
+    decided_at: Option<Ts>,
+    reason: Option<String>,
+}
+
+/// Everything needed to undo a merge exactly.
+#[derive(Debug, Serialize, Deserialize)]
+struct Snapshot {
+    survivor: Person,
+    merged: Person,
+    documents_moved: Vec<Id>,
+    events_moved: Vec<Id>,
+    survivor_keys: Vec<String>,
+    merged_keys: Vec<String>,
+    pair: Option<PairBefore>,
+    merge_event: Id,
+}
+
+/// Folds `merged_id` into `survivor_id`: documents and history move, the
+/// survivor takes contact data it lacked, the merged person stays as a
+/// tombstone, and the prior state is kept for undo. Conditional updates on
+/// both rows make a concurrent merge of either person fail instead of
+/// losing or duplicating records.
+pub fn merge(
+    conn: &mut DbConn,
+    merged_id: Id,
+    survivor_id: Id,
+    reason: &str,
+    actor: Id,
+) -> Result<PersonMerge, AppError> {
+    if merged_id == survivor_id {
+        return Err(AppError::invalid(
+            "body.into",
+            "a person cannot be merged into themselves",
+        ));
+    }
+    let merged = model::find_person(conn, merged_id)?
+        .ok_or_else(|| AppError::not_found(format!("no person `{merged_id}`")))?;
+    let survivor = model::find_person(conn, survivor_id)?
+        .ok_or_else(|| AppError::invalid("body.into", format!("no person `{survivor_id}`")))?;
+    if merged.merged_into_id.is_some() {
+        return Err(AppError::conflict(
+            "already_merged",
+            None,
+            "this person was already merged",
+        ));
+    }
+    if survivor.merged_into_id.is_some() {
+        return Err(AppError::invalid(
+            "body.into",
+            "the survivor was merged into someone else; merge into that person",
+        ));
+    }
+    let documents_moved: Vec<Id> = model::documents_of(conn, &[merged.id])?
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    let events_moved = model::event_ids_of(conn, merged.id)?;
+    let pair = model::find_pair(conn, merged.id, survivor.id)?.map(|p| PairBefore {
+        id: p.id,
+        status: p.status,
+        decided_by: p.decided_by,
+        decided_at: p.decided_at,
+        reason: p.decision_reason,
+    });
+    let survivor_keys = model::match_keys_of(conn, survivor.id)?;
+    let merged_keys = model::match_keys_of(conn, merged.id)?;
+
+    model::move_documents(conn, &documents_moved, survivor.id)?;
+    model::move_events(conn, &events_moved, survivor.id)?;
+
+    let now = Ts::now();
+    let mut s = survivor.clone();
+    s.second_surname = s.second_surname.or(merged.second_surname.clone());
+    s.birth_date = s.birth_date.or(merged.birth_date);
+    s.phone = s.phone.or(merged.phone.clone());
+    s.email = s.email.or(merged.email.clone());
+    s.address_abroad = s.address_abroad.or(merged.address_abroad.clone());
+    s.version = survivor.version + 1;
+    s.updated_at = now;
+    let mut m = merged.clone();
+    m.merged_into_id = Some(survivor.id);
+    m.version = merged.version + 1;
+    m.updated_at = now;
+    if !model::update_person(conn, &s, survivor.version)?
+        || !model::update_person(conn, &m, merged.version)?
+    {
+        return Err(AppError::conflict(
+            "concurrent_change",
+            None,
+            "one of the persons changed meanwhile; try again",
+        ));
+    }
+    let mut keys = match_keys(&s.name_key, s.phone.as_deref(), s.email.as_deref());
+    keys.sort();
+    keys.dedup();
+    model::set_match_keys(conn, s.id, &keys)?;
+    model::set_match_keys(conn, m.id, &[])?;
+    if let Some(before) = &pair {
+        model::decide_pair(conn, before.id, "merged", Some(actor), Some(reason))?;
+    }
+    let merge_id = Id::new();
+    let merge_event = record_event(
+        conn,
+        survivor.id,
+        "person.merged",
+        None,
+        Some(actor),
+        serde_json::json!({ "merged_person_id": merged.id, "merge_id": merge_id, "reason": reason }),
+    )?;
+    let snapshot = Snapshot {
+        survivor,
+        merged,
+        documents_moved,
+        events_moved,
+        survivor_keys,
+        merged_keys,
+        pair,
+        merge_event,
+    };
+    let record = PersonMerge {
+        id: merge_id,
+        survivor_id,
+        merged_id,
+        reason: reason.to_owned(),
+        actor_id: Some(actor),
+        at: now,
+        snapshot: serde_json::to_string(&snapshot).map_err(AppError::internal)?,
+        undone_at: None,
+        undone_by: None,
+    };
+    model::insert_merge(conn, &record)?;
+    Ok(record)
+}
+
+/// Restores exactly the state before a merge. Refused (409) when either
+/// person changed after the merge, so no later edit is silently lost.
+pub fn undo(conn: &mut DbConn, merge_id: Id, actor: Id) -> Result<PersonMerge, AppError> {
+    let record = model::find_merge(conn, merge_id)?
+        .ok_or_else(|| AppError::not_found(format!("no merge `{merge_id}`")))?;
+    if record.undone_at.is_some() {
+        return Err(AppError::conflict(
+            "already_undone",
+            None,
+            "this merge was already undone",
+        ));
+    }
+    let snap: Snapshot = serde_json::from_str(&record.snapshot).map_err(AppError::internal)?;
+    let survivor = model::find_person(conn, record.survivor_id)?
+        .ok_or_else(|| AppError::not_found("survivor"))?;
+    let merged = model::find_person(conn, record.merged_id)?
+        .ok_or_else(|| AppError::not_found("merged person"))?;
+    if survivor.version != snap.survivor.version + 1 || merged.version != snap.merged.version + 1 {
+        return Err(AppError::conflict(
+            "changed_since_merge",
+            None,
+            "a person involved changed after the merge; undoing it now would lose that change",
+        ));
+    }
+    model::delete_event(conn, snap.merge_event)?;
+    model::move_events(conn, &snap.events_moved, snap.merged.id)?;
+    model::move_documents(conn, &snap.documents_moved, snap.merged.id)?;
+    model::restore_person(conn, &snap.survivor)?;
+    model::restore_person(conn, &snap.merged)?;
+    model::set_match_keys(conn, snap.survivor.id, &snap.survivor_keys)?;
+    model::set_match_keys(conn, snap.merged.id, &snap.merged_keys)?;
+    if let Some(before) = &snap.pair {
+        use crate::db::schema::duplicate_pairs;
+        use diesel::prelude::*;
+        diesel::update(duplicate_pairs::table.find(before.id))
+            .set((
+                duplicate_pairs::status.eq(&before.status),
+                duplicate_pairs::decided_by.eq(before.decided_by),
+                duplicate_pairs::decided_at.eq(before.decided_at),
+                duplicate_pairs::decision_reason.eq(before.reason.clone()),
+            ))
+            .execute(conn)?;
+    }
+    if !model::mark_merge_undone(conn, merge_id, actor)? {
+        return Err(AppError::conflict(
+            "already_undone",
+            None,
+            "this merge was already undone",
+        ));
+    }
+    model::find_merge(conn, merge_id)?.ok_or_else(|| AppError::not_found("merge"))
+}
+
+/// What a scan found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ScanReport {
+    pub persons: i64,
+    pub likely_pairs: i64,
+    pub queued: i64,
+}
+
+/// Compares every live person with its blocking-key neighbours and queues
+/// likely pairs that are not already known (a pair decided `not_duplicate`
+/// is known, so it never comes back).
+pub fn scan(conn: &mut DbConn) -> Result<ScanReport, AppError> {
+    use crate::db::schema::persons;
+    use diesel::prelude::*;
+    let mut report = ScanReport::default();
+    let mut after: Option<Id> = None;
+    loop {
+        let mut q = persons::table
+            .filter(persons::merged_into_id.is_null())
+            .into_boxed::<crate::db::MultiBackend>();
+        if let Some(a) = after {
+            q = q.filter(persons::id.gt(a));
+        }
+        let page: Vec<Person> = q
+            .order(persons::id)
+            .limit(1000)
+            .select(Person::as_select())
+            .load(conn)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for p in &page {
+            report.persons += 1;
+            for (other, l) in likely_duplicates(conn, p, Some(p.id))? {
+                // Each pair once: from its smaller id.
+                if other.id < p.id {
+                    continue;
+                }
+                report.likely_pairs += 1;
+                if crate::db::write_tx::<_, AppError, _>(conn, |conn| {
+                    Ok(model::queue_pair(
+                        conn, p.id, other.id, l.score, &l.reasons, "scan",
+                    )?)
+                })? {
+                    report.queued += 1;
+                }
+            }
+        }
+    }
+    Ok(report)
+}
