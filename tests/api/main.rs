@@ -9,6 +9,7 @@ mod errors;
 mod health;
 mod helpers;
 mod openapi;
+mod persons;
 mod reference;
 mod schema;
 mod users;
