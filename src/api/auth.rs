@@ -560,15 +560,7 @@ pub async fn change_password(
     let actor = user.actor();
     db::run(&state.pool, move |conn| {
         crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            let now = Ts::now();
-            diesel::update(users::table.find(id))
-                .set((
-                    users::password_hash.eq(hash),
-                    users::password_changed_at.eq(now),
-                    users::updated_at.eq(now),
-                    users::version.eq(users::version + 1),
-                ))
-                .execute(conn)?;
+            model::set_password(conn, id, hash)?;
             let ended = model::revoke_user_sessions(conn, id, "password_changed")?;
             audit::record(
                 conn,

@@ -587,16 +587,11 @@ pub async fn update_attention_type(
                     "the type changed meanwhile; read it again".into(),
                 ));
             }
-            let before = serde_json::to_value(response(current, &[])).unwrap_or_default();
-            let after = serde_json::to_value(response(row.clone(), &[])).unwrap_or_default();
-            let mut changes = serde_json::Map::new();
-            if let (Some(b), Some(a)) = (before.as_object(), after.as_object()) {
-                for (k, v) in a {
-                    if !matches!(k.as_str(), "version" | "updated_at") && b.get(k) != Some(v) {
-                        changes.insert(k.clone(), serde_json::json!({ "from": b.get(k), "to": v }));
-                    }
-                }
-            }
+            let changes = super::field_changes(
+                &response(current, &[]),
+                &response(row.clone(), &[]),
+                &["version", "updated_at"],
+            );
             audit::record(
                 conn,
                 Some(&actor),

@@ -166,3 +166,38 @@ pub fn if_match_version(req: &HttpRequest) -> Result<i32, AppError> {
 pub fn etag(version: i32) -> String {
     format!("\"{version}\"")
 }
+
+/// Field-level changes between two representations of one record:
+/// `{field: {"from": old, "to": new}}` for every top-level field that
+/// differs, except those in `skip`. Used for timeline events and audit rows.
+pub fn field_changes<T: Serialize>(
+    before: &T,
+    after: &T,
+    skip: &[&str],
+) -> serde_json::Map<String, serde_json::Value> {
+    let before = serde_json::to_value(before).unwrap_or_default();
+    let after = serde_json::to_value(after).unwrap_or_default();
+    let mut changes = serde_json::Map::new();
+    if let (Some(b), Some(a)) = (before.as_object(), after.as_object()) {
+        for (k, v) in a {
+            if !skip.contains(&k.as_str()) && b.get(k) != Some(v) {
+                changes.insert(k.clone(), serde_json::json!({ "from": b.get(k), "to": v }));
+            }
+        }
+    }
+    changes
+}
+
+/// Deserialises a field so that absent (`None`) and `null` (`Some(None)`)
+/// differ: PATCH bodies clear a value with `null`.
+pub mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Option::<T>::deserialize(de).map(Some)
+    }
+}

@@ -587,38 +587,26 @@ pub struct UpdatePersonRequest {
     pub given_names: Option<String>,
     pub first_surname: Option<String>,
     /// `null` clears it.
-    #[serde(default, with = "double_option")]
+    #[serde(default, with = "super::double_option")]
     #[schema(value_type = Option<String>)]
     pub second_surname: Option<Option<String>>,
-    #[serde(default, with = "double_option")]
+    #[serde(default, with = "super::double_option")]
     #[schema(value_type = Option<NaiveDate>)]
     pub birth_date: Option<Option<NaiveDate>>,
     pub sex: Option<Sex>,
     pub nationalities: Option<Vec<String>>,
-    #[serde(default, with = "double_option")]
+    #[serde(default, with = "super::double_option")]
     #[schema(value_type = Option<String>)]
     pub phone: Option<Option<String>>,
-    #[serde(default, with = "double_option")]
+    #[serde(default, with = "super::double_option")]
     #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
-    #[serde(default, with = "double_option")]
+    #[serde(default, with = "super::double_option")]
     #[schema(value_type = Option<String>)]
     pub address_abroad: Option<Option<String>>,
     /// Documents to add (documents are never removed).
     #[serde(default)]
     pub add_documents: Vec<DocumentBody>,
-}
-
-mod double_option {
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
-    where
-        D: Deserializer<'de>,
-        T: Deserialize<'de>,
-    {
-        Option::<T>::deserialize(de).map(Some)
-    }
 }
 
 /// Correct a person's data. Needs `If-Match`. Every changed field is kept in
@@ -752,20 +740,11 @@ pub async fn update_person(
                 next.id,
                 &rules::match_keys(&next.name_key, next.phone.as_deref(), next.email.as_deref()),
             )?;
-            let before = serde_json::to_value(person_response(current, &[])).unwrap_or_default();
-            let after =
-                serde_json::to_value(person_response(next.clone(), &[])).unwrap_or_default();
-            let mut changes = serde_json::Map::new();
-            if let (Some(bm), Some(am)) = (before.as_object(), after.as_object()) {
-                for (k, v) in am {
-                    if !matches!(k.as_str(), "version" | "updated_at" | "documents")
-                        && bm.get(k) != Some(v)
-                    {
-                        changes
-                            .insert(k.clone(), serde_json::json!({ "from": bm.get(k), "to": v }));
-                    }
-                }
-            }
+            let mut changes = super::field_changes(
+                &person_response(current, &[]),
+                &person_response(next.clone(), &[]),
+                &["version", "updated_at", "documents"],
+            );
             if !c.documents.is_empty() {
                 changes.insert(
                     "documents_added".into(),

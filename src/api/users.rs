@@ -17,7 +17,7 @@ use crate::domain::role::Role;
 use crate::error::{AppError, FieldError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::models::reference::{self as reference_model, ConsulateKey};
-use crate::models::users::{self as model, NewUser, User, UserFilter};
+use crate::models::users::{self as model, User, UserFilter};
 use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -172,7 +172,7 @@ pub async fn create_user(
                 });
             }
             let now = Ts::now();
-            let new = NewUser {
+            let new = User {
                 id: Id::new(),
                 username,
                 display_name,
@@ -343,23 +343,10 @@ pub struct UpdateUserRequest {
     pub display_name: Option<String>,
     pub role: Option<Role>,
     /// Consulate id or code; `null` removes it (for national roles).
-    #[serde(default, with = "double_option")]
+    #[serde(default, with = "super::double_option")]
     #[schema(value_type = Option<String>)]
     pub consulate: Option<Option<String>>,
     pub active: Option<bool>,
-}
-
-/// Distinguishes a missing field from an explicit `null`.
-mod double_option {
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
-    where
-        D: Deserializer<'de>,
-        T: Deserialize<'de>,
-    {
-        Option::<T>::deserialize(de).map(Some)
-    }
 }
 
 /// Change a user's name, role, consulate or active flag. Needs `If-Match`.
@@ -551,15 +538,7 @@ pub async fn reset_user_password(
     );
     db::run(&state.pool, move |conn| {
         crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            let now = Ts::now();
-            diesel::update(users::table.find(id))
-                .set((
-                    users::password_hash.eq(hash),
-                    users::password_changed_at.eq(now),
-                    users::updated_at.eq(now),
-                    users::version.eq(users::version + 1),
-                ))
-                .execute(conn)?;
+            model::set_password(conn, id, hash)?;
             if reset_totp {
                 diesel::update(users::table.find(id))
                     .set((users::totp_enabled.eq(false), users::totp_secret.eq(None::<String>)))

@@ -54,6 +54,35 @@ fn access_token(keys: &JwtKeys, user: Id, session: Id) -> Result<String, AppErro
     .map_err(|e| AppError::internal(anyhow::anyhow!("signing access token: {e}")))
 }
 
+/// Stores a fresh refresh token for the session (only its hash) and signs
+/// an access token; the pair a login or a refresh returns.
+fn issue(
+    conn: &mut DbConn,
+    keys: &JwtKeys,
+    user: &User,
+    session: &Session,
+) -> Result<SessionTokens, AppError> {
+    let refresh = new_refresh_token();
+    model::insert_refresh_token(
+        conn,
+        &RefreshToken {
+            id: Id::new(),
+            session_id: session.id,
+            token_hash: refresh_token_hash(&refresh),
+            created_at: Ts::now(),
+            used_at: None,
+        },
+    )?;
+    Ok(SessionTokens {
+        access_token: access_token(keys, user.id, session.id)?,
+        token_type: "Bearer",
+        expires_in: ACCESS_TTL_SECS,
+        refresh_token: refresh,
+        second_factor_enrolment_required: user.role().requires_second_factor()
+            && !session.second_factor,
+    })
+}
+
 /// Opens a session for `user` (inside the caller's transaction).
 pub fn open(
     conn: &mut DbConn,
@@ -75,24 +104,7 @@ pub fn open(
         client_addr,
     };
     model::insert_session(conn, &session)?;
-    let refresh = new_refresh_token();
-    model::insert_refresh_token(
-        conn,
-        &RefreshToken {
-            id: Id::new(),
-            session_id: session.id,
-            token_hash: refresh_token_hash(&refresh),
-            created_at: now,
-            used_at: None,
-        },
-    )?;
-    let tokens = SessionTokens {
-        access_token: access_token(keys, user.id, session.id)?,
-        token_type: "Bearer",
-        expires_in: ACCESS_TTL_SECS,
-        refresh_token: refresh,
-        second_factor_enrolment_required: user.role().requires_second_factor() && !second_factor,
-    };
+    let tokens = issue(conn, keys, user, &session)?;
     Ok((session, tokens))
 }
 
@@ -141,24 +153,6 @@ pub fn rotate(
         return Ok(Err(RefreshRefusal::Ended));
     }
     model::touch_session(conn, session.id, now)?;
-    let refresh = new_refresh_token();
-    model::insert_refresh_token(
-        conn,
-        &RefreshToken {
-            id: Id::new(),
-            session_id: session.id,
-            token_hash: refresh_token_hash(&refresh),
-            created_at: now,
-            used_at: None,
-        },
-    )?;
-    let tokens = SessionTokens {
-        access_token: access_token(keys, user.id, session.id)?,
-        token_type: "Bearer",
-        expires_in: ACCESS_TTL_SECS,
-        refresh_token: refresh,
-        second_factor_enrolment_required: user.role().requires_second_factor()
-            && !session.second_factor,
-    };
+    let tokens = issue(conn, keys, &user, &session)?;
     Ok(Ok((user, tokens)))
 }

@@ -10,7 +10,7 @@ use crate::domain::role::Role;
 use crate::domain::text::escape_like;
 use crate::models::reference::Window;
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
 pub struct User {
     pub id: Id,
@@ -36,25 +36,6 @@ impl User {
     }
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = users)]
-pub struct NewUser {
-    pub id: Id,
-    pub username: String,
-    pub display_name: String,
-    pub role: String,
-    pub consulate_id: Option<Id>,
-    pub active: bool,
-    pub password_hash: String,
-    pub password_changed_at: Ts,
-    pub totp_secret: Option<String>,
-    pub totp_enabled: bool,
-    pub totp_last_step: Option<i64>,
-    pub version: i32,
-    pub created_at: Ts,
-    pub updated_at: Ts,
-}
-
 /// Usernames are compared and stored in lowercase.
 pub fn normalize_username(raw: &str) -> String {
     raw.trim().to_lowercase()
@@ -76,11 +57,25 @@ pub fn find_user_by_username(conn: &mut DbConn, username: &str) -> QueryResult<O
         .optional()
 }
 
+/// Stores a new password hash and bumps the version.
+pub fn set_password(conn: &mut DbConn, id: Id, hash: String) -> QueryResult<()> {
+    let now = Ts::now();
+    diesel::update(users::table.find(id))
+        .set((
+            users::password_hash.eq(hash),
+            users::password_changed_at.eq(now),
+            users::updated_at.eq(now),
+            users::version.eq(users::version + 1),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
 pub fn count_users(conn: &mut DbConn) -> QueryResult<i64> {
     users::table.count().get_result(conn)
 }
 
-pub fn insert_user(conn: &mut DbConn, user: &NewUser) -> QueryResult<()> {
+pub fn insert_user(conn: &mut DbConn, user: &User) -> QueryResult<()> {
     diesel::insert_into(users::table)
         .values(user)
         .execute(conn)

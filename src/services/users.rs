@@ -9,7 +9,7 @@ use crate::db::{DbConn, Id, Ts};
 use crate::domain::role::Role;
 use crate::error::AppError;
 use crate::models::reference::{self as reference_model, ConsulateKey};
-use crate::models::users::{self as model, NewUser};
+use crate::models::users::{self as model, User};
 
 pub struct NewAccount {
     pub username: String,
@@ -79,7 +79,7 @@ pub fn create(
             ));
         }
         let now = Ts::now();
-        let user = NewUser {
+        let user = User {
             id: Id::new(),
             username,
             display_name: account.display_name.trim().to_owned(),
