@@ -423,7 +423,7 @@ pub async fn create_person(
                     &Document { id: Id::new(), person_id: person.id, doc_type: t.as_str().to_owned(), number: n.clone(), issuing_country: country.clone(), created_at: now },
                 )?;
             }
-            model::set_match_keys(conn, person.id, &rules::match_keys(&person.name_key, person.phone.as_deref(), person.email.as_deref()))?;
+            model::set_match_keys(conn, person.id, &service::keys_for(&person))?;
             for (other, l) in &likely {
                 let mut reasons = l.reasons.clone();
                 reasons.push(format!("confirmed_new_at_intake:{}", confirmation.clone().unwrap_or_default()));
@@ -735,11 +735,7 @@ pub async fn update_person(
                     },
                 )?;
             }
-            model::set_match_keys(
-                conn,
-                next.id,
-                &rules::match_keys(&next.name_key, next.phone.as_deref(), next.email.as_deref()),
-            )?;
+            model::set_match_keys(conn, next.id, &service::keys_for(&next))?;
             let mut changes = super::field_changes(
                 &person_response(current, &[]),
                 &person_response(next.clone(), &[]),

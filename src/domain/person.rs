@@ -176,32 +176,84 @@ pub fn name_key(given_names: &str, first_surname: &str, second_surname: Option<&
     tokens.join(" ")
 }
 
-/// Blocking keys: every pair of name tokens, the phone and the e-mail. Two
-/// records that share none are not compared.
-pub fn match_keys(name_key: &str, phone: Option<&str>, email: Option<&str>) -> Vec<String> {
+fn token_pairs(name_key: &str) -> Vec<(String, String)> {
     let tokens: Vec<&str> = name_key.split(' ').filter(|t| t.len() > 1).collect();
-    let mut keys = Vec::new();
+    let mut pairs = Vec::new();
     for i in 0..tokens.len() {
         for j in i + 1..tokens.len() {
-            let key = format!("n:{}|{}", tokens[i], tokens[j]);
-            if !keys.contains(&key) {
-                keys.push(key);
+            let pair = (tokens[i].to_owned(), tokens[j].to_owned());
+            if !pairs.contains(&pair) {
+                pairs.push(pair);
             }
         }
     }
     if tokens.len() == 1 {
-        keys.push(format!("n:{}", tokens[0]));
+        pairs.push((tokens[0].to_owned(), String::new()));
     }
-    if let Some(p) = phone {
-        let digits: String = p.chars().filter(|c| c.is_ascii_digit()).collect();
+    pairs
+}
+
+fn contact_keys(p: &Comparable<'_>) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let Some(phone) = p.phone {
         // The last nine digits: the same number with or without country code.
-        let tail = &digits[digits.len().saturating_sub(9)..];
-        keys.push(format!("p:{tail}"));
+        keys.push(format!("p:{}", phone_tail(phone)));
     }
-    if let Some(e) = email {
-        keys.push(format!("e:{e}"));
+    if let Some(email) = p.email {
+        keys.push(format!("e:{email}"));
     }
     keys
+}
+
+/// Blocking keys stored for a person: every pair of name tokens (`n:`), the
+/// same pairs with the birth year (`y:`, when known), the phone and the
+/// e-mail. Two records that share no key are never compared.
+pub fn match_keys(p: &Comparable<'_>) -> Vec<String> {
+    let pairs = token_pairs(p.name_key);
+    let mut keys: Vec<String> = pairs.iter().map(|(a, b)| format!("n:{a}|{b}")).collect();
+    if let Some(d) = p.birth_date {
+        keys.extend(pairs.iter().map(|(a, b)| format!("y:{a}|{b}|{}", d.year())));
+    }
+    keys.extend(contact_keys(p));
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The keys to look a record's candidates up by. With a birth date, name
+/// pairs are narrowed to the same year ± 1 (a common surname pair stays a
+/// small block) and undated name pairs only reach persons without a date;
+/// without one, every person sharing a name pair is a candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub keys: Vec<String>,
+    /// Keys that only reach persons whose birth date is unknown.
+    pub undated_keys: Vec<String>,
+}
+
+pub fn probe_keys(p: &Comparable<'_>) -> Probe {
+    let pairs = token_pairs(p.name_key);
+    let names: Vec<String> = pairs.iter().map(|(a, b)| format!("n:{a}|{b}")).collect();
+    match p.birth_date {
+        Some(d) => {
+            let mut keys: Vec<String> = (d.year() - 1..=d.year() + 1)
+                .flat_map(|y| pairs.iter().map(move |(a, b)| format!("y:{a}|{b}|{y}")))
+                .collect();
+            keys.extend(contact_keys(p));
+            Probe {
+                keys,
+                undated_keys: names,
+            }
+        }
+        None => {
+            let mut keys = names;
+            keys.extend(contact_keys(p));
+            Probe {
+                keys,
+                undated_keys: Vec::new(),
+            }
+        }
+    }
 }
 
 /// What is compared.
@@ -378,11 +430,47 @@ mod tests {
     }
 
     #[test]
-    fn blocking_keys_pair_tokens_and_contacts() {
-        let keys = match_keys("jose perez quispe", Some("+51987654321"), Some("a@b.pe"));
-        assert!(keys.contains(&"n:jose|perez".to_owned()));
-        assert!(keys.contains(&"n:perez|quispe".to_owned()));
-        assert!(keys.contains(&"p:987654321".to_owned()));
-        assert!(keys.contains(&"e:a@b.pe".to_owned()));
+    fn blocking_keys_pair_tokens_years_and_contacts() {
+        let p = Comparable {
+            name_key: "jose perez quispe",
+            birth_date: Some(d(1985, 3, 4)),
+            phone: Some("+51987654321"),
+            email: Some("a@b.pe"),
+        };
+        let keys = match_keys(&p);
+        for k in [
+            "n:jose|perez",
+            "n:perez|quispe",
+            "y:jose|quispe|1985",
+            "p:987654321",
+            "e:a@b.pe",
+        ] {
+            assert!(keys.contains(&k.to_owned()), "{k} in {keys:?}");
+        }
+        let probe = probe_keys(&p);
+        assert!(probe.keys.contains(&"y:perez|quispe|1984".to_owned()));
+        assert!(probe.keys.contains(&"y:perez|quispe|1986".to_owned()));
+        assert!(
+            !probe.keys.iter().any(|k| k.starts_with("n:")),
+            "dated probes skip undated blocks"
+        );
+        assert!(probe.undated_keys.contains(&"n:perez|quispe".to_owned()));
+        // Every stored key of a close record is reachable by the probe.
+        let other = Comparable {
+            name_key: "jose perez quispe",
+            birth_date: Some(d(1986, 1, 2)),
+            phone: None,
+            email: None,
+        };
+        assert!(match_keys(&other).iter().any(|k| probe.keys.contains(k)));
+        let undated = Comparable {
+            name_key: "jose perez quispe",
+            birth_date: None,
+            phone: None,
+            email: None,
+        };
+        assert!(probe_keys(&undated)
+            .keys
+            .contains(&"n:jose|perez".to_owned()));
     }
 }

@@ -194,10 +194,12 @@ pub fn match_keys_of(conn: &mut DbConn, person: Id) -> QueryResult<Vec<String>> 
         .load(conn)
 }
 
-/// Live persons sharing a blocking key, at most `limit`.
+/// Live persons sharing a blocking key, at most `limit`; with
+/// `undated_only`, only those whose birth date is unknown.
 pub fn candidates_by_keys(
     conn: &mut DbConn,
     keys: &[String],
+    undated_only: bool,
     exclude: Option<Id>,
     limit: i64,
 ) -> QueryResult<Vec<Person>> {
@@ -216,6 +218,9 @@ pub fn candidates_by_keys(
         .into_boxed::<MultiBackend>();
     if let Some(id) = exclude {
         q = q.filter(persons::id.ne(id));
+    }
+    if undated_only {
+        q = q.filter(persons::birth_date.is_null());
     }
     q.limit(limit).select(Person::as_select()).load(conn)
 }

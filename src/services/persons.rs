@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::db::{DbConn, Id, Ts};
-use crate::domain::person::{likeness, match_keys, Comparable, Likeness};
+use crate::domain::person::{likeness, match_keys, probe_keys, Comparable, Likeness};
 use crate::error::AppError;
 use crate::models::persons::{self as model, Person, PersonMerge, TimelineEvent};
 
@@ -20,25 +20,32 @@ fn comparable(p: &Person) -> Comparable<'_> {
     }
 }
 
+/// The blocking keys to store for a person.
+pub fn keys_for(p: &Person) -> Vec<String> {
+    match_keys(&comparable(p))
+}
+
 /// Likely duplicates of `person` among live persons, best first.
 pub fn likely_duplicates(
     conn: &mut DbConn,
     person: &Person,
     exclude: Option<Id>,
 ) -> Result<Vec<(Person, Likeness)>, AppError> {
-    let keys = match_keys(
-        &person.name_key,
-        person.phone.as_deref(),
-        person.email.as_deref(),
-    );
-    let mut found: Vec<(Person, Likeness)> =
-        model::candidates_by_keys(conn, &keys, exclude, CANDIDATE_LIMIT)?
-            .into_iter()
-            .filter_map(|c| {
-                let l = likeness(&comparable(person), &comparable(&c));
-                l.likely_same.then_some((c, l))
-            })
-            .collect();
+    let probe = probe_keys(&comparable(person));
+    let mut candidates =
+        model::candidates_by_keys(conn, &probe.keys, false, exclude, CANDIDATE_LIMIT)?;
+    for c in model::candidates_by_keys(conn, &probe.undated_keys, true, exclude, CANDIDATE_LIMIT)? {
+        if !candidates.iter().any(|k| k.id == c.id) {
+            candidates.push(c);
+        }
+    }
+    let mut found: Vec<(Person, Likeness)> = candidates
+        .into_iter()
+        .filter_map(|c| {
+            let l = likeness(&comparable(person), &comparable(&c));
+            l.likely_same.then_some((c, l))
+        })
+        .collect();
     found.sort_by(|a, b| {
         b.1.score
             .partial_cmp(&a.1.score)
@@ -170,10 +177,7 @@ pub fn merge(
             "one of the persons changed meanwhile; try again",
         ));
     }
-    let mut keys = match_keys(&s.name_key, s.phone.as_deref(), s.email.as_deref());
-    keys.sort();
-    keys.dedup();
-    model::set_match_keys(conn, s.id, &keys)?;
+    model::set_match_keys(conn, s.id, &keys_for(&s))?;
     model::set_match_keys(conn, m.id, &[])?;
     if let Some(before) = &pair {
         model::decide_pair(conn, before.id, "merged", Some(actor), Some(reason))?;
