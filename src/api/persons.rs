@@ -96,18 +96,24 @@ fn person_response(p: Person, docs: &[Document]) -> PersonResponse {
 }
 
 /// Whether the caller may read or change this person: national roles may;
-/// officers and supervisors when the person is registered at their
-/// consulate (cases at their consulate will count too).
-fn in_scope(user: &AuthUser, p: &Person) -> bool {
-    !user.role.is_consulate_scoped()
-        || (p.registered_consulate_id.is_some() && p.registered_consulate_id == user.consulate_id)
+/// officers and supervisors when the person was registered at their
+/// consulate or has or had a case there.
+fn in_scope(conn: &mut DbConn, user: &AuthUser, p: &Person) -> Result<bool, AppError> {
+    if !user.role.is_consulate_scoped() {
+        return Ok(true);
+    }
+    let Some(own) = user.consulate_id else {
+        return Ok(false);
+    };
+    Ok(p.registered_consulate_id == Some(own)
+        || crate::models::cases::person_has_case_at(conn, p.id, own)?)
 }
 
 fn load_scoped(conn: &mut DbConn, user: &AuthUser, raw: &str) -> Result<Person, AppError> {
     let missing = || AppError::not_found(format!("no person `{raw}`"));
     let id = uuid::Uuid::parse_str(raw).map(Id).map_err(|_| missing())?;
     let p = model::find_person(conn, id)?.ok_or_else(missing)?;
-    if !in_scope(user, &p) {
+    if !in_scope(conn, user, &p)? {
         return Err(AppError::OutOfScope(format!("no person `{raw}`")));
     }
     Ok(p)

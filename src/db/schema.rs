@@ -366,7 +366,140 @@ diesel::joinable!(person_documents -> persons (person_id));
 diesel::joinable!(person_match_keys -> persons (person_id));
 diesel::joinable!(timeline_events -> persons (person_id));
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    cases (id) {
+        id -> DbUuid,
+        person_id -> DbUuid,
+        consulate_id -> DbUuid,
+        country_code -> Text,
+        city -> Nullable<Text>,
+        channel -> Text,
+        requester_kind -> Text,
+        requester_name -> Nullable<Text>,
+        requester_relationship -> Nullable<Text>,
+        requester_contact -> Nullable<Text>,
+        summary -> Text,
+        flags -> Text,
+        protected -> Bool,
+        status -> Text,
+        outcome -> Nullable<Text>,
+        closed_at -> Nullable<Tstz>,
+        assigned_officer_id -> Nullable<DbUuid>,
+        opened_at -> Tstz,
+        created_by -> Nullable<DbUuid>,
+        version -> Integer,
+        created_at -> Tstz,
+        updated_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    attentions (id) {
+        id -> DbUuid,
+        case_id -> DbUuid,
+        person_id -> DbUuid,
+        consulate_id -> DbUuid,
+        attention_type_id -> DbUuid,
+        attended_on -> Date,
+        channel -> Text,
+        officer_id -> Nullable<DbUuid>,
+        description -> Text,
+        late_registration -> Bool,
+        voided_at -> Nullable<Tstz>,
+        voided_by -> Nullable<DbUuid>,
+        void_reason -> Nullable<Text>,
+        created_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    case_steps (id) {
+        id -> DbUuid,
+        case_id -> DbUuid,
+        attention_type_id -> DbUuid,
+        protocol_version_id -> DbUuid,
+        position -> Integer,
+        title_es -> Text,
+        title_en -> Text,
+        required_to_close -> Bool,
+        due_at -> Nullable<Tstz>,
+        status -> Text,
+        done_at -> Nullable<Tstz>,
+        waiver_reason -> Nullable<Text>,
+        decided_by -> Nullable<DbUuid>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    tasks (id) {
+        id -> DbUuid,
+        case_id -> DbUuid,
+        consulate_id -> DbUuid,
+        title -> Text,
+        assignee_id -> Nullable<DbUuid>,
+        due_at -> Nullable<Tstz>,
+        done_at -> Nullable<Tstz>,
+        case_step_id -> Nullable<DbUuid>,
+        created_by -> Nullable<DbUuid>,
+        created_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    case_transfers (id) {
+        id -> DbUuid,
+        case_id -> DbUuid,
+        from_consulate_id -> DbUuid,
+        to_consulate_id -> DbUuid,
+        reason -> Text,
+        status -> Text,
+        requested_by -> Nullable<DbUuid>,
+        requested_at -> Tstz,
+        decided_by -> Nullable<DbUuid>,
+        decided_at -> Nullable<Tstz>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    idempotency_keys (user_id, idem_key) {
+        user_id -> DbUuid,
+        idem_key -> Text,
+        request_hash -> Text,
+        response_status -> Integer,
+        response_body -> Nullable<Text>,
+        created_at -> Tstz,
+    }
+}
+
+diesel::joinable!(attentions -> cases (case_id));
+diesel::joinable!(case_steps -> cases (case_id));
+diesel::joinable!(tasks -> cases (case_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    cases,
+    attentions,
+    case_steps,
+    tasks,
+    case_transfers,
+    idempotency_keys,
     persons,
     person_documents,
     person_match_keys,

@@ -1,5 +1,6 @@
 //! Domain types and rules with no HTTP or database in them.
 
+pub mod case;
 pub mod catalogue;
 pub mod person;
 pub mod reference;

@@ -232,7 +232,7 @@ pub struct PersonSearch {
     pub name_tokens: Vec<String>,
     /// Only these persons (document hits, or scope).
     pub ids: Option<Vec<Id>>,
-    /// Only persons registered at this consulate.
+    /// Only persons registered at this consulate or with a case there.
     pub consulate: Option<Id>,
 }
 
@@ -246,7 +246,15 @@ fn search_query(s: &PersonSearch) -> persons::BoxedQuery<'static, MultiBackend> 
         q = q.filter(persons::id.eq_any(ids.clone()));
     }
     if let Some(c) = s.consulate {
-        q = q.filter(persons::registered_consulate_id.eq(c));
+        q = q.filter(
+            persons::registered_consulate_id
+                .eq(c)
+                .or(persons::id.eq_any(
+                    crate::db::schema::cases::table
+                        .filter(crate::db::schema::cases::consulate_id.eq(c))
+                        .select(crate::db::schema::cases::person_id),
+                )),
+        );
     }
     q
 }

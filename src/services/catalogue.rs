@@ -118,14 +118,6 @@ pub fn suggest(
     Ok(out)
 }
 
-/// Recodes attentions of the duplicate to the survivor; returns how many moved.
-///
-/// Attentions are recorded by the cases module; until its tables exist there
-/// is nothing to recode, and the merge record says 0.
-fn recode_attentions(_conn: &mut DbConn, _from: Id, _to: Id) -> Result<i64, AppError> {
-    Ok(0)
-}
-
 /// Folds `duplicate` into `survivor`: spellings (names, code, aliases) move,
 /// attentions are recoded, the duplicate stays as a `merged` row pointing to
 /// the survivor, and a recoding record is kept.
@@ -159,7 +151,7 @@ pub fn merge(
         ));
     }
     let labels = model::move_aliases(conn, duplicate.id, survivor.id)?;
-    let moved = recode_attentions(conn, duplicate.id, survivor.id)?;
+    let moved = crate::models::cases::recode_attentions(conn, duplicate.id, survivor.id)?;
     let mut row = duplicate.clone();
     row.status = "merged".into();
     row.merged_into_id = Some(survivor.id);

@@ -96,6 +96,8 @@ struct Snapshot {
     merged: Person,
     documents_moved: Vec<Id>,
     events_moved: Vec<Id>,
+    #[serde(default)]
+    cases_moved: Vec<Id>,
     survivor_keys: Vec<String>,
     merged_keys: Vec<String>,
     pair: Option<PairBefore>,
@@ -142,6 +144,7 @@ pub fn merge(
         .map(|d| d.id)
         .collect();
     let events_moved = model::event_ids_of(conn, merged.id)?;
+    let cases_moved = crate::models::cases::case_ids_of_person(conn, merged.id)?;
     let pair = model::find_pair(conn, merged.id, survivor.id)?.map(|p| PairBefore {
         id: p.id,
         status: p.status,
@@ -154,6 +157,7 @@ pub fn merge(
 
     model::move_documents(conn, &documents_moved, survivor.id)?;
     model::move_events(conn, &events_moved, survivor.id)?;
+    crate::models::cases::move_cases(conn, &cases_moved, survivor.id)?;
 
     let now = Ts::now();
     let mut s = survivor.clone();
@@ -196,6 +200,7 @@ pub fn merge(
         merged,
         documents_moved,
         events_moved,
+        cases_moved,
         survivor_keys,
         merged_keys,
         pair,
@@ -243,6 +248,7 @@ pub fn undo(conn: &mut DbConn, merge_id: Id, actor: Id) -> Result<PersonMerge, A
     model::delete_event(conn, snap.merge_event)?;
     model::move_events(conn, &snap.events_moved, snap.merged.id)?;
     model::move_documents(conn, &snap.documents_moved, snap.merged.id)?;
+    crate::models::cases::move_cases(conn, &snap.cases_moved, snap.merged.id)?;
     model::restore_person(conn, &snap.survivor)?;
     model::restore_person(conn, &snap.merged)?;
     model::set_match_keys(conn, snap.survivor.id, &snap.survivor_keys)?;
