@@ -25,6 +25,7 @@ pub const SPEC_PATH: &str = "openapi/openapi.json";
         (name = "reference", description = "Regions, countries and consular offices"),
         (name = "catalogue", description = "The attention-type catalogue: types, spellings, merges, protocols"),
         (name = "persons", description = "Persons, deduplication, merges and individual histories"),
+        (name = "cases", description = "Cases, attentions, workflow, protocol steps and notes"),
         (name = "public", description = "Information for consulate web portals; no authentication"),
         (name = "audit", description = "The tamper-evident audit log"),
     ),

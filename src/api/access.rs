@@ -83,6 +83,16 @@ pub const DECIDE_DUPLICATE: Policy = policy("decide_duplicate", &[HqAnalyst, Adm
 pub const MERGE_PERSON: Policy = policy("merge_person", &[HqAnalyst, Admin]);
 pub const UNDO_PERSON_MERGE: Policy = policy("undo_person_merge", &[HqAnalyst, Admin]);
 
+// --- cases: consulate staff work them; hq reads --------------------------------
+pub const CREATE_CASE: Policy = policy("create_case", &[Officer, Supervisor]);
+pub const LIST_CASES: Policy = policy("list_cases", &[Officer, Supervisor, HqAnalyst]);
+pub const GET_CASE: Policy = policy("get_case", &[Officer, Supervisor, HqAnalyst]);
+pub const ADD_ATTENTION: Policy = policy("add_attention", &[Officer, Supervisor]);
+pub const VOID_ATTENTION: Policy = policy("void_attention", &[Officer, Supervisor]);
+pub const TRANSITION_CASE: Policy = policy("transition_case", &[Officer, Supervisor]);
+pub const DECIDE_CASE_STEP: Policy = policy("decide_case_step", &[Officer, Supervisor]);
+pub const ADD_CASE_NOTE: Policy = policy("add_case_note", &[Officer, Supervisor]);
+
 // --- audit -----------------------------------------------------------------------
 pub const LIST_AUDIT: Policy = policy("list_audit", &[Admin]);
 
@@ -120,5 +130,13 @@ pub const ALL: &[Policy] = &[
     DECIDE_DUPLICATE,
     MERGE_PERSON,
     UNDO_PERSON_MERGE,
+    CREATE_CASE,
+    LIST_CASES,
+    GET_CASE,
+    ADD_ATTENTION,
+    VOID_ATTENTION,
+    TRANSITION_CASE,
+    DECIDE_CASE_STEP,
+    ADD_CASE_NOTE,
     LIST_AUDIT,
 ];

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod cases;
 pub mod catalogue;
 pub mod health;
 pub mod persons;
@@ -75,6 +76,15 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(persons::decide_duplicate)
             .service(persons::merge_person)
             .service(persons::undo_person_merge)
+            // cases
+            .service(cases::create_case)
+            .service(cases::list_cases)
+            .service(cases::get_case)
+            .service(cases::add_attention)
+            .service(cases::void_attention)
+            .service(cases::transition_case)
+            .service(cases::decide_case_step)
+            .service(cases::add_case_note)
             // audit
             .service(audit::list_audit),
     );

@@ -143,6 +143,19 @@ const MATRIX: &[Row] = &[
     Row { operation: "decide_duplicate", method: "POST", path: "/api/v1/duplicates/{own_person}/decision", body: Some(bad_decision), expect: [U, F, F, A, F, A] },
     Row { operation: "merge_person", method: "POST", path: "/api/v1/persons/{own_person}/merge", body: Some(merge_into_garbage), expect: [U, F, F, A, F, A] },
     Row { operation: "undo_person_merge", method: "POST", path: "/api/v1/merges/{own_person}/undo", body: None, expect: [U, F, F, M, F, M] },
+    // cases ({own_case} at consulate A, {other_case} at B)
+    Row { operation: "create_case", method: "POST", path: "/api/v1/cases", body: Some(bad_case), expect: [U, A, A, F, F, F] },
+    Row { operation: "list_cases", method: "GET", path: "/api/v1/cases", body: None, expect: [U, A, A, A, F, F] },
+    Row { operation: "get_case", method: "GET", path: "/api/v1/cases/{own_case}", body: None, expect: [U, A, A, A, F, F] },
+    Row { operation: "get_case", method: "GET", path: "/api/v1/cases/{other_case}", body: None, expect: [U, H, H, A, F, F] },
+    Row { operation: "add_attention", method: "POST", path: "/api/v1/cases/{own_case}/attentions", body: Some(bad_attention), expect: [U, A, A, F, F, F] },
+    Row { operation: "add_attention", method: "POST", path: "/api/v1/cases/{other_case}/attentions", body: Some(bad_attention), expect: [U, H, H, F, F, F] },
+    Row { operation: "void_attention", method: "POST", path: "/api/v1/cases/{other_case}/attentions/{other_case}/void", body: Some(void_reason), expect: [U, H, H, F, F, F] },
+    Row { operation: "transition_case", method: "POST", path: "/api/v1/cases/{own_case}/transitions", body: Some(to_progress), expect: [U, A, A, F, F, F] },
+    Row { operation: "transition_case", method: "POST", path: "/api/v1/cases/{other_case}/transitions", body: Some(to_progress), expect: [U, H, H, F, F, F] },
+    Row { operation: "decide_case_step", method: "POST", path: "/api/v1/cases/{other_case}/steps/{other_case}", body: Some(step_done), expect: [U, H, H, F, F, F] },
+    Row { operation: "add_case_note", method: "POST", path: "/api/v1/cases/{own_case}/notes", body: Some(note), expect: [U, A, A, F, F, F] },
+    Row { operation: "add_case_note", method: "POST", path: "/api/v1/cases/{other_case}/notes", body: Some(note), expect: [U, H, H, F, F, F] },
     // audit
     Row { operation: "list_audit", method: "GET", path: "/api/v1/audit", body: None, expect: [U, F, F, F, F, A] },
     // logout last: it ends the caller's session
@@ -191,6 +204,25 @@ fn bad_decision() -> Value {
 }
 fn merge_into_garbage() -> Value {
     json!({ "into": "not-an-id", "reason": "x" })
+}
+
+fn bad_case() -> Value {
+    json!({ "person_id": uuid::Uuid::nil(), "channel": "phone", "requester": { "kind": "self" }, "summary": "x" })
+}
+fn bad_attention() -> Value {
+    json!({ "attention_type": "no such type", "date": "2020-01-01", "description": "x" })
+}
+fn void_reason() -> Value {
+    json!({ "reason": "typo" })
+}
+fn to_progress() -> Value {
+    json!({ "to": "in_progress" })
+}
+fn step_done() -> Value {
+    json!({ "status": "done" })
+}
+fn note() -> Value {
+    json!({ "text": "called the family" })
 }
 
 fn rename_consulate() -> Value {
@@ -250,6 +282,31 @@ async fn authorization_matrix_holds_for_every_operation_role_and_scope() {
             json!({ "given_names": "Rosa", "first_surname": "Own", "sex": "female" }),
         )
         .await;
+    let case_body = |person: mapce::db::Id| json!({ "person_id": person, "channel": "phone", "requester": { "kind": "self" }, "summary": "matrix case" });
+    let own_case = app
+        .call(
+            "POST",
+            "/api/v1/cases",
+            Some(&callers[1].as_ref().expect("officer").token),
+            Some(&case_body(own_person)),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .expect("own case")
+        .to_owned();
+    let other_case = app
+        .call(
+            "POST",
+            "/api/v1/cases",
+            Some(&officer_b.token),
+            Some(&case_body(other_person)),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .expect("other case")
+        .to_owned();
     // hq and admin have TOTP already: enrol would be a conflict, which is
     // still "allowed" (authorization passed).
     let mut failures = Vec::new();
@@ -259,7 +316,9 @@ async fn authorization_matrix_holds_for_every_operation_role_and_scope() {
             .replace("{own_user}", &own_user.to_string())
             .replace("{other_user}", &other_user.to_string())
             .replace("{own_person}", &own_person.to_string())
-            .replace("{other_person}", &other_person.to_string());
+            .replace("{other_person}", &other_person.to_string())
+            .replace("{own_case}", &own_case)
+            .replace("{other_case}", &other_case);
         for (i, caller) in callers.iter().enumerate() {
             let body = row.body.map(|b| b());
             let resp = app

@@ -1,0 +1,247 @@
+//! Case rules: attentions (with protocol steps and deadline tasks), status
+//! transitions with their closing conditions, and the case's timeline.
+
+use chrono::NaiveDate;
+
+use crate::db::{DbConn, Id, Ts};
+use crate::domain::case::{CaseOutcome, CaseStatus};
+use crate::error::{AppError, FieldError};
+use crate::models::cases::{self as model, Attention, Case, CaseStep, Task};
+use crate::models::catalogue::{self as catalogue, AttentionType};
+use crate::models::persons::{self as persons, TimelineEvent};
+
+/// Writes one event to the case's (and so the person's) timeline.
+pub fn record_event(
+    conn: &mut DbConn,
+    case: &Case,
+    kind: &str,
+    actor: Option<Id>,
+    attention_type: Option<Id>,
+    payload: serde_json::Value,
+) -> Result<(), AppError> {
+    persons::insert_event(
+        conn,
+        &TimelineEvent {
+            id: Id::new(),
+            person_id: case.person_id,
+            case_id: Some(case.id),
+            consulate_id: Some(case.consulate_id),
+            kind: kind.to_owned(),
+            at: Ts::now(),
+            actor_id: actor,
+            attention_type_id: attention_type,
+            payload: payload.to_string(),
+        },
+    )?;
+    Ok(())
+}
+
+/// What a new attention says.
+pub struct NewAttention {
+    pub attention_type: AttentionType,
+    pub attended_on: NaiveDate,
+    pub channel: String,
+    pub description: String,
+    pub late_registration: bool,
+}
+
+/// Validates an attention's date against today and the case.
+pub fn check_attention_date(
+    field: &str,
+    date: NaiveDate,
+    late: bool,
+    case_opened: Ts,
+) -> Result<(), AppError> {
+    let today = chrono::Utc::now().date_naive();
+    if date > today {
+        return Err(AppError::invalid(field, "is in the future"));
+    }
+    if date < case_opened.0.date_naive() && !late {
+        return Err(AppError::invalid(
+            field,
+            "is before the case was opened; set late_registration to record an earlier attention",
+        ));
+    }
+    Ok(())
+}
+
+/// Records an attention on a case. The first attention of a type with a
+/// protocol copies the protocol's current version into the case's steps and
+/// creates a task for every step with a deadline; a protected type makes the
+/// case protected.
+pub fn add_attention(
+    conn: &mut DbConn,
+    case: &mut Case,
+    new: NewAttention,
+    actor: Id,
+) -> Result<Attention, AppError> {
+    if new.attention_type.status != "active" {
+        let hint = match new.attention_type.merged_into_id {
+            Some(_) => "it was merged; use the type it resolves to",
+            None => "it is deprecated",
+        };
+        return Err(AppError::invalid(
+            "body.attention_type",
+            format!(
+                "{} cannot take new attentions: {hint}",
+                new.attention_type.code
+            ),
+        ));
+    }
+    let attention = Attention {
+        id: Id::new(),
+        case_id: case.id,
+        person_id: case.person_id,
+        consulate_id: case.consulate_id,
+        attention_type_id: new.attention_type.id,
+        attended_on: new.attended_on,
+        channel: new.channel,
+        officer_id: Some(actor),
+        description: new.description,
+        late_registration: new.late_registration,
+        voided_at: None,
+        voided_by: None,
+        void_reason: None,
+        created_at: Ts::now(),
+    };
+    model::insert_attention(conn, &attention)?;
+    let existing_steps = model::steps_of(conn, case.id)?;
+    if !existing_steps
+        .iter()
+        .any(|s| s.attention_type_id == attention.attention_type_id)
+    {
+        if let Some((version, steps)) =
+            catalogue::protocol(conn, attention.attention_type_id, None)?
+        {
+            for step in steps {
+                let due = step
+                    .deadline_hours
+                    .map(|h| Ts(case.opened_at.0 + chrono::Duration::hours(i64::from(h))));
+                let case_step = CaseStep {
+                    id: Id::new(),
+                    case_id: case.id,
+                    attention_type_id: attention.attention_type_id,
+                    protocol_version_id: version.id,
+                    position: step.position,
+                    title_es: step.title_es.clone(),
+                    title_en: step.title_en.clone(),
+                    required_to_close: step.required_to_close,
+                    due_at: due,
+                    status: "pending".into(),
+                    done_at: None,
+                    waiver_reason: None,
+                    decided_by: None,
+                };
+                model::insert_step(conn, &case_step)?;
+                if due.is_some() {
+                    model::insert_task(
+                        conn,
+                        &Task {
+                            id: Id::new(),
+                            case_id: case.id,
+                            consulate_id: case.consulate_id,
+                            title: step.title_es,
+                            assignee_id: case.assigned_officer_id,
+                            due_at: due,
+                            done_at: None,
+                            case_step_id: Some(case_step.id),
+                            created_by: Some(actor),
+                            created_at: Ts::now(),
+                        },
+                    )?;
+                }
+            }
+        }
+    }
+    if new.attention_type.protected_by_default && !case.protected {
+        case.protected = true;
+    }
+    record_event(
+        conn,
+        case,
+        "attention.recorded",
+        Some(actor),
+        Some(attention.attention_type_id),
+        serde_json::json!({
+            "attention_id": attention.id,
+            "attention_type": new.attention_type.code,
+            "attended_on": attention.attended_on,
+            "channel": attention.channel,
+            "late_registration": attention.late_registration,
+        }),
+    )?;
+    Ok(attention)
+}
+
+/// Moves a case to `to`, checking the workflow and the closing conditions:
+/// at least one attention, an outcome, and every required protocol step
+/// done or waived.
+pub fn transition(
+    conn: &mut DbConn,
+    case: &mut Case,
+    to: CaseStatus,
+    outcome: Option<CaseOutcome>,
+    reason: Option<&str>,
+) -> Result<serde_json::Value, AppError> {
+    let from = CaseStatus::parse(&case.status).unwrap_or(CaseStatus::Open);
+    if !from.allowed_next().contains(&to) {
+        let allowed: Vec<&str> = from.allowed_next().iter().map(|s| s.as_str()).collect();
+        return Err(AppError::Conflict {
+            code: "invalid_transition",
+            detail: format!(
+                "a case that is {} can go to: {}",
+                from.as_str(),
+                allowed.join(", ")
+            ),
+            errors: vec![FieldError::new(
+                "body.to",
+                format!("allowed: {}", allowed.join(", ")),
+            )],
+        });
+    }
+    match to {
+        CaseStatus::Closed => {
+            let outcome = outcome
+                .ok_or_else(|| AppError::invalid("body.outcome", "closing needs an outcome"))?;
+            let live = model::attentions_of(conn, &[case.id])?
+                .into_iter()
+                .filter(|a| a.voided_at.is_none())
+                .count();
+            if live == 0 {
+                return Err(AppError::conflict(
+                    "no_attention",
+                    None,
+                    "a case closes only after at least one attention is recorded",
+                ));
+            }
+            let pending: Vec<String> = model::steps_of(conn, case.id)?
+                .into_iter()
+                .filter(|s| s.required_to_close && s.status == "pending")
+                .map(|s| s.title_es)
+                .collect();
+            if !pending.is_empty() {
+                return Err(AppError::Conflict {
+                    code: "protocol_steps_pending",
+                    detail: format!("required protocol steps are pending: {}; mark them done or waive them with a reason", pending.join("; ")),
+                    errors: pending.iter().map(|p| FieldError::new("steps", p.clone())).collect(),
+                });
+            }
+            case.outcome = Some(outcome.as_str().to_owned());
+            case.closed_at = Some(Ts::now());
+        }
+        CaseStatus::Reopened => {
+            let reason = reason
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .ok_or_else(|| AppError::invalid("body.reason", "reopening needs a reason"))?;
+            case.closed_at = None;
+            case.outcome = None;
+            let _ = reason;
+        }
+        _ => {}
+    }
+    case.status = to.as_str().to_owned();
+    Ok(
+        serde_json::json!({ "from": from.as_str(), "to": to.as_str(), "outcome": outcome.map(|o| o.as_str()), "reason": reason }),
+    )
+}
