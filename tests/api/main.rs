@@ -4,6 +4,7 @@
 mod access;
 mod audit;
 mod auth;
+mod cases;
 mod catalogue;
 mod errors;
 mod health;
