@@ -20,11 +20,15 @@ pub const JSON_LIMIT: usize = 256 * 1024;
 /// A JSON request body, checked for content type and size, deserialised with
 /// the path of any bad field. Unknown fields are refused by the DTOs
 /// (`#[serde(deny_unknown_fields)]`).
+///
+/// A bad body does not fail the extraction: the error waits in
+/// [`JsonBody::into_inner`], which handlers call after checking the caller's
+/// role, so a role that may not call an operation gets 403 whatever it sent.
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+pub struct JsonBody<T>(Result<T, AppError>);
 
 impl<T> JsonBody<T> {
-    pub fn into_inner(self) -> T {
+    pub fn into_inner(self) -> Result<T, AppError> {
         self.0
     }
 }
@@ -104,27 +108,36 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             .and_then(|v| v.parse::<usize>().ok());
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            if !content_type_ok {
-                return Err(AppError::UnsupportedMediaType(
-                    "send the body as JSON with Content-Type: application/json".into(),
-                ));
+            let parsed = async {
+                if !content_type_ok {
+                    return Err(AppError::UnsupportedMediaType(
+                        "send the body as JSON with Content-Type: application/json".into(),
+                    ));
+                }
+                if declared_len.is_some_and(|len| len > JSON_LIMIT) {
+                    return Err(AppError::PayloadTooLarge { limit: JSON_LIMIT });
+                }
+                let bytes = body
+                    .await
+                    .map_err(|e| payload_error(e.as_error::<actix_web::error::PayloadError>()))?;
+                parse_json(&bytes)
             }
-            if declared_len.is_some_and(|len| len > JSON_LIMIT) {
-                return Err(AppError::PayloadTooLarge { limit: JSON_LIMIT });
-            }
-            let bytes = body
-                .await
-                .map_err(|e| payload_error(e.as_error::<actix_web::error::PayloadError>()))?;
-            parse_json(&bytes).map(JsonBody)
+            .await;
+            Ok(JsonBody(parsed))
         })
     }
 }
 
 fn payload_error(err: Option<&actix_web::error::PayloadError>) -> AppError {
     match err {
-        Some(actix_web::error::PayloadError::Overflow) | None => {
+        Some(actix_web::error::PayloadError::Overflow) => {
             AppError::PayloadTooLarge { limit: JSON_LIMIT }
         }
+        None => AppError::BadRequest {
+            code: "unreadable_body",
+            detail: "the request body could not be read".into(),
+            errors: vec![],
+        },
         Some(other) => AppError::BadRequest {
             code: "unreadable_body",
             detail: format!("the request body could not be read: {other}"),

@@ -92,6 +92,14 @@ pub const VOID_ATTENTION: Policy = policy("void_attention", &[Officer, Superviso
 pub const TRANSITION_CASE: Policy = policy("transition_case", &[Officer, Supervisor]);
 pub const DECIDE_CASE_STEP: Policy = policy("decide_case_step", &[Officer, Supervisor]);
 pub const ADD_CASE_NOTE: Policy = policy("add_case_note", &[Officer, Supervisor]);
+pub const UPDATE_CASE: Policy = policy("update_case", &[Officer, Supervisor]);
+pub const LIST_TASKS: Policy = policy("list_tasks", &[Officer, Supervisor, HqAnalyst]);
+pub const CREATE_TASK: Policy = policy("create_task", &[Officer, Supervisor]);
+pub const COMPLETE_TASK: Policy = policy("complete_task", &[Officer, Supervisor]);
+pub const REQUEST_TRANSFER: Policy = policy("request_transfer", &[Officer, Supervisor]);
+/// Only the receiving consulate's supervisor (checked in the handler).
+pub const DECIDE_TRANSFER: Policy = policy("decide_transfer", &[Supervisor]);
+pub const LIST_TRANSFERS: Policy = policy("list_transfers", &[Officer, Supervisor]);
 
 // --- audit -----------------------------------------------------------------------
 pub const LIST_AUDIT: Policy = policy("list_audit", &[Admin]);
@@ -138,5 +146,12 @@ pub const ALL: &[Policy] = &[
     TRANSITION_CASE,
     DECIDE_CASE_STEP,
     ADD_CASE_NOTE,
+    UPDATE_CASE,
+    LIST_TASKS,
+    CREATE_TASK,
+    COMPLETE_TASK,
+    REQUEST_TRANSFER,
+    DECIDE_TRANSFER,
+    LIST_TRANSFERS,
     LIST_AUDIT,
 ];

@@ -165,7 +165,7 @@ pub async fn login(
     state: web::Data<AppState>,
     body: JsonBody<LoginRequest>,
 ) -> Result<web::Json<LoginResponse>, AppError> {
-    let LoginRequest { username, password } = body.into_inner();
+    let LoginRequest { username, password } = body.into_inner()?;
     if username.trim().is_empty() || username.len() > 200 || password.len() > 1024 {
         return Err(AppError::unauthorized(
             "invalid_credentials",
@@ -281,7 +281,7 @@ pub async fn login_second_factor(
     state: web::Data<AppState>,
     body: JsonBody<SecondFactorRequest>,
 ) -> Result<web::Json<LoginResponse>, AppError> {
-    let body = body.into_inner();
+    let body = body.into_inner()?;
     if body.code.is_some() == body.recovery_code.is_some() {
         return Err(AppError::invalid(
             "body.code",
@@ -393,7 +393,7 @@ pub async fn refresh_session(
     state: web::Data<AppState>,
     body: JsonBody<RefreshRequest>,
 ) -> Result<web::Json<SessionTokens>, AppError> {
-    let presented = body.into_inner().refresh_token;
+    let presented = body.into_inner()?.refresh_token;
     let meta = RequestMeta::of(&req);
     let state2 = state.clone();
     let outcome = db::run(&state.pool, move |conn| {
@@ -533,7 +533,7 @@ pub async fn change_password(
     body: JsonBody<ChangePasswordRequest>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::CHANGE_PASSWORD)?;
-    let body = body.into_inner();
+    let body = body.into_inner()?;
     check_new_password("body.new_password", &body.new_password, &user.username)?;
     let id = user.user_id;
     let stored = db::run(&state.pool, move |conn| {
@@ -674,7 +674,7 @@ pub async fn confirm_totp(
     body: JsonBody<ConfirmTotpRequest>,
 ) -> Result<web::Json<RecoveryCodes>, AppError> {
     user.require(&access::CONFIRM_TOTP)?;
-    let code = body.into_inner().code;
+    let code = body.into_inner()?.code;
     let codes = totp::generate_recovery_codes();
     let hashes: Vec<String> = codes.iter().map(|c| totp::recovery_code_hash(c)).collect();
     let (id, session, meta, actor) = (
@@ -777,7 +777,7 @@ pub async fn disable_totp(
     .await?;
     if let Verification::Invalid = state
         .passwords
-        .verify(Some(stored), body.into_inner().password)
+        .verify(Some(stored), body.into_inner()?.password)
         .await?
     {
         return Err(AppError::invalid(

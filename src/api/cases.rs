@@ -157,7 +157,11 @@ fn step_response(s: CaseStep, now: Ts) -> StepResponse {
 
 /// Builds the representation; identifying data of a protected case is
 /// masked for callers outside its consulate.
-fn case_response(conn: &mut DbConn, user: &AuthUser, c: Case) -> Result<CaseResponse, AppError> {
+pub(super) fn case_response(
+    conn: &mut DbConn,
+    user: &AuthUser,
+    c: Case,
+) -> Result<CaseResponse, AppError> {
     let person = persons_model::find_person(conn, c.person_id)?
         .ok_or_else(|| AppError::not_found("person"))?;
     let full = format!(
@@ -241,7 +245,7 @@ fn respond(c: &CaseResponse, status: StatusCode) -> HttpResponse {
 
 /// Loads a case the caller may act on: officers and supervisors only their
 /// consulate's (others read as not found).
-fn load_scoped(conn: &mut DbConn, user: &AuthUser, raw: &str) -> Result<Case, AppError> {
+pub(super) fn load_scoped(conn: &mut DbConn, user: &AuthUser, raw: &str) -> Result<Case, AppError> {
     let missing = || AppError::not_found(format!("no case `{raw}`"));
     let id = uuid::Uuid::parse_str(raw).map(Id).map_err(|_| missing())?;
     let c = model::find_case(conn, id)?.ok_or_else(missing)?;
@@ -331,7 +335,7 @@ pub async fn create_case(
     body: JsonBody<CreateCaseRequest>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::CREATE_CASE)?;
-    let b = body.into_inner();
+    let b = body.into_inner()?;
     let idem = Idempotency::of(&req, &b)?;
     if let Some(replay) = idem.begin(&state.pool, user.user_id).await? {
         return Ok(replay);
@@ -641,7 +645,7 @@ pub async fn add_attention(
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::ADD_ATTENTION)?;
     let raw = path.into_inner();
-    let b = body.into_inner();
+    let b = body.into_inner()?;
     let idem = Idempotency::of(&req, &b)?;
     if let Some(replay) = idem.begin(&state.pool, user.user_id).await? {
         return Ok(replay);
@@ -726,7 +730,7 @@ pub async fn void_attention(
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::VOID_ATTENTION)?;
     let (raw, raw_attention) = path.into_inner();
-    let reason = text("body.reason", &body.into_inner().reason, 1000)?;
+    let reason = text("body.reason", &body.into_inner()?.reason, 1000)?;
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let c = db::run(&state.pool, move |conn| {
         db::write_tx::<_, AppError, _>(conn, |conn| {
@@ -819,7 +823,7 @@ pub async fn transition_case(
     user.require(&access::TRANSITION_CASE)?;
     let raw = path.into_inner();
     let expected = if_match_version(&req);
-    let b = body.into_inner();
+    let b = body.into_inner()?;
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let c = db::run(&state.pool, move |conn| {
         db::write_tx::<_, AppError, _>(conn, |conn| {
@@ -903,7 +907,7 @@ pub async fn decide_case_step(
     user.require(&access::DECIDE_CASE_STEP)?;
     let (raw, raw_step) = path.into_inner();
     let expected = if_match_version(&req);
-    let b = body.into_inner();
+    let b = body.into_inner()?;
     let reason = b
         .reason
         .as_deref()
@@ -1012,7 +1016,7 @@ pub async fn add_case_note(
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::ADD_CASE_NOTE)?;
     let raw = path.into_inner();
-    let note = text("body.text", &body.into_inner().text, 8000)?;
+    let note = text("body.text", &body.into_inner()?.text, 8000)?;
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     db::run(&state.pool, move |conn| {
         db::write_tx::<_, AppError, _>(conn, |conn| {

@@ -365,7 +365,7 @@ pub async fn create_attention_type(
     body: JsonBody<CreateTypeRequest>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::CREATE_ATTENTION_TYPE)?;
-    let b = body.into_inner();
+    let b = body.into_inner()?;
     let code = b.code.trim().to_owned();
     if !(3..=64).contains(&code.len())
         || !code
@@ -507,7 +507,7 @@ pub async fn update_attention_type(
     user.require(&access::UPDATE_ATTENTION_TYPE)?;
     let raw = path.into_inner();
     let expected = if_match_version(&req)?;
-    let b = body.into_inner();
+    let b = body.into_inner()?;
     if let Some(s) = &b.status {
         if !["active", "deprecated"].contains(&s.as_str()) {
             return Err(AppError::invalid(
@@ -643,7 +643,7 @@ pub async fn add_attention_type_alias(
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::ADD_ATTENTION_TYPE_ALIAS)?;
     let raw = path.into_inner();
-    let label = text("body.label", &body.into_inner().label, 200)?;
+    let label = text("body.label", &body.into_inner()?.label, 200)?;
     let key = TypeKey::parse(&raw);
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let updated = db::run(&state.pool, move |conn| {
@@ -754,7 +754,7 @@ pub async fn merge_attention_type(
 ) -> Result<web::Json<MergeResponse>, AppError> {
     user.require(&access::MERGE_ATTENTION_TYPE)?;
     let raw = path.into_inner();
-    let b = body.into_inner();
+    let b = body.into_inner()?;
     let reason = text("body.reason", &b.reason, 1000)?;
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let merged = db::run(&state.pool, move |conn| {
@@ -904,7 +904,7 @@ pub async fn put_attention_type_protocol(
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::PUT_ATTENTION_TYPE_PROTOCOL)?;
     let raw = path.into_inner();
-    let b = body.into_inner();
+    let b = body.into_inner()?;
     if b.steps.is_empty() || b.steps.len() > 50 {
         return Err(AppError::invalid("body.steps", "1 to 50 steps"));
     }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod cases;
 pub mod catalogue;
+pub mod followup;
 pub mod health;
 pub mod persons;
 pub mod reference;
@@ -85,6 +86,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(cases::transition_case)
             .service(cases::decide_case_step)
             .service(cases::add_case_note)
+            .service(followup::update_case)
+            .service(followup::list_tasks)
+            .service(followup::create_task)
+            .service(followup::complete_task)
+            .service(followup::request_transfer)
+            .service(followup::decide_transfer)
+            .service(followup::list_transfers)
             // audit
             .service(audit::list_audit),
     );

@@ -349,7 +349,7 @@ pub async fn create_person(
     body: JsonBody<CreatePersonRequest>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::CREATE_PERSON)?;
-    let b = body.into_inner();
+    let b = body.into_inner()?;
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let created = db::run(&state.pool, move |conn| {
         db::write_tx::<_, AppError, _>(conn, |conn| {
@@ -647,7 +647,7 @@ pub async fn update_person(
     // Checked after the scope check, so another consulate's record is a 404
     // whatever the headers.
     let expected = if_match_version(&req);
-    let b = body.into_inner();
+    let b = body.into_inner()?;
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let updated = db::run(&state.pool, move |conn| {
         db::write_tx::<_, AppError, _>(conn, |conn| {
@@ -1065,7 +1065,7 @@ pub async fn decide_duplicate(
 ) -> Result<web::Json<DuplicatePairResponse>, AppError> {
     user.require(&access::DECIDE_DUPLICATE)?;
     let raw = path.into_inner();
-    let b = body.into_inner();
+    let b = body.into_inner()?;
     if b.decision != "not_duplicate" {
         return Err(AppError::invalid(
             "body.decision",
@@ -1182,7 +1182,7 @@ pub async fn merge_person(
 ) -> Result<web::Json<PersonMergeResponse>, AppError> {
     user.require(&access::MERGE_PERSON)?;
     let raw = path.into_inner();
-    let b = body.into_inner();
+    let b = body.into_inner()?;
     let reason = b.reason.trim().to_owned();
     if reason.is_empty() {
         return Err(AppError::invalid(

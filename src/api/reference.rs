@@ -443,7 +443,7 @@ pub async fn create_consulate(
     body: JsonBody<CreateConsulateRequest>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::CREATE_CONSULATE)?;
-    let body = body.into_inner();
+    let body = body.into_inner()?;
     let code = body.code.trim().to_ascii_uppercase();
     let code_ok = code.len() >= 4
         && code.len() <= 48
@@ -571,7 +571,7 @@ pub async fn update_consulate(
     user.require(&access::UPDATE_CONSULATE)?;
     let raw = path.into_inner();
     let expected = if_match_version(&req)?;
-    let body = body.into_inner();
+    let body = body.into_inner()?;
     let name_es = body
         .name_es
         .as_deref()

@@ -154,7 +154,7 @@ pub async fn create_user(
     body: JsonBody<CreateUserRequest>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::CREATE_USER)?;
-    let body = body.into_inner();
+    let body = body.into_inner()?;
     let username = check_username(&body.username)?;
     let display_name = check_display_name("body.display_name", &body.display_name)?;
     check_new_password("body.password", &body.password, &username)?;
@@ -383,7 +383,7 @@ pub async fn update_user(
     let raw = path.into_inner();
     let id = parse_user_id(&raw)?;
     let expected = if_match_version(&req)?;
-    let body = body.into_inner();
+    let body = body.into_inner()?;
     if id == user.user_id && body.role.is_some_and(|r| r != user.role) {
         return Err(AppError::forbidden(
             "own_role",
@@ -520,7 +520,7 @@ pub async fn reset_user_password(
     user.require(&access::RESET_USER_PASSWORD)?;
     let raw = path.into_inner();
     let id = parse_user_id(&raw)?;
-    let body = body.into_inner();
+    let body = body.into_inner()?;
     let target = {
         let raw = raw.clone();
         db::run(&state.pool, move |conn| {

@@ -333,3 +333,172 @@ pub fn list_cases(
         .load(conn)?;
     Ok((rows, total))
 }
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = crate::db::schema::case_transfers)]
+pub struct Transfer {
+    pub id: Id,
+    pub case_id: Id,
+    pub from_consulate_id: Id,
+    pub to_consulate_id: Id,
+    pub reason: String,
+    pub status: String,
+    pub requested_by: Option<Id>,
+    pub requested_at: Ts,
+    pub decided_by: Option<Id>,
+    pub decided_at: Option<Ts>,
+}
+
+pub fn insert_transfer(conn: &mut DbConn, t: &Transfer) -> QueryResult<()> {
+    diesel::insert_into(crate::db::schema::case_transfers::table)
+        .values(t)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_transfer(conn: &mut DbConn, id: Id) -> QueryResult<Option<Transfer>> {
+    use crate::db::schema::case_transfers;
+    case_transfers::table
+        .find(id)
+        .select(Transfer::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn pending_transfer_of(conn: &mut DbConn, case: Id) -> QueryResult<Option<Transfer>> {
+    use crate::db::schema::case_transfers;
+    case_transfers::table
+        .filter(case_transfers::case_id.eq(case))
+        .filter(case_transfers::status.eq("requested"))
+        .select(Transfer::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Decides a pending transfer; false if it was decided meanwhile.
+pub fn decide_transfer(conn: &mut DbConn, id: Id, status: &str, by: Id) -> QueryResult<bool> {
+    use crate::db::schema::case_transfers;
+    let n = diesel::update(
+        case_transfers::table
+            .filter(case_transfers::id.eq(id))
+            .filter(case_transfers::status.eq("requested")),
+    )
+    .set((
+        case_transfers::status.eq(status),
+        case_transfers::decided_by.eq(by),
+        case_transfers::decided_at.eq(Ts::now()),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn list_transfers(
+    conn: &mut DbConn,
+    to: Option<Id>,
+    from: Option<Id>,
+    status: Option<&str>,
+    window: Window,
+) -> QueryResult<(Vec<Transfer>, i64)> {
+    use crate::db::schema::case_transfers;
+    let build = || {
+        let mut q = case_transfers::table.into_boxed::<MultiBackend>();
+        if let Some(t) = to {
+            q = q.filter(case_transfers::to_consulate_id.eq(t));
+        }
+        if let Some(f) = from {
+            q = q.filter(case_transfers::from_consulate_id.eq(f));
+        }
+        if let Some(s) = status {
+            q = q.filter(case_transfers::status.eq(s.to_owned()));
+        }
+        q
+    };
+    let total = build().count().get_result(conn)?;
+    let rows = build()
+        .order(case_transfers::requested_at.desc())
+        .limit(window.limit)
+        .offset(window.offset)
+        .select(Transfer::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct TaskFilter {
+    pub consulate: Option<Id>,
+    pub assignee: Option<Id>,
+    pub case: Option<Id>,
+    /// Open tasks past their due time.
+    pub overdue_at: Option<Ts>,
+    pub open_only: bool,
+}
+
+pub fn list_tasks(
+    conn: &mut DbConn,
+    f: &TaskFilter,
+    window: Window,
+) -> QueryResult<(Vec<Task>, i64)> {
+    let build = || {
+        let mut q = tasks::table.into_boxed::<MultiBackend>();
+        if let Some(c) = f.consulate {
+            q = q.filter(tasks::consulate_id.eq(c));
+        }
+        if let Some(a) = f.assignee {
+            q = q.filter(tasks::assignee_id.eq(a));
+        }
+        if let Some(c) = f.case {
+            q = q.filter(tasks::case_id.eq(c));
+        }
+        if let Some(now) = f.overdue_at {
+            q = q
+                .filter(tasks::done_at.is_null())
+                .filter(tasks::due_at.lt(now));
+        }
+        if f.open_only {
+            q = q.filter(tasks::done_at.is_null());
+        }
+        q
+    };
+    let total = build().count().get_result(conn)?;
+    let rows = build()
+        .order((tasks::due_at.is_null(), tasks::due_at, tasks::created_at))
+        .limit(window.limit)
+        .offset(window.offset)
+        .select(Task::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}
+
+pub fn find_task(conn: &mut DbConn, id: Id) -> QueryResult<Option<Task>> {
+    tasks::table
+        .find(id)
+        .select(Task::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn complete_task(conn: &mut DbConn, id: Id) -> QueryResult<bool> {
+    let n = diesel::update(
+        tasks::table
+            .filter(tasks::id.eq(id))
+            .filter(tasks::done_at.is_null()),
+    )
+    .set(tasks::done_at.eq(Ts::now()))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Moves a case's open tasks to its new consulate (accepted transfer).
+pub fn move_open_tasks(conn: &mut DbConn, case: Id, to: Id) -> QueryResult<()> {
+    diesel::update(
+        tasks::table
+            .filter(tasks::case_id.eq(case))
+            .filter(tasks::done_at.is_null()),
+    )
+    .set((
+        tasks::consulate_id.eq(to),
+        tasks::assignee_id.eq(None::<Id>),
+    ))
+    .execute(conn)
+    .map(|_| ())
+}

@@ -156,6 +156,15 @@ const MATRIX: &[Row] = &[
     Row { operation: "decide_case_step", method: "POST", path: "/api/v1/cases/{other_case}/steps/{other_case}", body: Some(step_done), expect: [U, H, H, F, F, F] },
     Row { operation: "add_case_note", method: "POST", path: "/api/v1/cases/{own_case}/notes", body: Some(note), expect: [U, A, A, F, F, F] },
     Row { operation: "add_case_note", method: "POST", path: "/api/v1/cases/{other_case}/notes", body: Some(note), expect: [U, H, H, F, F, F] },
+    Row { operation: "update_case", method: "PATCH", path: "/api/v1/cases/{own_case}", body: Some(city), expect: [U, A, A, F, F, F] },
+    Row { operation: "update_case", method: "PATCH", path: "/api/v1/cases/{other_case}", body: Some(city), expect: [U, H, H, F, F, F] },
+    Row { operation: "list_tasks", method: "GET", path: "/api/v1/tasks?overdue=true", body: None, expect: [U, A, A, A, F, F] },
+    Row { operation: "create_task", method: "POST", path: "/api/v1/cases/{other_case}/tasks", body: Some(task), expect: [U, H, H, F, F, F] },
+    Row { operation: "create_task", method: "POST", path: "/api/v1/cases/{own_case}/tasks", body: Some(task), expect: [U, A, A, F, F, F] },
+    Row { operation: "complete_task", method: "POST", path: "/api/v1/tasks/{other_case}/done", body: None, expect: [U, M, M, F, F, F] },
+    Row { operation: "request_transfer", method: "POST", path: "/api/v1/cases/{other_case}/transfers", body: Some(transfer), expect: [U, H, H, F, F, F] },
+    Row { operation: "decide_transfer", method: "POST", path: "/api/v1/transfers/{other_case}/decision", body: Some(accept), expect: [U, F, M, F, F, F] },
+    Row { operation: "list_transfers", method: "GET", path: "/api/v1/transfers", body: None, expect: [U, A, A, F, F, F] },
     // audit
     Row { operation: "list_audit", method: "GET", path: "/api/v1/audit", body: None, expect: [U, F, F, F, F, A] },
     // logout last: it ends the caller's session
@@ -223,6 +232,19 @@ fn step_done() -> Value {
 }
 fn note() -> Value {
     json!({ "text": "called the family" })
+}
+
+fn city() -> Value {
+    json!({ "city": "Milano" })
+}
+fn task() -> Value {
+    json!({ "title": "Call the lawyer" })
+}
+fn transfer() -> Value {
+    json!({ "to": "IT-ROMA", "reason": "moved" })
+}
+fn accept() -> Value {
+    json!({ "decision": "accept" })
 }
 
 fn rename_consulate() -> Value {

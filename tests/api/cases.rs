@@ -618,3 +618,268 @@ async fn another_consulates_officer_sees_the_person_once_a_case_is_open_here() {
         .await;
     milan_case.assert_problem(404, "not_found");
 }
+
+#[actix_web::test]
+async fn corrections_and_reassignment_are_kept_field_by_field() {
+    let Fixture {
+        app,
+        officer,
+        person,
+    } = fixture().await;
+    let colleague = app.caller("off.it.2", Role::Officer, Some("IT-MILAN"));
+    let case = open_case(&app, &officer, person, json!({})).await.json();
+    let id = case["id"].as_str().expect("id");
+    let path = format!("/api/v1/cases/{id}");
+    let moved = with_headers(
+        &app,
+        "PATCH",
+        &path,
+        &officer,
+        &[("If-Match", "\"1\"".into())],
+        &json!({ "assigned_officer_id": colleague.user_id }),
+    )
+    .await;
+    assert_eq!(moved.status, 200, "{:?}", moved.json());
+    let flags = with_headers(
+        &app,
+        "PATCH",
+        &path,
+        &officer,
+        &[("If-Match", "\"2\"".into())],
+        &json!({ "flags": ["minor"], "summary": "A minor alone" }),
+    )
+    .await
+    .json();
+    assert_eq!(flags["protected"], true);
+    let cleared = with_headers(
+        &app,
+        "PATCH",
+        &path,
+        &officer,
+        &[("If-Match", "\"3\"".into())],
+        &json!({ "flags": [] }),
+    )
+    .await
+    .json();
+    assert_eq!(
+        cleared["protected"], true,
+        "protection is never silently cleared"
+    );
+    let madrid = app.caller("off.es", Role::Officer, Some("ES-MADRID"));
+    let foreign = with_headers(
+        &app,
+        "PATCH",
+        &path,
+        &officer,
+        &[("If-Match", "\"4\"".into())],
+        &json!({ "assigned_officer_id": madrid.user_id }),
+    )
+    .await;
+    foreign.assert_problem(422, "validation_failed");
+    let history = app
+        .call(
+            "GET",
+            &format!("/api/v1/persons/{person}/history"),
+            Some(&officer.token),
+            None,
+        )
+        .await
+        .json();
+    let events = history["events"]["items"].as_array().expect("items");
+    let reassigned = events
+        .iter()
+        .find(|e| e["kind"] == "case.reassigned")
+        .expect("reassignment event");
+    assert_eq!(
+        reassigned["payload"]["changes"]["assigned_officer_id"]["to"],
+        colleague.user_id.to_string()
+    );
+    let updated = events
+        .iter()
+        .find(|e| e["kind"] == "case.updated")
+        .expect("update event");
+    assert_eq!(
+        updated["payload"]["changes"]["summary"]["from"],
+        "Needs help"
+    );
+    assert_eq!(
+        updated["payload"]["changes"]["summary"]["to"],
+        "A minor alone"
+    );
+}
+
+#[actix_web::test]
+async fn tasks_come_from_protocols_and_show_up_overdue() {
+    let Fixture {
+        app,
+        officer,
+        person,
+    } = fixture().await;
+    let case = open_case(&app, &officer, person, json!({ "attentions": [{ "attention_type": "detainee_visit", "date": today(), "description": "x" }] })).await.json();
+    let id = case["id"].as_str().expect("id");
+    let tasks = app
+        .call(
+            "GET",
+            &format!("/api/v1/tasks?case={id}"),
+            Some(&officer.token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        tasks["total"], 2,
+        "the two deadline steps of the detention protocol: {tasks}"
+    );
+    let manual = app
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{id}/tasks"),
+            Some(&officer.token),
+            Some(&json!({ "title": "Call the family", "due_at": "2020-01-01T00:00:00Z" })),
+        )
+        .await;
+    assert_eq!(manual.status, 201, "{:?}", manual.json());
+    let overdue = app
+        .call(
+            "GET",
+            "/api/v1/tasks?overdue=true",
+            Some(&officer.token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(overdue["total"], 1);
+    assert_eq!(overdue["items"][0]["title"], "Call the family");
+    let by_officer = app
+        .call(
+            "GET",
+            &format!("/api/v1/tasks?overdue=true&officer={}", officer.user_id),
+            Some(&officer.token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(by_officer["total"], 1, "assigned to the case's officer");
+    let task_id = manual.json()["id"].as_str().expect("task").to_owned();
+    assert_eq!(
+        app.call(
+            "POST",
+            &format!("/api/v1/tasks/{task_id}/done"),
+            Some(&officer.token),
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    app.call(
+        "POST",
+        &format!("/api/v1/tasks/{task_id}/done"),
+        Some(&officer.token),
+        None,
+    )
+    .await
+    .assert_problem(409, "already_done");
+    let madrid = app.caller("off.es", Role::Officer, Some("ES-MADRID"));
+    let none = app
+        .call("GET", "/api/v1/tasks", Some(&madrid.token), None)
+        .await
+        .json();
+    assert_eq!(none["total"], 0, "tasks stay with their consulate");
+}
+
+#[actix_web::test]
+async fn a_transfer_moves_access_when_the_receiving_supervisor_accepts() {
+    let Fixture {
+        app,
+        officer,
+        person,
+    } = fixture().await;
+    let rome_officer = app.caller("off.rm", Role::Officer, Some("IT-ROMA"));
+    let rome_supervisor = app.caller("sup.rm", Role::Supervisor, Some("IT-ROMA"));
+    let case = open_case(&app, &officer, person, json!({})).await.json();
+    let id = case["id"].as_str().expect("id");
+    let asked = app
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{id}/transfers"),
+            Some(&officer.token),
+            Some(&json!({ "to": "IT-ROMA", "reason": "moved to Rome" })),
+        )
+        .await;
+    assert_eq!(asked.status, 201, "{:?}", asked.json());
+    app.call(
+        "POST",
+        &format!("/api/v1/cases/{id}/transfers"),
+        Some(&officer.token),
+        Some(&json!({ "to": "IT-ROMA", "reason": "again" })),
+    )
+    .await
+    .assert_problem(409, "transfer_pending");
+    let transfer = asked.json()["id"].as_str().expect("transfer").to_owned();
+    // Rome cannot see the case before accepting; its officer cannot accept.
+    app.call(
+        "GET",
+        &format!("/api/v1/cases/{id}"),
+        Some(&rome_officer.token),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    app.call(
+        "POST",
+        &format!("/api/v1/transfers/{transfer}/decision"),
+        Some(&rome_officer.token),
+        Some(&json!({ "decision": "accept" })),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    let incoming = app
+        .call(
+            "GET",
+            "/api/v1/transfers",
+            Some(&rome_supervisor.token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(incoming["total"], 1);
+    let accepted = app
+        .call(
+            "POST",
+            &format!("/api/v1/transfers/{transfer}/decision"),
+            Some(&rome_supervisor.token),
+            Some(&json!({ "decision": "accept" })),
+        )
+        .await;
+    assert_eq!(accepted.status, 200, "{:?}", accepted.json());
+    assert_eq!(
+        app.call(
+            "GET",
+            &format!("/api/v1/cases/{id}"),
+            Some(&rome_officer.token),
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    app.call(
+        "GET",
+        &format!("/api/v1/cases/{id}"),
+        Some(&officer.token),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    let history = app
+        .call(
+            "GET",
+            &format!("/api/v1/persons/{person}/history?kind=case.transferred"),
+            Some(&rome_officer.token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(history["events"]["total"], 1);
+}

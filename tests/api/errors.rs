@@ -105,8 +105,8 @@ struct ProbeDocument {
     number: String,
 }
 
-async fn probe(body: JsonBody<Probe>) -> HttpResponse {
-    HttpResponse::Ok().body(body.into_inner().name)
+async fn probe(body: JsonBody<Probe>) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().body(body.into_inner()?.name))
 }
 
 async fn broken() -> Result<HttpResponse, AppError> {
