@@ -61,6 +61,9 @@ pub struct PersonResponse {
     pub registered_consulate_id: Option<Id>,
     /// Set when this record was merged: the person it now lives on as.
     pub merged_into: Option<Id>,
+    /// True when identifying fields are withheld (protected person seen
+    /// from outside its consulate).
+    pub masked: bool,
     pub version: i32,
     pub created_at: Ts,
     pub updated_at: Ts,
@@ -89,10 +92,81 @@ fn person_response(p: Person, docs: &[Document]) -> PersonResponse {
         address_abroad: p.address_abroad,
         registered_consulate_id: p.registered_consulate_id,
         merged_into: p.merged_into_id,
+        masked: false,
         version: p.version,
         created_at: p.created_at,
         updated_at: p.updated_at,
     }
+}
+
+/// Identifying fields of a person with a protected case (gender violence,
+/// trafficking, minors) are masked for everyone outside the consulates of
+/// those cases.
+fn must_mask(conn: &mut DbConn, user: &AuthUser, p: &Person) -> Result<bool, AppError> {
+    let protecting = crate::models::cases::protecting_consulates(conn, p.id)?;
+    Ok(!protecting.is_empty() && !user.consulate_id.is_some_and(|c| protecting.contains(&c)))
+}
+
+/// Names reduced to initials; documents, birth date and contact withheld.
+fn mask(mut r: PersonResponse) -> PersonResponse {
+    r.given_names = mask_name(&r.given_names);
+    r.first_surname = mask_name(&r.first_surname);
+    r.second_surname = r.second_surname.map(|s| mask_name(&s));
+    r.birth_date = None;
+    r.phone = None;
+    r.email = None;
+    r.address_abroad = None;
+    for d in &mut r.documents {
+        d.number = "********".into();
+    }
+    r.masked = true;
+    r
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UnmaskQuery {
+    /// hq_analyst only: why identifying data of a protected person is
+    /// needed (at least 15 characters); the reason is audited.
+    pub justification: Option<String>,
+}
+
+/// Decides masking for a read, auditing an unmasking with its reason.
+fn masking_for_read(
+    conn: &mut DbConn,
+    user: &AuthUser,
+    meta: &RequestMeta,
+    p: &Person,
+    justification: Option<&str>,
+) -> Result<bool, AppError> {
+    if !must_mask(conn, user, p)? {
+        return Ok(false);
+    }
+    let Some(reason) = justification.map(str::trim).filter(|j| !j.is_empty()) else {
+        return Ok(true);
+    };
+    if user.role != crate::domain::role::Role::HqAnalyst {
+        return Err(AppError::forbidden(
+            "forbidden",
+            "only hq_analyst may unmask a protected person",
+        ));
+    }
+    if reason.chars().count() < 15 {
+        return Err(AppError::bad_query(
+            "query.justification",
+            "say why, in at least 15 characters",
+        ));
+    }
+    audit::record_alone(
+        conn,
+        Some(&user.actor()),
+        meta,
+        Event::new("person.unmask", "person", Some(p.id.to_string()))
+            .subject(p.id)
+            .details(serde_json::json!({ "justification": reason })),
+    )?;
+    Ok(false)
 }
 
 /// Whether the caller may read or change this person: national roles may;
@@ -517,7 +591,7 @@ pub async fn list_persons(
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let scoped = user.role.is_consulate_scoped();
     let consulate = user.consulate_id;
-    let (rows, docs, total) = db::run(&state.pool, move |conn| {
+    let (items, total) = db::run(&state.pool, move |conn| {
         let mut search = PersonSearch { name_tokens: tokens, ids: None, consulate: None };
         match &document {
             // An exact document reaches beyond the consulate.
@@ -536,13 +610,15 @@ pub async fn list_persons(
             event = event.subject(rows[0].id);
         }
         audit::record_alone(conn, Some(&actor), &meta, event)?;
-        Ok((rows, docs, total))
+        let mut items = Vec::with_capacity(rows.len());
+        for p in rows {
+            let masked = must_mask(conn, &user, &p)?;
+            let r = person_response(p, &docs);
+            items.push(if masked { mask(r) } else { r });
+        }
+        Ok((items, total))
     })
     .await?;
-    let items = rows
-        .into_iter()
-        .map(|p| person_response(p, &docs))
-        .collect();
     Ok(web::Json(Page::new(&req, items, total, window)))
 }
 
@@ -552,7 +628,7 @@ pub async fn list_persons(
     tag = "persons",
     operation_id = "get_person",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Person id")),
+    params(("id" = String, Path, description = "Person id"), UnmaskQuery),
     responses(
         (status = 200, body = PersonResponse, headers(("ETag" = String))),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -566,12 +642,15 @@ pub async fn get_person(
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
+    query: QueryParams<UnmaskQuery>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::GET_PERSON)?;
     let raw = path.into_inner();
+    let justification = query.into_inner().justification;
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let person = db::run(&state.pool, move |conn| {
         let p = load_scoped(conn, &user, &raw)?;
+        let masked = masking_for_read(conn, &user, &meta, &p, justification.as_deref())?;
         let docs = model::documents_of(conn, &[p.id])?;
         audit::record_alone(
             conn,
@@ -579,7 +658,8 @@ pub async fn get_person(
             &meta,
             Event::new("person.read", "person", Some(p.id.to_string())).subject(p.id),
         )?;
-        Ok(person_response(p, &docs))
+        let r = person_response(p, &docs);
+        Ok(if masked { mask(r) } else { r })
     })
     .await?;
     Ok(HttpResponse::Ok()
@@ -799,6 +879,9 @@ pub struct HistoryQuery {
     pub attention_type: Option<uuid::Uuid>,
     /// Event kind, e.g. `attention.recorded`, `case.opened`, `person.merged`.
     pub kind: Option<String>,
+    /// hq_analyst only: why the details of a protected person's history
+    /// are needed (audited); without it the event details are withheld.
+    pub justification: Option<String>,
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<u32>,
     /// Items to skip (default 0).
@@ -875,10 +958,17 @@ pub async fn get_person_history(
         attention_type: q.attention_type.map(Id),
         kind: q.kind,
     };
+    let justification = q.justification;
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let (person_id, events, total, summary) = db::run(&state.pool, move |conn| {
         let p = load_scoped(conn, &user, &raw)?;
-        let (events, total) = model::history(conn, p.id, &filter, window)?;
+        let masked = masking_for_read(conn, &user, &meta, &p, justification.as_deref())?;
+        let (mut events, total) = model::history(conn, p.id, &filter, window)?;
+        if masked {
+            for e in &mut events {
+                e.payload = r#"{"masked":true}"#.to_owned();
+            }
+        }
         let all = model::all_events(conn, p.id)?;
         let mut by_type: Vec<CountByType> = Vec::new();
         let mut consulates: Vec<Id> = Vec::new();

@@ -532,3 +532,140 @@ async fn the_scan_queues_likely_pairs_it_finds() {
         "intake already queued it"
     );
 }
+
+#[actix_web::test]
+async fn protected_persons_are_masked_outside_their_consulate_and_unmasked_only_with_a_reason() {
+    let app = TestApp::spawn().await;
+    let milan = app.caller("off.it", Role::Officer, Some("IT-MILAN"));
+    let id = app.register_person(&milan, jose(Some("45678912"))).await;
+    let case = json!({ "person_id": id, "channel": "phone", "requester": { "kind": "self" }, "summary": "x", "flags": ["trafficking_victim"] });
+    assert_eq!(
+        app.call("POST", "/api/v1/cases", Some(&milan.token), Some(&case))
+            .await
+            .status,
+        201
+    );
+
+    let own = app
+        .call(
+            "GET",
+            &format!("/api/v1/persons/{id}"),
+            Some(&milan.token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(own["given_names"], "José");
+    assert_eq!(own["masked"], false);
+
+    let hq = app.caller("hq.one", Role::HqAnalyst, None);
+    let seen = app
+        .call(
+            "GET",
+            &format!("/api/v1/persons/{id}"),
+            Some(&hq.token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(seen["masked"], true);
+    assert_eq!(seen["given_names"], "J***");
+    assert!(seen["birth_date"].is_null() && seen["phone"].is_null());
+    assert_eq!(seen["documents"][0]["number"], "********");
+    let madrid = app.caller("off.es", Role::Officer, Some("ES-MADRID"));
+    let by_doc = app
+        .call(
+            "GET",
+            "/api/v1/persons?document=45678912",
+            Some(&madrid.token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        by_doc["items"][0]["masked"], true,
+        "found by document, still masked"
+    );
+
+    app.call(
+        "GET",
+        &format!("/api/v1/persons/{id}?justification=short"),
+        Some(&hq.token),
+        None,
+    )
+    .await
+    .assert_problem(400, "invalid_query");
+    let reason = "court%20order%202026-117%20requires%20identification";
+    let unmasked = app
+        .call(
+            "GET",
+            &format!("/api/v1/persons/{id}?justification={reason}"),
+            Some(&hq.token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(unmasked["given_names"], "José");
+    assert_eq!(unmasked["masked"], false);
+    let history = app
+        .call(
+            "GET",
+            &format!("/api/v1/persons/{id}/history"),
+            Some(&hq.token),
+            None,
+        )
+        .await
+        .json();
+    assert!(history["events"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .all(|e| e["payload"]["masked"] == true));
+
+    let admin = app.caller("root.admin", Role::Admin, None);
+    let audit = app
+        .call(
+            "GET",
+            &format!("/api/v1/audit?action=person.unmask&subject={id}"),
+            Some(&admin.token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(audit["total"], 1);
+    assert_eq!(
+        audit["items"][0]["details"]["justification"],
+        "court order 2026-117 requires identification"
+    );
+    // At the owning consulate nothing is masked, so nothing is unmasked or audited.
+    assert_eq!(
+        app.call(
+            "GET",
+            &format!("/api/v1/persons/{id}?justification={reason}"),
+            Some(&milan.token),
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    let audit = app
+        .call(
+            "GET",
+            &format!("/api/v1/audit?action=person.unmask&subject={id}"),
+            Some(&admin.token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(audit["total"], 1);
+    let officer_try = app
+        .call(
+            "GET",
+            &format!("/api/v1/persons?document=45678912&justification={reason}"),
+            Some(&madrid.token),
+            None,
+        )
+        .await;
+    officer_try.assert_problem(400, "invalid_query");
+}
