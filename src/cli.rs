@@ -42,6 +42,20 @@ pub enum Command {
         #[command(subcommand)]
         command: DedupCommand,
     },
+    /// Write a synthetic, deterministic population (for demos and benchmarks).
+    DemoData {
+        #[arg(long, default_value_t = 10_000)]
+        persons: usize,
+        #[arg(long, default_value_t = 20_000)]
+        attentions: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// How many persons get `heavy_events` attentions each.
+        #[arg(long, default_value_t = 0)]
+        heavy: usize,
+        #[arg(long, default_value_t = 200)]
+        heavy_events: usize,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -131,6 +145,13 @@ pub fn main() -> ExitCode {
         Command::Dedup {
             command: DedupCommand::Scan,
         } => dedup_scan(&settings),
+        Command::DemoData {
+            persons,
+            attentions,
+            seed,
+            heavy,
+            heavy_events,
+        } => demo_data(&settings, seed, persons, attentions, heavy, heavy_events),
         Command::Openapi { .. } => Ok(()),
     };
     match result {
@@ -242,6 +263,25 @@ fn describe(error: &crate::error::AppError) -> String {
         text.push_str(&format!("\n  {}: {}", e.field, e.reason));
     }
     text
+}
+
+fn demo_data(settings: &Settings, seed: u64, persons: usize, attentions: usize, heavy: usize, heavy_events: usize) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    db::migrate(&mut conn)?;
+    let started = std::time::Instant::now();
+    let report = crate::services::demo::generate(&mut conn, seed, persons, attentions, heavy, heavy_events)?;
+    println!(
+        "generated {} persons, {} cases, {} attentions, {} timeline events in {:.1} s",
+        report.persons,
+        report.cases,
+        report.attentions,
+        report.events,
+        started.elapsed().as_secs_f64()
+    );
+    for id in report.heavy_persons {
+        println!("heavy person {id}");
+    }
+    Ok(())
 }
 
 fn dedup_scan(settings: &Settings) -> anyhow::Result<()> {

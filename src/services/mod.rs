@@ -2,5 +2,6 @@
 
 pub mod cases;
 pub mod catalogue;
+pub mod demo;
 pub mod persons;
 pub mod users;
