@@ -265,11 +265,19 @@ fn describe(error: &crate::error::AppError) -> String {
     text
 }
 
-fn demo_data(settings: &Settings, seed: u64, persons: usize, attentions: usize, heavy: usize, heavy_events: usize) -> anyhow::Result<()> {
+fn demo_data(
+    settings: &Settings,
+    seed: u64,
+    persons: usize,
+    attentions: usize,
+    heavy: usize,
+    heavy_events: usize,
+) -> anyhow::Result<()> {
     let mut conn = connect(settings)?;
     db::migrate(&mut conn)?;
     let started = std::time::Instant::now();
-    let report = crate::services::demo::generate(&mut conn, seed, persons, attentions, heavy, heavy_events)?;
+    let report =
+        crate::services::demo::generate(&mut conn, seed, persons, attentions, heavy, heavy_events)?;
     println!(
         "generated {} persons, {} cases, {} attentions, {} timeline events in {:.1} s",
         report.persons,

@@ -19,6 +19,20 @@ pub fn record_event(
     attention_type: Option<Id>,
     payload: serde_json::Value,
 ) -> Result<(), AppError> {
+    record_event_at(conn, case, Ts::now(), kind, actor, attention_type, payload)
+}
+
+/// The same, for an event that happened at `at`.
+#[allow(clippy::too_many_arguments)]
+pub fn record_event_at(
+    conn: &mut DbConn,
+    case: &Case,
+    at: Ts,
+    kind: &str,
+    actor: Option<Id>,
+    attention_type: Option<Id>,
+    payload: serde_json::Value,
+) -> Result<(), AppError> {
     persons::insert_event(
         conn,
         &TimelineEvent {
@@ -27,7 +41,7 @@ pub fn record_event(
             case_id: Some(case.id),
             consulate_id: Some(case.consulate_id),
             kind: kind.to_owned(),
-            at: Ts::now(),
+            at,
             actor_id: actor,
             attention_type_id: attention_type,
             payload: payload.to_string(),
@@ -156,9 +170,22 @@ pub fn add_attention(
     if new.attention_type.protected_by_default && !case.protected {
         case.protected = true;
     }
-    record_event(
+    // The history is ordered by when things happened: an attention entered
+    // late sits at its own date, not at the day it was typed in.
+    let today = chrono::Utc::now().date_naive();
+    let at = if attention.attended_on < today {
+        attention
+            .attended_on
+            .and_hms_opt(12, 0, 0)
+            .map(|t| Ts(t.and_utc()))
+            .unwrap_or_else(Ts::now)
+    } else {
+        Ts::now()
+    };
+    record_event_at(
         conn,
         case,
+        at,
         "attention.recorded",
         Some(actor),
         Some(attention.attention_type_id),

@@ -17,27 +17,136 @@ use crate::models::cases::{Attention, Case};
 use crate::models::persons::{Person, TimelineEvent};
 use crate::per_backend;
 
-const FEMALE: &[&str] = &["María", "Rosa", "Ana", "Carmen", "Luz", "Juana", "Elena", "Sofía", "Lucía", "Milagros", "Patricia", "Gloria", "Julia", "Teresa", "Flor", "Norma", "Diana", "Carla", "Valeria", "Isabel", "Silvia", "Nancy", "Yolanda", "Liliana", "Gabriela", "Mónica", "Sandra", "Roxana", "Pilar", "Victoria"];
-const MALE: &[&str] = &["José", "Juan", "Luis", "Carlos", "Jorge", "Pedro", "Miguel", "César", "Víctor", "Manuel", "Javier", "Alberto", "Raúl", "Walter", "Óscar", "Julio", "Marco", "Fernando", "Ricardo", "Hugo", "Daniel", "Edwin", "Wilmer", "Percy", "Alex", "Diego", "Renzo", "Iván", "Héctor", "Félix"];
-const SURNAMES: &[&str] = &["Quispe", "Flores", "Rodríguez", "Sánchez", "García", "Huamán", "Mamani", "Rojas", "Vásquez", "Chávez", "Ramos", "Torres", "Díaz", "Mendoza", "Castillo", "Ramírez", "Gonzales", "Espinoza", "López", "Pérez", "Condori", "Salazar", "Cruz", "Gutiérrez", "Morales", "Vargas", "Reyes", "Córdova", "Medina", "Aguilar", "Romero", "Herrera", "Cárdenas", "Castro", "Ruiz", "Mendoza", "Palomino", "Ccama", "Apaza", "Ticona", "Huanca", "Paredes", "Fernández", "Alvarado", "Vega", "Núñez", "Campos", "Silva", "Zapata", "Rivera", "Benites", "Chumpitaz", "Inga", "Coaquira", "Taipe", "Yupanqui", "Villanueva", "Cáceres", "Lazo", "Soto"];
+const FEMALE: &[&str] = &[
+    "María", "Rosa", "Ana", "Carmen", "Luz", "Juana", "Elena", "Sofía", "Lucía", "Milagros",
+    "Patricia", "Gloria", "Julia", "Teresa", "Flor", "Norma", "Diana", "Carla", "Valeria",
+    "Isabel", "Silvia", "Nancy", "Yolanda", "Liliana", "Gabriela", "Mónica", "Sandra", "Roxana",
+    "Pilar", "Victoria",
+];
+const MALE: &[&str] = &[
+    "José", "Juan", "Luis", "Carlos", "Jorge", "Pedro", "Miguel", "César", "Víctor", "Manuel",
+    "Javier", "Alberto", "Raúl", "Walter", "Óscar", "Julio", "Marco", "Fernando", "Ricardo",
+    "Hugo", "Daniel", "Edwin", "Wilmer", "Percy", "Alex", "Diego", "Renzo", "Iván", "Héctor",
+    "Félix",
+];
+const SURNAMES: &[&str] = &[
+    "Quispe",
+    "Flores",
+    "Rodríguez",
+    "Sánchez",
+    "García",
+    "Huamán",
+    "Mamani",
+    "Rojas",
+    "Vásquez",
+    "Chávez",
+    "Ramos",
+    "Torres",
+    "Díaz",
+    "Mendoza",
+    "Castillo",
+    "Ramírez",
+    "Gonzales",
+    "Espinoza",
+    "López",
+    "Pérez",
+    "Condori",
+    "Salazar",
+    "Cruz",
+    "Gutiérrez",
+    "Morales",
+    "Vargas",
+    "Reyes",
+    "Córdova",
+    "Medina",
+    "Aguilar",
+    "Romero",
+    "Herrera",
+    "Cárdenas",
+    "Castro",
+    "Ruiz",
+    "Mendoza",
+    "Palomino",
+    "Ccama",
+    "Apaza",
+    "Ticona",
+    "Huanca",
+    "Paredes",
+    "Fernández",
+    "Alvarado",
+    "Vega",
+    "Núñez",
+    "Campos",
+    "Silva",
+    "Zapata",
+    "Rivera",
+    "Benites",
+    "Chumpitaz",
+    "Inga",
+    "Coaquira",
+    "Taipe",
+    "Yupanqui",
+    "Villanueva",
+    "Cáceres",
+    "Lazo",
+    "Soto",
+];
 
 /// Persons per country in the report (2024), used as weights.
 const COUNTRY_WEIGHTS: &[(&str, u32)] = &[
-    ("AR", 4506), ("CL", 3140), ("BR", 2196), ("IT", 1301), ("ES", 915), ("US", 700), ("BO", 520), ("CN", 475),
-    ("JP", 381), ("EC", 300), ("VE", 250), ("MX", 200), ("CO", 180), ("FR", 120), ("DE", 100), ("GB", 60),
-    ("CH", 50), ("KR", 60), ("AU", 18), ("ZA", 20), ("MA", 12), ("EG", 10),
+    ("AR", 4506),
+    ("CL", 3140),
+    ("BR", 2196),
+    ("IT", 1301),
+    ("ES", 915),
+    ("US", 700),
+    ("BO", 520),
+    ("CN", 475),
+    ("JP", 381),
+    ("EC", 300),
+    ("VE", 250),
+    ("MX", 200),
+    ("CO", 180),
+    ("FR", 120),
+    ("DE", 100),
+    ("GB", 60),
+    ("CH", 50),
+    ("KR", 60),
+    ("AU", 18),
+    ("ZA", 20),
+    ("MA", 12),
+    ("EG", 10),
 ];
 
 /// Attentions per type, weights after the report's largest three.
 const TYPE_WEIGHTS: &[(&str, u32)] = &[
-    ("legal_orientation", 4042), ("consular_fees_destitute", 2150), ("migration_orientation", 1466),
-    ("detainee_visit", 900), ("detainee_economic_aid", 600), ("economic_subsidy", 500), ("repatriation", 300),
-    ("humanitarian_assistance", 400), ("labour_orientation", 350), ("hospitalised_or_sick", 250),
-    ("death_abroad", 150), ("transfer_of_remains", 100), ("gender_violence", 200), ("trafficking_in_persons", 40),
-    ("search_and_location", 120), ("minors_at_risk", 80), ("return_assistance", 300), ("lost_or_stolen_documents", 250),
+    ("legal_orientation", 4042),
+    ("consular_fees_destitute", 2150),
+    ("migration_orientation", 1466),
+    ("detainee_visit", 900),
+    ("detainee_economic_aid", 600),
+    ("economic_subsidy", 500),
+    ("repatriation", 300),
+    ("humanitarian_assistance", 400),
+    ("labour_orientation", 350),
+    ("hospitalised_or_sick", 250),
+    ("death_abroad", 150),
+    ("transfer_of_remains", 100),
+    ("gender_violence", 200),
+    ("trafficking_in_persons", 40),
+    ("search_and_location", 120),
+    ("minors_at_risk", 80),
+    ("return_assistance", 300),
+    ("lost_or_stolen_documents", 250),
 ];
 
-const CHANNELS: &[&str] = &["phone", "e_appointment", "consulate_window", "institutional_email", "in_person_ministry"];
+const CHANNELS: &[&str] = &[
+    "phone",
+    "e_appointment",
+    "consulate_window",
+    "institutional_email",
+    "in_person_ministry",
+];
 
 fn pick<'a, T>(rng: &mut StdRng, weights: &'a [(T, u32)]) -> &'a T {
     let total: u32 = weights.iter().map(|w| w.1).sum();
@@ -62,24 +171,47 @@ pub struct DemoReport {
     pub heavy_persons: Vec<Id>,
 }
 
-fn batch_insert(conn: &mut DbConn, persons: &[Person], keys: &[(Id, String)], cases: &[Case], attentions: &[Attention], events: &[TimelineEvent]) -> QueryResult<()> {
-    use crate::db::schema::{attentions as at, cases as ct, person_match_keys as mk, persons as pt, timeline_events as te};
+fn batch_insert(
+    conn: &mut DbConn,
+    persons: &[Person],
+    keys: &[(Id, String)],
+    cases: &[Case],
+    attentions: &[Attention],
+    events: &[TimelineEvent],
+) -> QueryResult<()> {
+    use crate::db::schema::{
+        attentions as at, cases as ct, person_match_keys as mk, persons as pt,
+        timeline_events as te,
+    };
     conn.transaction(|conn| {
         for chunk in persons.chunks(1000) {
-            per_backend!(conn, |c| diesel::insert_into(pt::table).values(chunk).execute(c))?;
+            per_backend!(conn, |c| diesel::insert_into(pt::table)
+                .values(chunk)
+                .execute(c))?;
         }
-        let key_rows: Vec<_> = keys.iter().map(|(p, k)| (mk::person_id.eq(*p), mk::match_key.eq(k.as_str()))).collect();
+        let key_rows: Vec<_> = keys
+            .iter()
+            .map(|(p, k)| (mk::person_id.eq(*p), mk::match_key.eq(k.as_str())))
+            .collect();
         for chunk in key_rows.chunks(5000) {
-            per_backend!(conn, |c| diesel::insert_into(mk::table).values(chunk).execute(c))?;
+            per_backend!(conn, |c| diesel::insert_into(mk::table)
+                .values(chunk)
+                .execute(c))?;
         }
         for chunk in cases.chunks(1000) {
-            per_backend!(conn, |c| diesel::insert_into(ct::table).values(chunk).execute(c))?;
+            per_backend!(conn, |c| diesel::insert_into(ct::table)
+                .values(chunk)
+                .execute(c))?;
         }
         for chunk in attentions.chunks(1000) {
-            per_backend!(conn, |c| diesel::insert_into(at::table).values(chunk).execute(c))?;
+            per_backend!(conn, |c| diesel::insert_into(at::table)
+                .values(chunk)
+                .execute(c))?;
         }
         for chunk in events.chunks(2000) {
-            per_backend!(conn, |c| diesel::insert_into(te::table).values(chunk).execute(c))?;
+            per_backend!(conn, |c| diesel::insert_into(te::table)
+                .values(chunk)
+                .execute(c))?;
         }
         Ok(())
     })
@@ -87,31 +219,72 @@ fn batch_insert(conn: &mut DbConn, persons: &[Person], keys: &[(Id, String)], ca
 
 /// Generates `persons` persons with about `attentions` attentions in all,
 /// the first `heavy` of them with `heavy_events` attentions each.
-pub fn generate(conn: &mut DbConn, seed: u64, persons: usize, attentions: usize, heavy: usize, heavy_events: usize) -> anyhow::Result<DemoReport> {
+pub fn generate(
+    conn: &mut DbConn,
+    seed: u64,
+    persons: usize,
+    attentions: usize,
+    heavy: usize,
+    heavy_events: usize,
+) -> anyhow::Result<DemoReport> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let consulate_rows: Vec<(Id, String)> = consulates::table.select((consulates::id, consulates::country_code)).load(conn)?;
+    let consulate_rows: Vec<(Id, String)> = consulates::table
+        .select((consulates::id, consulates::country_code))
+        .load(conn)?;
     let mut by_country: HashMap<String, Vec<Id>> = HashMap::new();
     for (id, country) in consulate_rows {
         by_country.entry(country).or_default().push(id);
     }
-    let type_rows: Vec<(Id, String)> = attention_types::table.select((attention_types::id, attention_types::code)).load(conn)?;
-    let type_ids: HashMap<String, Id> = type_rows.into_iter().map(|(id, code)| (code, id)).collect();
-    let type_weights: Vec<(Id, u32)> = TYPE_WEIGHTS.iter().filter_map(|(c, w)| type_ids.get(*c).map(|id| (*id, *w))).collect();
-    let countries: Vec<(&str, u32)> = COUNTRY_WEIGHTS.iter().filter(|(c, _)| by_country.contains_key(*c)).copied().collect();
-    anyhow::ensure!(!type_weights.is_empty() && !countries.is_empty(), "migrate first: no catalogue or consulates");
+    let type_rows: Vec<(Id, String)> = attention_types::table
+        .select((attention_types::id, attention_types::code))
+        .load(conn)?;
+    let type_ids: HashMap<String, Id> =
+        type_rows.into_iter().map(|(id, code)| (code, id)).collect();
+    let type_weights: Vec<(Id, u32)> = TYPE_WEIGHTS
+        .iter()
+        .filter_map(|(c, w)| type_ids.get(*c).map(|id| (*id, *w)))
+        .collect();
+    let countries: Vec<(&str, u32)> = COUNTRY_WEIGHTS
+        .iter()
+        .filter(|(c, _)| by_country.contains_key(*c))
+        .copied()
+        .collect();
+    anyhow::ensure!(
+        !type_weights.is_empty() && !countries.is_empty(),
+        "migrate first: no catalogue or consulates"
+    );
 
     let mut report = DemoReport::default();
     let base_day = NaiveDate::from_ymd_opt(2015, 1, 1).unwrap_or_default();
     let normal = persons.saturating_sub(heavy).max(1);
-    let per_person = (attentions.saturating_sub(heavy * heavy_events) as f64 / normal as f64).max(1.0);
-    let (mut ps, mut ks, mut cs, mut ats, mut evs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let per_person =
+        (attentions.saturating_sub(heavy * heavy_events) as f64 / normal as f64).max(1.0);
+    let (mut ps, mut ks, mut cs, mut ats, mut evs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..persons {
         let female = rng.random_bool(0.48);
-        let sex = if rng.random_bool(0.003) { "not_recorded" } else if female { "female" } else { "male" };
-        let given = if female { FEMALE[rng.random_range(0..FEMALE.len())] } else { MALE[rng.random_range(0..MALE.len())] };
+        let sex = if rng.random_bool(0.003) {
+            "not_recorded"
+        } else if female {
+            "female"
+        } else {
+            "male"
+        };
+        let given = if female {
+            FEMALE[rng.random_range(0..FEMALE.len())]
+        } else {
+            MALE[rng.random_range(0..MALE.len())]
+        };
         let s1 = SURNAMES[rng.random_range(0..SURNAMES.len())];
         let s2 = SURNAMES[rng.random_range(0..SURNAMES.len())];
-        let birth = (!rng.random_bool(0.1)).then(|| NaiveDate::from_ymd_opt(rng.random_range(1940..2020), rng.random_range(1..=12), rng.random_range(1..=28)).unwrap_or(base_day));
+        let birth = (!rng.random_bool(0.1)).then(|| {
+            NaiveDate::from_ymd_opt(
+                rng.random_range(1940..2020),
+                rng.random_range(1..=12),
+                rng.random_range(1..=28),
+            )
+            .unwrap_or(base_day)
+        });
         let country = *pick(&mut rng, &countries);
         let consulate_list = &by_country[country];
         let consulate = consulate_list[rng.random_range(0..consulate_list.len())];
@@ -161,7 +334,12 @@ pub fn generate(conn: &mut DbConn, seed: u64, persons: usize, attentions: usize,
                 summary: "Caso de demostración".into(),
                 flags: "[]".into(),
                 protected: false,
-                status: if rng.random_bool(0.7) { "closed" } else { "in_progress" }.into(),
+                status: if rng.random_bool(0.7) {
+                    "closed"
+                } else {
+                    "in_progress"
+                }
+                .into(),
                 outcome: None,
                 closed_at: None,
                 assigned_officer_id: None,
@@ -171,7 +349,17 @@ pub fn generate(conn: &mut DbConn, seed: u64, persons: usize, attentions: usize,
                 created_at: opened,
                 updated_at: opened,
             };
-            evs.push(TimelineEvent { id: Id::new(), person_id: person.id, case_id: Some(case.id), consulate_id: Some(consulate), kind: "case.opened".into(), at: opened, actor_id: None, attention_type_id: None, payload: "{}".into() });
+            evs.push(TimelineEvent {
+                id: Id::new(),
+                person_id: person.id,
+                case_id: Some(case.id),
+                consulate_id: Some(consulate),
+                kind: "case.opened".into(),
+                at: opened,
+                actor_id: None,
+                attention_type_id: None,
+                payload: "{}".into(),
+            });
             case_list.push(case);
         }
         for a in 0..n_att {
@@ -195,7 +383,21 @@ pub fn generate(conn: &mut DbConn, seed: u64, persons: usize, attentions: usize,
                 void_reason: None,
                 created_at: at,
             };
-            evs.push(TimelineEvent { id: Id::new(), person_id: person.id, case_id: Some(case.id), consulate_id: Some(consulate), kind: "attention.recorded".into(), at, actor_id: None, attention_type_id: Some(type_id), payload: format!(r#"{{"attention_id":"{}","year":{}}}"#, attention.id, day.year()) });
+            evs.push(TimelineEvent {
+                id: Id::new(),
+                person_id: person.id,
+                case_id: Some(case.id),
+                consulate_id: Some(consulate),
+                kind: "attention.recorded".into(),
+                at,
+                actor_id: None,
+                attention_type_id: Some(type_id),
+                payload: format!(
+                    r#"{{"attention_id":"{}","year":{}}}"#,
+                    attention.id,
+                    day.year()
+                ),
+            });
             ats.push(attention);
         }
         if i < heavy {

@@ -669,3 +669,89 @@ async fn protected_persons_are_masked_outside_their_consulate_and_unmasked_only_
         .await;
     officer_try.assert_problem(400, "invalid_query");
 }
+
+#[actix_web::test]
+async fn a_history_across_three_consulates_and_three_years_is_complete_and_in_order() {
+    let app = TestApp::spawn().await;
+    let milan = app.caller("off.it", Role::Officer, Some("IT-MILAN"));
+    let madrid = app.caller("off.es", Role::Officer, Some("ES-MADRID"));
+    let santiago = app.caller("off.cl", Role::Officer, Some("CL-SANTIAGO"));
+    let id = app.register_person(&milan, jose(Some("45678912"))).await;
+    let this_year = chrono::Datelike::year(&chrono::Utc::now().date_naive());
+    // Recorded out of order: the newest first.
+    for (officer, year, label) in [
+        (&milan, this_year, "orientación legal"),
+        (&santiago, this_year - 2, "visita a penal"),
+        (&madrid, this_year - 1, "subvención económica"),
+    ] {
+        let date = if year == this_year {
+            chrono::Utc::now().date_naive().to_string()
+        } else {
+            format!("{year}-06-15")
+        };
+        let body = json!({ "person_id": id, "channel": "phone", "requester": { "kind": "self" }, "summary": "x",
+                           "attentions": [{ "attention_type": label, "date": date, "description": "x", "late_registration": year != this_year }] });
+        let resp = app
+            .call("POST", "/api/v1/cases", Some(&officer.token), Some(&body))
+            .await;
+        assert_eq!(resp.status, 201, "{:?}", resp.json());
+    }
+    let hq = app.caller("hq.one", Role::HqAnalyst, None);
+    let history = app
+        .call(
+            "GET",
+            &format!("/api/v1/persons/{id}/history?kind=attention.recorded"),
+            Some(&hq.token),
+            None,
+        )
+        .await
+        .json();
+    let items = history["events"]["items"].as_array().expect("items");
+    let years: Vec<String> = items
+        .iter()
+        .map(|e| e["at"].as_str().expect("at")[..4].to_owned())
+        .collect();
+    assert_eq!(
+        years,
+        [
+            (this_year - 2).to_string(),
+            (this_year - 1).to_string(),
+            this_year.to_string()
+        ],
+        "in time order"
+    );
+    let all = app
+        .call(
+            "GET",
+            &format!("/api/v1/persons/{id}/history"),
+            Some(&hq.token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        all["summary"]["consulates"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(
+        all["summary"]["attentions_by_type"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(
+        all["events"]["total"], 7,
+        "registration, three cases opened, three attentions"
+    );
+    let admin = app.caller("root.admin", Role::Admin, None);
+    let audit = app
+        .call(
+            "GET",
+            &format!("/api/v1/audit?action=person.history&subject={id}"),
+            Some(&admin.token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(audit["total"], 2, "both reads audited");
+}
