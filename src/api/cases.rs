@@ -357,11 +357,6 @@ pub async fn create_case(
             }
             let ch = channel("body.channel", &b.channel)?;
             let summary = text("body.summary", &b.summary, 4000)?;
-            let own = reference_model::find_consulate(
-                conn,
-                &reference_model::ConsulateKey::Id(consulate),
-            )?
-            .ok_or_else(|| AppError::not_found("consulate"))?;
             let country = match &b.country {
                 Some(code) => {
                     reference_model::find_country_by_code(conn, code)?
@@ -373,7 +368,7 @@ pub async fn create_case(
                         })?
                         .alpha2
                 }
-                None => own.consulate.country_code.clone(),
+                None => reference_model::consulate_country(conn, consulate)?,
             };
             if b.requester.kind == RequesterKind::Relative
                 && b.requester
@@ -433,6 +428,8 @@ pub async fn create_case(
                 updated_at: now,
             };
             let attentions = prepare_attentions(conn, &b.attentions, "body.attentions", ch, now)?;
+            // Final protection known before the insert: no second write.
+            case.protected = case.protected || attentions.iter().any(|a| a.attention_type.protected_by_default);
             model::insert_case(conn, &case)?;
             service::record_event(
                 conn,
@@ -445,20 +442,16 @@ pub async fn create_case(
             for a in attentions {
                 service::add_attention(conn, &mut case, a, user.user_id)?;
             }
-            if !model::update_case(conn, &case, 1)? {
-                return Err(AppError::internal(anyhow::anyhow!(
-                    "a new case changed under its own transaction"
-                )));
-            }
+            let person_id = case.person_id;
+            let response = case_response(conn, &user, case)?;
+            idem2.complete(conn, user.user_id, StatusCode::CREATED, &response)?;
+            // Last: appending to the audit chain locks its head until commit.
             audit::record(
                 conn,
                 Some(&actor),
                 &meta,
-                Event::new("case.create", "case", Some(case.id.to_string()))
-                    .subject(case.person_id),
+                Event::new("case.create", "case", Some(response.id.to_string())).subject(person_id),
             )?;
-            let response = case_response(conn, &user, case)?;
-            idem2.complete(conn, user.user_id, StatusCode::CREATED, &response)?;
             Ok(response)
         })
     })
@@ -676,15 +669,16 @@ pub async fn add_attention(
                     "the case changed meanwhile; retry".into(),
                 ));
             }
+            let person_id = case.person_id;
+            let response = case_response(conn, &user, case)?;
+            idem2.complete(conn, user.user_id, StatusCode::CREATED, &response)?;
+            // Last: appending to the audit chain locks its head until commit.
             audit::record(
                 conn,
                 Some(&actor),
                 &meta,
-                Event::new("attention.create", "attention", Some(a.id.to_string()))
-                    .subject(case.person_id),
+                Event::new("attention.create", "attention", Some(a.id.to_string())).subject(person_id),
             )?;
-            let response = case_response(conn, &user, case)?;
-            idem2.complete(conn, user.user_id, StatusCode::CREATED, &response)?;
             Ok(response)
         })
     })

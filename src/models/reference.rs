@@ -319,3 +319,8 @@ pub fn update_consulate(
     .execute(conn)?;
     Ok(changed == 1)
 }
+
+/// The country of a consulate.
+pub fn consulate_country(conn: &mut DbConn, id: Id) -> QueryResult<String> {
+    consulates::table.find(id).select(consulates::country_code).first(conn)
+}
