@@ -239,12 +239,56 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    // SQLite has one writer at a time. Queue this process's writers on a
+    // mutex instead of letting them sleep-and-retry in the busy handler,
+    // whose back-off gives a long latency tail under load.
+    let _writer = match conn {
+        DbConn::Sqlite(_) => SqliteWriter::enter(),
+        DbConn::Pg(_) => None,
+    };
     conn.transaction(|conn| {
         if let DbConn::Sqlite(c) = conn {
             c.batch_execute("UPDATE audit_head SET seq = seq WHERE id = 1")?;
         }
         work(conn)
     })
+}
+
+static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+thread_local! {
+    /// Nesting depth of write transactions on this thread (the mutex is not
+    /// re-entrant; a nested write_tx is a savepoint of the outer one).
+    static WRITE_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Holds the process-wide SQLite writer lock (outermost write only).
+struct SqliteWriter {
+    _guard: Option<std::sync::MutexGuard<'static, ()>>,
+}
+
+impl SqliteWriter {
+    fn enter() -> Option<SqliteWriter> {
+        let depth = WRITE_DEPTH.with(|d| {
+            let v = d.get();
+            d.set(v + 1);
+            v
+        });
+        let guard = if depth == 0 {
+            // A poisoned lock only means another writer panicked; the
+            // database itself is consistent (its transaction rolled back).
+            Some(SQLITE_WRITER.lock().unwrap_or_else(|e| e.into_inner()))
+        } else {
+            None
+        };
+        Some(SqliteWriter { _guard: guard })
+    }
+}
+
+impl Drop for SqliteWriter {
+    fn drop(&mut self) {
+        WRITE_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
 }
 
 /// Runs blocking database work on actix's blocking thread pool with a pooled
