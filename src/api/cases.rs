@@ -429,7 +429,10 @@ pub async fn create_case(
             };
             let attentions = prepare_attentions(conn, &b.attentions, "body.attentions", ch, now)?;
             // Final protection known before the insert: no second write.
-            case.protected = case.protected || attentions.iter().any(|a| a.attention_type.protected_by_default);
+            case.protected = case.protected
+                || attentions
+                    .iter()
+                    .any(|a| a.attention_type.protected_by_default);
             model::insert_case(conn, &case)?;
             service::record_event(
                 conn,
@@ -442,24 +445,52 @@ pub async fn create_case(
             for a in attentions {
                 service::add_attention(conn, &mut case, a, user.user_id)?;
             }
-            let person_id = case.person_id;
-            let response = case_response(conn, &user, case)?;
-            idem2.complete(conn, user.user_id, StatusCode::CREATED, &response)?;
-            // Last: appending to the audit chain locks its head until commit.
-            audit::record(
+            let id = case.id.to_string();
+            finish_create(
                 conn,
-                Some(&actor),
+                &user,
+                &actor,
                 &meta,
-                Event::new("case.create", "case", Some(response.id.to_string())).subject(person_id),
-            )?;
-            Ok(response)
+                &idem2,
+                case,
+                Event::new("case.create", "case", Some(id)),
+            )
         })
     })
     .await;
+    created_or_released(result, &idem, &state, &req).await
+}
+
+/// The end of an idempotent creation, inside its transaction: build the
+/// answer, store it under the key, and append the audit row last (the chain
+/// head stays locked until commit, so it should be held briefly).
+fn finish_create(
+    conn: &mut DbConn,
+    user: &AuthUser,
+    actor: &audit::Actor,
+    meta: &RequestMeta,
+    idem: &Idempotency,
+    case: Case,
+    event: Event<'_>,
+) -> Result<CaseResponse, AppError> {
+    let person_id = case.person_id;
+    let response = case_response(conn, user, case)?;
+    idem.complete(conn, user.user_id, StatusCode::CREATED, &response)?;
+    audit::record(conn, Some(actor), meta, event.subject(person_id))?;
+    Ok(response)
+}
+
+/// Answers 201, or releases the idempotency key so a corrected retry can run.
+async fn created_or_released(
+    result: Result<CaseResponse, AppError>,
+    idem: &Idempotency,
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<HttpResponse, AppError> {
     match result {
         Ok(c) => Ok(respond(&c, StatusCode::CREATED)),
         Err(e) => {
-            idem.abandon(&state.pool, actor_id(&req)).await;
+            idem.abandon(&state.pool, actor_id(req)).await;
             Err(e)
         }
     }
@@ -669,27 +700,20 @@ pub async fn add_attention(
                     "the case changed meanwhile; retry".into(),
                 ));
             }
-            let person_id = case.person_id;
-            let response = case_response(conn, &user, case)?;
-            idem2.complete(conn, user.user_id, StatusCode::CREATED, &response)?;
-            // Last: appending to the audit chain locks its head until commit.
-            audit::record(
+            let id = a.id.to_string();
+            finish_create(
                 conn,
-                Some(&actor),
+                &user,
+                &actor,
                 &meta,
-                Event::new("attention.create", "attention", Some(a.id.to_string())).subject(person_id),
-            )?;
-            Ok(response)
+                &idem2,
+                case,
+                Event::new("attention.create", "attention", Some(id)),
+            )
         })
     })
     .await;
-    match result {
-        Ok(c) => Ok(respond(&c, StatusCode::CREATED)),
-        Err(e) => {
-            idem.abandon(&state.pool, actor_id(&req)).await;
-            Err(e)
-        }
-    }
+    created_or_released(result, &idem, &state, &req).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

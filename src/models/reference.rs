@@ -322,5 +322,8 @@ pub fn update_consulate(
 
 /// The country of a consulate.
 pub fn consulate_country(conn: &mut DbConn, id: Id) -> QueryResult<String> {
-    consulates::table.find(id).select(consulates::country_code).first(conn)
+    consulates::table
+        .find(id)
+        .select(consulates::country_code)
+        .first(conn)
 }

@@ -343,6 +343,30 @@ impl TestApp {
         mapce::db::Id(uuid::Uuid::parse_str(&id).expect("uuid"))
     }
 
+    /// The kinds of a person's history events, oldest first.
+    pub async fn history_kinds(
+        &self,
+        caller: &Caller,
+        person: mapce::db::Id,
+        query: &str,
+    ) -> Vec<String> {
+        let history = self
+            .call(
+                "GET",
+                &format!("/api/v1/persons/{person}/history{query}"),
+                Some(&caller.token),
+                None,
+            )
+            .await
+            .json();
+        history["events"]["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// Logs in through the API with username and password.
     pub async fn login(&self, username: &str, password: &str) -> Resp {
         let body = serde_json::json!({ "username": username, "password": password });
