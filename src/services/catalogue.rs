@@ -68,17 +68,23 @@ pub fn add_labels(
     Ok(added)
 }
 
-/// The type a label means: any spelling that folds to a known name, code or
-/// alias. Merged types resolve to their survivor.
+/// The type a label means: its id, or any spelling that folds to a known
+/// name, code or alias. Merged types resolve to their survivor.
 pub fn resolve(conn: &mut DbConn, label: &str) -> Result<Option<AttentionType>, AppError> {
-    let folded = fold_key(label);
-    if folded.is_empty() {
-        return Ok(None);
-    }
-    let Some(alias) = model::find_alias(conn, &folded)? else {
-        return Ok(None);
+    let mut found = match uuid::Uuid::parse_str(label.trim()) {
+        // An id names the type directly.
+        Ok(id) => model::find_type(conn, &TypeKey::Id(Id(id)))?,
+        Err(_) => {
+            let folded = fold_key(label);
+            if folded.is_empty() {
+                return Ok(None);
+            }
+            let Some(alias) = model::find_alias(conn, &folded)? else {
+                return Ok(None);
+            };
+            model::find_type(conn, &TypeKey::Id(alias.attention_type_id))?
+        }
     };
-    let mut found = model::find_type(conn, &TypeKey::Id(alias.attention_type_id))?;
     // Aliases move at merge time, but follow the chain defensively.
     for _ in 0..8 {
         match &found {

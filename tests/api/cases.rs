@@ -115,6 +115,22 @@ async fn intake_records_attentions_by_any_spelling_and_fills_the_history() {
         Some(2)
     );
 
+    let admin = app.caller("root.admin", Role::Admin, None);
+    let subsidy = app
+        .call(
+            "GET",
+            "/api/v1/attention-types/economic_subsidy",
+            Some(&admin.token),
+            None,
+        )
+        .await
+        .json();
+    let by_id = open_case(&app, &officer, person, json!({ "attentions": [{ "attention_type": subsidy["id"], "date": today(), "description": "by id" }] })).await;
+    assert_eq!(
+        by_id.json()["attentions"][0]["attention_type_id"],
+        subsidy["id"],
+        "a type can be named by its id"
+    );
     let bad = open_case(&app, &officer, person, json!({ "channel": "pigeon" }))
         .await
         .assert_problem(422, "validation_failed");
