@@ -164,24 +164,34 @@ pub(super) fn case_response(
 ) -> Result<CaseResponse, AppError> {
     let person = persons_model::find_person(conn, c.person_id)?
         .ok_or_else(|| AppError::not_found("person"))?;
+    let attentions = model::attentions_of(conn, &[c.id])?;
+    let steps = model::steps_of(conn, c.id)?;
+    Ok(build_case_response(user, c, &person, attentions, steps))
+}
+
+/// The representation from rows already in hand (creation builds it without
+/// reading back what it just wrote).
+fn build_case_response(
+    user: &AuthUser,
+    c: Case,
+    person: &crate::models::persons::Person,
+    attentions: Vec<Attention>,
+    steps: Vec<CaseStep>,
+) -> CaseResponse {
     let full = format!(
         "{} {} {}",
         person.given_names,
         person.first_surname,
-        person.second_surname.unwrap_or_default()
+        person.second_surname.clone().unwrap_or_default()
     )
     .trim()
     .to_owned();
     let outside = user.consulate_id != Some(c.consulate_id);
     let masked = c.protected && outside;
-    let attentions = model::attentions_of(conn, &[c.id])?;
     let now = Ts::now();
-    let steps: Vec<StepResponse> = model::steps_of(conn, c.id)?
-        .into_iter()
-        .map(|s| step_response(s, now))
-        .collect();
+    let steps: Vec<StepResponse> = steps.into_iter().map(|s| step_response(s, now)).collect();
     let deadline_breaches = steps.iter().filter(|s| s.overdue).count() as i64;
-    Ok(CaseResponse {
+    CaseResponse {
         person: PersonRef {
             id: c.person_id,
             name: if masked { mask_name(&full) } else { full },
@@ -233,7 +243,7 @@ pub(super) fn case_response(
         version: c.version,
         created_at: c.created_at,
         updated_at: c.updated_at,
-    })
+    }
 }
 
 fn respond(c: &CaseResponse, status: StatusCode) -> HttpResponse {
@@ -442,17 +452,26 @@ pub async fn create_case(
                 None,
                 serde_json::json!({ "channel": case.channel, "flags": flags }),
             )?;
+            let mut steps = Vec::new();
+            let mut recorded = Vec::new();
             for a in attentions {
-                service::add_attention(conn, &mut case, a, user.user_id)?;
+                recorded.push(service::add_attention(
+                    conn,
+                    &mut case,
+                    a,
+                    user.user_id,
+                    &mut steps,
+                )?);
             }
             let id = case.id.to_string();
+            let response = build_case_response(&user, case, &person, recorded, steps);
             finish_create(
                 conn,
                 &user,
                 &actor,
                 &meta,
                 &idem2,
-                case,
+                response,
                 Event::new("case.create", "case", Some(id)),
             )
         })
@@ -461,8 +480,8 @@ pub async fn create_case(
     created_or_released(result, &idem, &state, &req).await
 }
 
-/// The end of an idempotent creation, inside its transaction: build the
-/// answer, store it under the key, and append the audit row last (the chain
+/// The end of an idempotent creation, inside its transaction: store the
+/// answer under the key, and append the audit row last (the chain
 /// head stays locked until commit, so it should be held briefly).
 fn finish_create(
     conn: &mut DbConn,
@@ -470,13 +489,11 @@ fn finish_create(
     actor: &audit::Actor,
     meta: &RequestMeta,
     idem: &Idempotency,
-    case: Case,
+    response: CaseResponse,
     event: Event<'_>,
 ) -> Result<CaseResponse, AppError> {
-    let person_id = case.person_id;
-    let response = case_response(conn, user, case)?;
     idem.complete(conn, user.user_id, StatusCode::CREATED, &response)?;
-    audit::record(conn, Some(actor), meta, event.subject(person_id))?;
+    audit::record(conn, Some(actor), meta, event.subject(response.person.id))?;
     Ok(response)
 }
 
@@ -692,7 +709,8 @@ pub async fn add_attention(
                 prepare_attentions(conn, std::slice::from_ref(&b), "", default, case.opened_at)?
                     .remove(0);
             let version = case.version;
-            let a = service::add_attention(conn, &mut case, new, user.user_id)?;
+            let mut steps = model::steps_of(conn, case.id)?;
+            let a = service::add_attention(conn, &mut case, new, user.user_id, &mut steps)?;
             case.version += 1;
             case.updated_at = Ts::now();
             if !model::update_case(conn, &case, version)? {
@@ -701,13 +719,14 @@ pub async fn add_attention(
                 ));
             }
             let id = a.id.to_string();
+            let response = case_response(conn, &user, case)?;
             finish_create(
                 conn,
                 &user,
                 &actor,
                 &meta,
                 &idem2,
-                case,
+                response,
                 Event::new("attention.create", "attention", Some(id)),
             )
         })

@@ -83,11 +83,14 @@ pub fn check_attention_date(
 /// protocol copies the protocol's current version into the case's steps and
 /// creates a task for every step with a deadline; a protected type makes the
 /// case protected.
+/// `steps` holds the case's protocol steps (loaded by the caller, empty for a
+/// new case); steps this attention adds are appended to it.
 pub fn add_attention(
     conn: &mut DbConn,
     case: &mut Case,
     new: NewAttention,
     actor: Id,
+    steps: &mut Vec<CaseStep>,
 ) -> Result<Attention, AppError> {
     if new.attention_type.status != "active" {
         let hint = match new.attention_type.merged_into_id {
@@ -119,15 +122,14 @@ pub fn add_attention(
         created_at: Ts::now(),
     };
     model::insert_attention(conn, &attention)?;
-    let existing_steps = model::steps_of(conn, case.id)?;
-    if !existing_steps
+    if !steps
         .iter()
         .any(|s| s.attention_type_id == attention.attention_type_id)
     {
-        if let Some((version, steps)) =
+        if let Some((version, protocol_steps)) =
             catalogue::protocol(conn, attention.attention_type_id, None)?
         {
-            for step in steps {
+            for step in protocol_steps {
                 let due = step
                     .deadline_hours
                     .map(|h| Ts(case.opened_at.0 + chrono::Duration::hours(i64::from(h))));
@@ -147,6 +149,7 @@ pub fn add_attention(
                     decided_by: None,
                 };
                 model::insert_step(conn, &case_step)?;
+                steps.push(case_step.clone());
                 if due.is_some() {
                     model::insert_task(
                         conn,
