@@ -803,15 +803,13 @@ pub async fn void_attention(
                 Some(a.attention_type_id),
                 serde_json::json!({ "attention_id": a.id, "reason": reason }),
             )?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("attention.void", "attention", Some(a.id.to_string()))
-                    .subject(case.person_id)
-                    .details(serde_json::json!({ "reason": reason })),
-            )?;
-            case_response(conn, &user, case)
+            // Last: appending to the audit chain locks its head until commit.
+            let event = Event::new("attention.void", "attention", Some(a.id.to_string()))
+                .subject(case.person_id)
+                .details(serde_json::json!({ "reason": reason }));
+            let response = case_response(conn, &user, case)?;
+            audit::record(conn, Some(&actor), &meta, event)?;
+            Ok(response)
         })
     })
     .await?;
@@ -889,15 +887,13 @@ pub async fn transition_case(
                 None,
                 change.clone(),
             )?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("case.transition", "case", Some(case.id.to_string()))
-                    .subject(case.person_id)
-                    .details(change),
-            )?;
-            case_response(conn, &user, case)
+            // Last: appending to the audit chain locks its head until commit.
+            let event = Event::new("case.transition", "case", Some(case.id.to_string()))
+                .subject(case.person_id)
+                .details(change);
+            let response = case_response(conn, &user, case)?;
+            audit::record(conn, Some(&actor), &meta, event)?;
+            Ok(response)
         })
     })
     .await?;
@@ -1005,15 +1001,13 @@ pub async fn decide_case_step(
                 Some(step.attention_type_id),
                 details.clone(),
             )?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("case.step", "case", Some(case.id.to_string()))
-                    .subject(case.person_id)
-                    .details(details),
-            )?;
-            case_response(conn, &user, case)
+            // Last: appending to the audit chain locks its head until commit.
+            let event = Event::new("case.step", "case", Some(case.id.to_string()))
+                .subject(case.person_id)
+                .details(details);
+            let response = case_response(conn, &user, case)?;
+            audit::record(conn, Some(&actor), &meta, event)?;
+            Ok(response)
         })
     })
     .await?;

@@ -138,15 +138,13 @@ pub async fn update_case(
                 None,
                 serde_json::json!({ "changes": changes }),
             )?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("case.update", "case", Some(next.id.to_string()))
-                    .subject(next.person_id)
-                    .details(serde_json::json!({ "fields": changes.keys().collect::<Vec<_>>() })),
-            )?;
-            case_response(conn, &user, next)
+            // Last: appending to the audit chain locks its head until commit.
+            let event = Event::new("case.update", "case", Some(next.id.to_string()))
+                .subject(next.person_id)
+                .details(serde_json::json!({ "fields": changes.keys().collect::<Vec<_>>() }));
+            let response = case_response(conn, &user, next)?;
+            audit::record(conn, Some(&actor), &meta, event)?;
+            Ok(response)
         })
     })
     .await?;
