@@ -480,6 +480,30 @@ pub async fn create_case(
     created_or_released(result, &idem, &state, &req).await
 }
 
+/// The end of a change to a case, inside its transaction (after its
+/// timeline event): the answer is built first and the audit row appended
+/// last, because appending locks the audit chain's head until commit.
+pub(super) fn answer_and_audit(
+    conn: &mut DbConn,
+    user: &AuthUser,
+    actor: &audit::Actor,
+    meta: &RequestMeta,
+    case: Case,
+    event: Event<'_>,
+) -> Result<CaseResponse, AppError> {
+    let event = event.subject(case.person_id);
+    let response = case_response(conn, user, case)?;
+    audit::record(conn, Some(actor), meta, event)?;
+    Ok(response)
+}
+
+/// 200 with the case and its ETag.
+pub(super) fn ok_with_etag(c: &CaseResponse) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(c.version)))
+        .json(c)
+}
+
 /// The end of an idempotent creation, inside its transaction: store the
 /// answer under the key, and append the audit row last (the chain
 /// head stays locked until commit, so it should be held briefly).
@@ -655,9 +679,7 @@ pub async fn get_case(
         case_response(conn, &user, c)
     })
     .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, etag(c.version)))
-        .json(c))
+    Ok(ok_with_etag(&c))
 }
 
 /// Record an attention on a case. Accepts `Idempotency-Key`.
@@ -803,19 +825,13 @@ pub async fn void_attention(
                 Some(a.attention_type_id),
                 serde_json::json!({ "attention_id": a.id, "reason": reason }),
             )?;
-            // Last: appending to the audit chain locks its head until commit.
             let event = Event::new("attention.void", "attention", Some(a.id.to_string()))
-                .subject(case.person_id)
                 .details(serde_json::json!({ "reason": reason }));
-            let response = case_response(conn, &user, case)?;
-            audit::record(conn, Some(&actor), &meta, event)?;
-            Ok(response)
+            answer_and_audit(conn, &user, &actor, &meta, case, event)
         })
     })
     .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, etag(c.version)))
-        .json(c))
+    Ok(ok_with_etag(&c))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -887,19 +903,13 @@ pub async fn transition_case(
                 None,
                 change.clone(),
             )?;
-            // Last: appending to the audit chain locks its head until commit.
-            let event = Event::new("case.transition", "case", Some(case.id.to_string()))
-                .subject(case.person_id)
-                .details(change);
-            let response = case_response(conn, &user, case)?;
-            audit::record(conn, Some(&actor), &meta, event)?;
-            Ok(response)
+            let event =
+                Event::new("case.transition", "case", Some(case.id.to_string())).details(change);
+            answer_and_audit(conn, &user, &actor, &meta, case, event)
         })
     })
     .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, etag(c.version)))
-        .json(c))
+    Ok(ok_with_etag(&c))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -1001,19 +1011,12 @@ pub async fn decide_case_step(
                 Some(step.attention_type_id),
                 details.clone(),
             )?;
-            // Last: appending to the audit chain locks its head until commit.
-            let event = Event::new("case.step", "case", Some(case.id.to_string()))
-                .subject(case.person_id)
-                .details(details);
-            let response = case_response(conn, &user, case)?;
-            audit::record(conn, Some(&actor), &meta, event)?;
-            Ok(response)
+            let event = Event::new("case.step", "case", Some(case.id.to_string())).details(details);
+            answer_and_audit(conn, &user, &actor, &meta, case, event)
         })
     })
     .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, etag(c.version)))
-        .json(c))
+    Ok(ok_with_etag(&c))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -1,13 +1,12 @@
 //! Follow-up: case corrections and reassignment, tasks with deadlines, and
 //! transfers of a case to another consulate.
 
-use actix_web::http::header;
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::cases::{case_response, load_scoped, CaseResponse};
-use super::{access, etag, if_match_version, window, Page};
+use super::cases::{answer_and_audit, load_scoped, ok_with_etag, CaseResponse};
+use super::{access, if_match_version, window, Page};
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, Id, Ts};
@@ -138,19 +137,13 @@ pub async fn update_case(
                 None,
                 serde_json::json!({ "changes": changes }),
             )?;
-            // Last: appending to the audit chain locks its head until commit.
             let event = Event::new("case.update", "case", Some(next.id.to_string()))
-                .subject(next.person_id)
                 .details(serde_json::json!({ "fields": changes.keys().collect::<Vec<_>>() }));
-            let response = case_response(conn, &user, next)?;
-            audit::record(conn, Some(&actor), &meta, event)?;
-            Ok(response)
+            answer_and_audit(conn, &user, &actor, &meta, next, event)
         })
     })
     .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, etag(c.version)))
-        .json(c))
+    Ok(ok_with_etag(&c))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
