@@ -489,11 +489,239 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    organisations (id) {
+        id -> DbUuid,
+        name -> Text,
+        kind -> Text,
+        country_code -> Text,
+        city -> Nullable<Text>,
+        address -> Nullable<Text>,
+        attention_categories -> Text,
+        languages -> Text,
+        contact_name -> Nullable<Text>,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        website -> Nullable<Text>,
+        notes -> Nullable<Text>,
+        search_key -> Text,
+        public -> Bool,
+        active -> Bool,
+        verified_at -> Nullable<Tstz>,
+        verified_by -> Nullable<DbUuid>,
+        version -> Integer,
+        created_by -> Nullable<DbUuid>,
+        created_at -> Tstz,
+        updated_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    organisation_consulates (organisation_id, consulate_id) {
+        organisation_id -> DbUuid,
+        consulate_id -> DbUuid,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    referrals (id) {
+        id -> DbUuid,
+        case_id -> DbUuid,
+        person_id -> DbUuid,
+        consulate_id -> DbUuid,
+        organisation_id -> DbUuid,
+        reason -> Text,
+        status -> Text,
+        sent_on -> Date,
+        responded_on -> Nullable<Date>,
+        completed_on -> Nullable<Date>,
+        outcome -> Nullable<Text>,
+        created_by -> Nullable<DbUuid>,
+        version -> Integer,
+        created_at -> Tstz,
+        updated_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    detentions (id) {
+        id -> DbUuid,
+        case_id -> DbUuid,
+        person_id -> DbUuid,
+        consulate_id -> DbUuid,
+        place -> Text,
+        place_city -> Nullable<Text>,
+        arrested_on -> Date,
+        notified_at -> Tstz,
+        first_contact_at -> Nullable<Tstz>,
+        legal_situation -> Text,
+        charges -> Nullable<Text>,
+        lawyer_kind -> Text,
+        lawyer_name -> Nullable<Text>,
+        lawyer_contact -> Nullable<Text>,
+        next_visit_due -> Nullable<Date>,
+        next_visit_task_id -> Nullable<DbUuid>,
+        last_visit_at -> Nullable<Tstz>,
+        released_on -> Nullable<Date>,
+        version -> Integer,
+        created_by -> Nullable<DbUuid>,
+        created_at -> Tstz,
+        updated_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    detention_visits (id) {
+        id -> DbUuid,
+        detention_id -> DbUuid,
+        visited_at -> Tstz,
+        kind -> Text,
+        visitor_id -> Nullable<DbUuid>,
+        notes -> Nullable<Text>,
+        created_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    detention_hearings (id) {
+        id -> DbUuid,
+        detention_id -> DbUuid,
+        held_on -> Date,
+        court -> Text,
+        outcome -> Text,
+        next_hearing_on -> Nullable<Date>,
+        notes -> Nullable<Text>,
+        recorded_by -> Nullable<DbUuid>,
+        created_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    repatriations (id) {
+        id -> DbUuid,
+        case_id -> DbUuid,
+        person_id -> DbUuid,
+        consulate_id -> DbUuid,
+        kind -> Text,
+        status -> Text,
+        destination -> Text,
+        planned_on -> Nullable<Date>,
+        return_date -> Nullable<Date>,
+        migrant_card_issued -> Bool,
+        migrant_card_issued_on -> Nullable<Date>,
+        notes -> Nullable<Text>,
+        version -> Integer,
+        created_by -> Nullable<DbUuid>,
+        created_at -> Tstz,
+        updated_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    repatriation_steps (id) {
+        id -> DbUuid,
+        repatriation_id -> DbUuid,
+        step -> Text,
+        position -> Integer,
+        status -> Text,
+        done_on -> Nullable<Date>,
+        notes -> Nullable<Text>,
+        decided_by -> Nullable<DbUuid>,
+        decided_at -> Nullable<Tstz>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    exchange_rates (currency, rate_date) {
+        currency -> Text,
+        rate_date -> Date,
+        pen_per_unit_e9 -> BigInt,
+        usd_per_unit_e9 -> BigInt,
+        source -> Text,
+        recorded_by -> Nullable<DbUuid>,
+        recorded_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    payments (id) {
+        id -> DbUuid,
+        case_id -> DbUuid,
+        person_id -> DbUuid,
+        consulate_id -> DbUuid,
+        repatriation_id -> Nullable<DbUuid>,
+        kind -> Text,
+        status -> Text,
+        amount_minor -> BigInt,
+        currency -> Text,
+        currency_exponent -> Integer,
+        value_date -> Date,
+        pen_per_unit_e9 -> BigInt,
+        usd_per_unit_e9 -> BigInt,
+        amount_pen_cents -> BigInt,
+        amount_usd_cents -> BigInt,
+        budget_line -> Text,
+        description -> Text,
+        requested_by -> DbUuid,
+        requested_at -> Tstz,
+        decided_by -> Nullable<DbUuid>,
+        decided_at -> Nullable<Tstz>,
+        decision_note -> Nullable<Text>,
+        paid_by -> Nullable<DbUuid>,
+        paid_at -> Nullable<Tstz>,
+        payment_reference -> Nullable<Text>,
+        reverses_id -> Nullable<DbUuid>,
+        version -> Integer,
+        created_at -> Tstz,
+        updated_at -> Tstz,
+    }
+}
+
 diesel::joinable!(attentions -> cases (case_id));
 diesel::joinable!(case_steps -> cases (case_id));
 diesel::joinable!(tasks -> cases (case_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    organisations,
+    organisation_consulates,
+    referrals,
+    detentions,
+    detention_visits,
+    detention_hearings,
+    repatriations,
+    repatriation_steps,
+    exchange_rates,
+    payments,
     cases,
     attentions,
     case_steps,

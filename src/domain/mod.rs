@@ -2,7 +2,9 @@
 
 pub mod case;
 pub mod catalogue;
+pub mod money;
 pub mod person;
 pub mod reference;
 pub mod role;
+pub mod support;
 pub mod text;

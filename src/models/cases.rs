@@ -242,14 +242,29 @@ pub fn case_ids_of_person(conn: &mut DbConn, person: Id) -> QueryResult<Vec<Id>>
         .load(conn)
 }
 
-/// Moves cases (and their attentions) to another person (person merges).
+/// Moves cases (and the person copies on their attentions, referrals,
+/// payments, detentions and repatriations) to another person (person merges).
 pub fn move_cases(conn: &mut DbConn, case_ids: &[Id], to: Id) -> QueryResult<()> {
+    use crate::db::schema::{detentions, payments, referrals, repatriations};
     for chunk in case_ids.chunks(500) {
-        diesel::update(cases::table.filter(cases::id.eq_any(chunk.to_vec())))
+        let chunk = chunk.to_vec();
+        diesel::update(cases::table.filter(cases::id.eq_any(chunk.clone())))
             .set(cases::person_id.eq(to))
             .execute(conn)?;
-        diesel::update(attentions::table.filter(attentions::case_id.eq_any(chunk.to_vec())))
+        diesel::update(attentions::table.filter(attentions::case_id.eq_any(chunk.clone())))
             .set(attentions::person_id.eq(to))
+            .execute(conn)?;
+        diesel::update(referrals::table.filter(referrals::case_id.eq_any(chunk.clone())))
+            .set(referrals::person_id.eq(to))
+            .execute(conn)?;
+        diesel::update(payments::table.filter(payments::case_id.eq_any(chunk.clone())))
+            .set(payments::person_id.eq(to))
+            .execute(conn)?;
+        diesel::update(detentions::table.filter(detentions::case_id.eq_any(chunk.clone())))
+            .set(detentions::person_id.eq(to))
+            .execute(conn)?;
+        diesel::update(repatriations::table.filter(repatriations::case_id.eq_any(chunk)))
+            .set(repatriations::person_id.eq(to))
             .execute(conn)?;
     }
     Ok(())
@@ -488,8 +503,21 @@ pub fn complete_task(conn: &mut DbConn, id: Id) -> QueryResult<bool> {
     Ok(n == 1)
 }
 
-/// Moves a case's open tasks to its new consulate (accepted transfer).
+/// Moves a case's ongoing follow-up (open tasks, the detention record,
+/// unfinished repatriations) to its new consulate (accepted transfer).
+/// Payments and referrals stay with the consulate that made them.
 pub fn move_open_tasks(conn: &mut DbConn, case: Id, to: Id) -> QueryResult<()> {
+    use crate::db::schema::{detentions, repatriations};
+    diesel::update(detentions::table.filter(detentions::case_id.eq(case)))
+        .set(detentions::consulate_id.eq(to))
+        .execute(conn)?;
+    diesel::update(
+        repatriations::table
+            .filter(repatriations::case_id.eq(case))
+            .filter(repatriations::status.eq_any(["planned", "in_progress"])),
+    )
+    .set(repatriations::consulate_id.eq(to))
+    .execute(conn)?;
     diesel::update(
         tasks::table
             .filter(tasks::case_id.eq(case))

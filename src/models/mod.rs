@@ -5,4 +5,5 @@ pub mod cases;
 pub mod catalogue;
 pub mod persons;
 pub mod reference;
+pub mod support;
 pub mod users;

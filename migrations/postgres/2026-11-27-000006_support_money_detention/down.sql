@@ -1,0 +1,10 @@
+DROP TABLE repatriation_steps;
+DROP TABLE payments;
+DROP TABLE repatriations;
+DROP TABLE exchange_rates;
+DROP TABLE detention_hearings;
+DROP TABLE detention_visits;
+DROP TABLE detentions;
+DROP TABLE referrals;
+DROP TABLE organisation_consulates;
+DROP TABLE organisations;

@@ -1,0 +1,210 @@
+-- SQLite twin of migrations/postgres (UUID_TEXT, TIMESTAMPTZ_TEXT, DATE_TEXT: TEXT affinity).
+-- Support networks and referrals, detention follow-up, repatriation and
+-- return, and the financial assistance ledger with its exchange rates.
+-- Money is never a float: amounts are integers in the currency's minor unit
+-- (cents, or yen, or fils) and exchange rates are integers in billionths.
+
+CREATE TABLE organisations (
+    id                   UUID_TEXT PRIMARY KEY NOT NULL,
+    name                 TEXT NOT NULL,
+    kind                 TEXT NOT NULL CHECK (kind IN ('legal_aid', 'ngo', 'shelter', 'hospital', 'local_authority', 'international_organisation', 'other')),
+    country_code         TEXT NOT NULL REFERENCES countries (alpha2),
+    city                 TEXT,
+    address              TEXT,
+    -- JSON arrays: attention categories it helps with, ISO 639-1 languages
+    attention_categories TEXT NOT NULL,
+    languages            TEXT NOT NULL,
+    contact_name         TEXT,
+    email                TEXT,
+    phone                TEXT,
+    website              TEXT,
+    notes                TEXT,
+    -- folded name and city, for ?q= on both backends alike
+    search_key           TEXT NOT NULL,
+    -- readable by every consulate, not only the ones it serves
+    public               BOOLEAN NOT NULL,
+    active               BOOLEAN NOT NULL,
+    -- stale in listings when older than 12 months (or never verified)
+    verified_at          TIMESTAMPTZ_TEXT,
+    verified_by          UUID_TEXT REFERENCES users (id),
+    version              INTEGER NOT NULL,
+    created_by           UUID_TEXT REFERENCES users (id),
+    created_at           TIMESTAMPTZ_TEXT NOT NULL,
+    updated_at           TIMESTAMPTZ_TEXT NOT NULL
+);
+-- GET /organisations?country= ; stale sweep by verified_at
+CREATE INDEX organisations_country_idx ON organisations (country_code, name);
+
+-- The consulates an organisation serves (whose supervisors maintain it).
+CREATE TABLE organisation_consulates (
+    organisation_id UUID_TEXT NOT NULL REFERENCES organisations (id),
+    consulate_id    UUID_TEXT NOT NULL REFERENCES consulates (id),
+    PRIMARY KEY (organisation_id, consulate_id)
+);
+-- GET /organisations as an officer: the ones serving my consulate
+CREATE INDEX organisation_consulates_consulate_idx ON organisation_consulates (consulate_id);
+
+CREATE TABLE referrals (
+    id              UUID_TEXT PRIMARY KEY NOT NULL,
+    case_id         UUID_TEXT NOT NULL REFERENCES cases (id),
+    person_id       UUID_TEXT NOT NULL REFERENCES persons (id),
+    consulate_id    UUID_TEXT NOT NULL REFERENCES consulates (id),
+    organisation_id UUID_TEXT NOT NULL REFERENCES organisations (id),
+    reason          TEXT NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('sent', 'accepted', 'declined', 'completed')),
+    sent_on         DATE_TEXT NOT NULL,
+    responded_on    DATE_TEXT,
+    completed_on    DATE_TEXT,
+    outcome         TEXT,
+    created_by      UUID_TEXT REFERENCES users (id),
+    version         INTEGER NOT NULL,
+    created_at      TIMESTAMPTZ_TEXT NOT NULL,
+    updated_at      TIMESTAMPTZ_TEXT NOT NULL
+);
+CREATE INDEX referrals_case_idx ON referrals (case_id);
+-- operational figures: referrals per consulate and period
+CREATE INDEX referrals_consulate_idx ON referrals (consulate_id, sent_on);
+CREATE INDEX referrals_organisation_idx ON referrals (organisation_id);
+
+-- At most one detention record per case.
+CREATE TABLE detentions (
+    id                 UUID_TEXT PRIMARY KEY NOT NULL,
+    case_id            UUID_TEXT NOT NULL UNIQUE REFERENCES cases (id),
+    person_id          UUID_TEXT NOT NULL REFERENCES persons (id),
+    consulate_id       UUID_TEXT NOT NULL REFERENCES consulates (id),
+    place              TEXT NOT NULL,
+    place_city         TEXT,
+    arrested_on        DATE_TEXT NOT NULL,
+    notified_at        TIMESTAMPTZ_TEXT NOT NULL,
+    -- a breach when more than 24 hours after notified_at
+    first_contact_at   TIMESTAMPTZ_TEXT,
+    legal_situation    TEXT NOT NULL CHECK (legal_situation IN ('arrested', 'pre_trial_detention', 'on_trial', 'sentenced', 'appeal', 'released', 'deported')),
+    charges            TEXT,
+    lawyer_kind        TEXT NOT NULL CHECK (lawyer_kind IN ('none', 'public_defender', 'private', 'pro_bono')),
+    lawyer_name        TEXT,
+    lawyer_contact     TEXT,
+    next_visit_due     DATE_TEXT,
+    next_visit_task_id UUID_TEXT REFERENCES tasks (id),
+    last_visit_at      TIMESTAMPTZ_TEXT,
+    released_on        DATE_TEXT,
+    version            INTEGER NOT NULL,
+    created_by         UUID_TEXT REFERENCES users (id),
+    created_at         TIMESTAMPTZ_TEXT NOT NULL,
+    updated_at         TIMESTAMPTZ_TEXT NOT NULL
+);
+-- GET /detentions: detainees per consulate still held
+CREATE INDEX detentions_consulate_idx ON detentions (consulate_id, released_on);
+
+CREATE TABLE detention_visits (
+    id           UUID_TEXT PRIMARY KEY NOT NULL,
+    detention_id UUID_TEXT NOT NULL REFERENCES detentions (id),
+    visited_at   TIMESTAMPTZ_TEXT NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('in_person', 'phone', 'video')),
+    visitor_id   UUID_TEXT REFERENCES users (id),
+    notes        TEXT,
+    created_at   TIMESTAMPTZ_TEXT NOT NULL
+);
+CREATE INDEX detention_visits_detention_idx ON detention_visits (detention_id, visited_at);
+
+CREATE TABLE detention_hearings (
+    id              UUID_TEXT PRIMARY KEY NOT NULL,
+    detention_id    UUID_TEXT NOT NULL REFERENCES detentions (id),
+    held_on         DATE_TEXT NOT NULL,
+    court           TEXT NOT NULL,
+    outcome         TEXT NOT NULL,
+    next_hearing_on DATE_TEXT,
+    notes           TEXT,
+    recorded_by     UUID_TEXT REFERENCES users (id),
+    created_at      TIMESTAMPTZ_TEXT NOT NULL
+);
+CREATE INDEX detention_hearings_detention_idx ON detention_hearings (detention_id, held_on);
+
+CREATE TABLE repatriations (
+    id                    UUID_TEXT PRIMARY KEY NOT NULL,
+    case_id               UUID_TEXT NOT NULL REFERENCES cases (id),
+    person_id             UUID_TEXT NOT NULL REFERENCES persons (id),
+    consulate_id          UUID_TEXT NOT NULL REFERENCES consulates (id),
+    kind                  TEXT NOT NULL CHECK (kind IN ('repatriation', 'return_assistance', 'remains_transfer')),
+    status                TEXT NOT NULL CHECK (status IN ('planned', 'in_progress', 'completed', 'cancelled')),
+    destination           TEXT NOT NULL,
+    planned_on            DATE_TEXT,
+    return_date           DATE_TEXT,
+    -- Tarjeta del Migrante Retornado (return assistance only)
+    migrant_card_issued   BOOLEAN NOT NULL,
+    migrant_card_issued_on DATE_TEXT,
+    notes                 TEXT,
+    version               INTEGER NOT NULL,
+    created_by            UUID_TEXT REFERENCES users (id),
+    created_at            TIMESTAMPTZ_TEXT NOT NULL,
+    updated_at            TIMESTAMPTZ_TEXT NOT NULL
+);
+CREATE INDEX repatriations_case_idx ON repatriations (case_id);
+CREATE INDEX repatriations_consulate_idx ON repatriations (consulate_id, status);
+
+CREATE TABLE repatriation_steps (
+    id              UUID_TEXT PRIMARY KEY NOT NULL,
+    repatriation_id UUID_TEXT NOT NULL REFERENCES repatriations (id),
+    step            TEXT NOT NULL,
+    position        INTEGER NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'done', 'not_needed')),
+    done_on         DATE_TEXT,
+    notes           TEXT,
+    decided_by      UUID_TEXT REFERENCES users (id),
+    decided_at      TIMESTAMPTZ_TEXT,
+    UNIQUE (repatriation_id, step)
+);
+
+-- Units of a currency in PEN and in USD on a day, in billionths.
+CREATE TABLE exchange_rates (
+    currency        TEXT NOT NULL,
+    rate_date       DATE_TEXT NOT NULL,
+    pen_per_unit_e9 BIGINT NOT NULL CHECK (pen_per_unit_e9 > 0),
+    usd_per_unit_e9 BIGINT NOT NULL CHECK (usd_per_unit_e9 > 0),
+    source          TEXT NOT NULL,
+    recorded_by     UUID_TEXT REFERENCES users (id),
+    recorded_at     TIMESTAMPTZ_TEXT NOT NULL,
+    PRIMARY KEY (currency, rate_date)
+);
+
+-- The financial assistance ledger. A paid entry is never changed; a
+-- correction is a new entry with the opposite amounts that names it in
+-- reverses_id (status `reversed`).
+CREATE TABLE payments (
+    id                UUID_TEXT PRIMARY KEY NOT NULL,
+    case_id           UUID_TEXT NOT NULL REFERENCES cases (id),
+    person_id         UUID_TEXT NOT NULL REFERENCES persons (id),
+    consulate_id      UUID_TEXT NOT NULL REFERENCES consulates (id),
+    repatriation_id   UUID_TEXT REFERENCES repatriations (id),
+    kind              TEXT NOT NULL CHECK (kind IN ('economic_subsidy', 'consular_fees_destitute', 'detainee_help', 'repatriation_cost', 'other')),
+    status            TEXT NOT NULL CHECK (status IN ('requested', 'approved', 'rejected', 'paid', 'reversed')),
+    -- in the currency's minor unit; negative only on a reversal entry
+    amount_minor      BIGINT NOT NULL,
+    currency          TEXT NOT NULL,
+    currency_exponent INTEGER NOT NULL,
+    -- the day the rates are taken from
+    value_date        DATE_TEXT NOT NULL,
+    pen_per_unit_e9   BIGINT NOT NULL,
+    usd_per_unit_e9   BIGINT NOT NULL,
+    -- the amount in PEN and USD cents, rounded once per entry
+    amount_pen_cents  BIGINT NOT NULL,
+    amount_usd_cents  BIGINT NOT NULL,
+    budget_line       TEXT NOT NULL,
+    description       TEXT NOT NULL,
+    requested_by      UUID_TEXT NOT NULL REFERENCES users (id),
+    requested_at      TIMESTAMPTZ_TEXT NOT NULL,
+    decided_by        UUID_TEXT REFERENCES users (id),
+    decided_at        TIMESTAMPTZ_TEXT,
+    decision_note     TEXT,
+    paid_by           UUID_TEXT REFERENCES users (id),
+    paid_at           TIMESTAMPTZ_TEXT,
+    payment_reference TEXT,
+    reverses_id       UUID_TEXT UNIQUE REFERENCES payments (id),
+    version           INTEGER NOT NULL,
+    created_at        TIMESTAMPTZ_TEXT NOT NULL,
+    updated_at        TIMESTAMPTZ_TEXT NOT NULL,
+    CHECK ((amount_minor > 0) = (reverses_id IS NULL))
+);
+-- totals per consulate, year, kind and currency
+CREATE INDEX payments_consulate_date_idx ON payments (consulate_id, value_date);
+CREATE INDEX payments_case_idx ON payments (case_id);
+CREATE INDEX payments_repatriation_idx ON payments (repatriation_id);
