@@ -101,6 +101,50 @@ pub const REQUEST_TRANSFER: Policy = policy("request_transfer", &[Officer, Super
 pub const DECIDE_TRANSFER: Policy = policy("decide_transfer", &[Supervisor]);
 pub const LIST_TRANSFERS: Policy = policy("list_transfers", &[Officer, Supervisor]);
 
+// --- support network: staff read theirs and the public ones; supervisors of
+// the consulate and admins maintain ------------------------------------------
+pub const LIST_ORGANISATIONS: Policy = policy(
+    "list_organisations",
+    &[Officer, Supervisor, HqAnalyst, Admin],
+);
+pub const GET_ORGANISATION: Policy =
+    policy("get_organisation", &[Officer, Supervisor, HqAnalyst, Admin]);
+pub const CREATE_ORGANISATION: Policy = policy("create_organisation", &[Supervisor, Admin]);
+pub const UPDATE_ORGANISATION: Policy = policy("update_organisation", &[Supervisor, Admin]);
+pub const VERIFY_ORGANISATION: Policy = policy("verify_organisation", &[Supervisor, Admin]);
+pub const CREATE_REFERRAL: Policy = policy("create_referral", &[Officer, Supervisor]);
+pub const UPDATE_REFERRAL_STATUS: Policy = policy("update_referral_status", &[Officer, Supervisor]);
+pub const LIST_REFERRALS: Policy = policy("list_referrals", &[Officer, Supervisor, HqAnalyst]);
+
+// --- ledger: staff request and pay, a supervisor approves (not their own),
+// totals are aggregates anyone may read; rates are kept by admins and planning
+pub const PUT_EXCHANGE_RATE: Policy = policy("put_exchange_rate", &[Admin, Planner]);
+pub const LIST_EXCHANGE_RATES: Policy = policy("list_exchange_rates", EVERYONE);
+pub const REQUEST_PAYMENT: Policy = policy("request_payment", &[Officer, Supervisor]);
+pub const UPDATE_PAYMENT: Policy = policy("update_payment", &[Officer, Supervisor]);
+/// The handler also checks: supervisor of the payment's consulate, not its requester.
+pub const DECIDE_PAYMENT: Policy = policy("decide_payment", &[Supervisor]);
+pub const MARK_PAYMENT_PAID: Policy = policy("mark_payment_paid", &[Officer, Supervisor]);
+pub const REVERSE_PAYMENT: Policy = policy("reverse_payment", &[Supervisor]);
+pub const GET_PAYMENT: Policy = policy("get_payment", &[Officer, Supervisor, HqAnalyst]);
+pub const LIST_PAYMENTS: Policy = policy("list_payments", &[Officer, Supervisor, HqAnalyst]);
+pub const PAYMENT_TOTALS: Policy = policy("payment_totals", EVERYONE);
+
+// --- detention and repatriation: consulate staff work them; hq reads ----------
+pub const OPEN_DETENTION: Policy = policy("open_detention", &[Officer, Supervisor]);
+pub const GET_DETENTION: Policy = policy("get_detention", &[Officer, Supervisor, HqAnalyst]);
+pub const UPDATE_DETENTION: Policy = policy("update_detention", &[Officer, Supervisor]);
+pub const ADD_DETENTION_VISIT: Policy = policy("add_detention_visit", &[Officer, Supervisor]);
+pub const ADD_DETENTION_HEARING: Policy = policy("add_detention_hearing", &[Officer, Supervisor]);
+pub const LIST_DETAINEES: Policy = policy("list_detainees", &[Officer, Supervisor, HqAnalyst]);
+pub const CREATE_REPATRIATION: Policy = policy("create_repatriation", &[Officer, Supervisor]);
+pub const LIST_CASE_REPATRIATIONS: Policy =
+    policy("list_case_repatriations", &[Officer, Supervisor, HqAnalyst]);
+pub const GET_REPATRIATION: Policy = policy("get_repatriation", &[Officer, Supervisor, HqAnalyst]);
+pub const UPDATE_REPATRIATION: Policy = policy("update_repatriation", &[Officer, Supervisor]);
+pub const DECIDE_REPATRIATION_STEP: Policy =
+    policy("decide_repatriation_step", &[Officer, Supervisor]);
+
 // --- audit -----------------------------------------------------------------------
 pub const LIST_AUDIT: Policy = policy("list_audit", &[Admin]);
 
@@ -153,5 +197,34 @@ pub const ALL: &[Policy] = &[
     REQUEST_TRANSFER,
     DECIDE_TRANSFER,
     LIST_TRANSFERS,
+    LIST_ORGANISATIONS,
+    GET_ORGANISATION,
+    CREATE_ORGANISATION,
+    UPDATE_ORGANISATION,
+    VERIFY_ORGANISATION,
+    CREATE_REFERRAL,
+    UPDATE_REFERRAL_STATUS,
+    LIST_REFERRALS,
+    PUT_EXCHANGE_RATE,
+    LIST_EXCHANGE_RATES,
+    REQUEST_PAYMENT,
+    UPDATE_PAYMENT,
+    DECIDE_PAYMENT,
+    MARK_PAYMENT_PAID,
+    REVERSE_PAYMENT,
+    GET_PAYMENT,
+    LIST_PAYMENTS,
+    PAYMENT_TOTALS,
+    OPEN_DETENTION,
+    GET_DETENTION,
+    UPDATE_DETENTION,
+    ADD_DETENTION_VISIT,
+    ADD_DETENTION_HEARING,
+    LIST_DETAINEES,
+    CREATE_REPATRIATION,
+    LIST_CASE_REPATRIATIONS,
+    GET_REPATRIATION,
+    UPDATE_REPATRIATION,
+    DECIDE_REPATRIATION_STEP,
     LIST_AUDIT,
 ];

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{access, etag, if_match_version, window, Page};
+use super::{access, etag, if_match_version, text, window, Page};
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
@@ -133,6 +133,8 @@ pub struct CaseResponse {
     pub steps: Vec<StepResponse>,
     /// Required steps past their deadline (e.g. first consular contact of a detainee).
     pub deadline_breaches: i64,
+    /// Referrals to support organisations, oldest first.
+    pub referrals: Vec<super::support::ReferralResponse>,
     pub version: i32,
     pub created_at: Ts,
     pub updated_at: Ts,
@@ -166,7 +168,11 @@ pub(super) fn case_response(
         .ok_or_else(|| AppError::not_found("person"))?;
     let attentions = model::attentions_of(conn, &[c.id])?;
     let steps = model::steps_of(conn, c.id)?;
-    Ok(build_case_response(user, c, &person, attentions, steps))
+    let referrals = crate::models::support::referrals_of_case(conn, c.id)?;
+    let referrals = super::support::referral_responses(conn, referrals)?;
+    Ok(build_case_response(
+        user, c, &person, attentions, steps, referrals,
+    ))
 }
 
 /// The representation from rows already in hand (creation builds it without
@@ -177,6 +183,7 @@ fn build_case_response(
     person: &crate::models::persons::Person,
     attentions: Vec<Attention>,
     steps: Vec<CaseStep>,
+    mut referrals: Vec<super::support::ReferralResponse>,
 ) -> CaseResponse {
     let full = format!(
         "{} {} {}",
@@ -191,7 +198,14 @@ fn build_case_response(
     let now = Ts::now();
     let steps: Vec<StepResponse> = steps.into_iter().map(|s| step_response(s, now)).collect();
     let deadline_breaches = steps.iter().filter(|s| s.overdue).count() as i64;
+    if masked {
+        for r in &mut referrals {
+            r.reason = "(protected case)".into();
+            r.outcome = r.outcome.as_ref().map(|_| "(protected case)".into());
+        }
+    }
     CaseResponse {
+        referrals,
         person: PersonRef {
             id: c.person_id,
             name: if masked { mask_name(&full) } else { full },
@@ -263,17 +277,6 @@ pub(super) fn load_scoped(conn: &mut DbConn, user: &AuthUser, raw: &str) -> Resu
         return Err(AppError::OutOfScope(format!("no case `{raw}`")));
     }
     Ok(c)
-}
-
-fn text(field: &str, v: &str, max: usize) -> Result<String, AppError> {
-    let v = v.trim().to_owned();
-    if v.is_empty() || v.chars().count() > max {
-        return Err(AppError::invalid(
-            field,
-            format!("must be 1 to {max} characters"),
-        ));
-    }
-    Ok(v)
 }
 
 fn channel(field: &str, raw: &str) -> Result<IntakeChannel, AppError> {
@@ -464,7 +467,7 @@ pub async fn create_case(
                 )?);
             }
             let id = case.id.to_string();
-            let response = build_case_response(&user, case, &person, recorded, steps);
+            let response = build_case_response(&user, case, &person, recorded, steps, Vec::new());
             finish_create(
                 conn,
                 &user,

@@ -5,10 +5,14 @@ pub mod audit;
 pub mod auth;
 pub mod cases;
 pub mod catalogue;
+pub mod detention;
 pub mod followup;
 pub mod health;
+pub mod ledger;
 pub mod persons;
 pub mod reference;
+pub mod repatriation;
+pub mod support;
 pub mod users;
 
 use actix_web::HttpRequest;
@@ -93,10 +97,66 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(followup::request_transfer)
             .service(followup::decide_transfer)
             .service(followup::list_transfers)
+            // support network and referrals
+            .service(support::list_organisations)
+            .service(support::create_organisation)
+            .service(support::get_organisation)
+            .service(support::update_organisation)
+            .service(support::verify_organisation)
+            .service(support::create_referral)
+            .service(support::update_referral_status)
+            .service(support::list_referrals)
+            // ledger (fixed paths before `{id}`)
+            .service(ledger::put_exchange_rate)
+            .service(ledger::list_exchange_rates)
+            .service(ledger::payment_totals)
+            .service(ledger::list_payments)
+            .service(ledger::request_payment)
+            .service(ledger::get_payment)
+            .service(ledger::update_payment)
+            .service(ledger::decide_payment)
+            .service(ledger::mark_payment_paid)
+            .service(ledger::reverse_payment)
+            // detention and repatriation
+            .service(detention::open_detention)
+            .service(detention::get_detention)
+            .service(detention::update_detention)
+            .service(detention::add_detention_visit)
+            .service(detention::add_detention_hearing)
+            .service(detention::list_detainees)
+            .service(repatriation::create_repatriation)
+            .service(repatriation::list_case_repatriations)
+            .service(repatriation::get_repatriation)
+            .service(repatriation::update_repatriation)
+            .service(repatriation::decide_repatriation_step)
             // audit
             .service(audit::list_audit),
     );
     cfg.service(health::healthz).service(health::readyz);
+}
+
+/// A required text field, trimmed: 1 to `max` characters.
+pub fn text(field: &str, v: &str, max: usize) -> Result<String, AppError> {
+    let v = v.trim().to_owned();
+    if v.is_empty() || v.chars().count() > max {
+        return Err(AppError::invalid(
+            field,
+            format!("must be 1 to {max} characters"),
+        ));
+    }
+    Ok(v)
+}
+
+/// An optional text field, trimmed; blank means absent.
+pub fn optional_text(field: &str, v: Option<&str>, max: usize) -> Result<Option<String>, AppError> {
+    match v.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) if v.chars().count() > max => Err(AppError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        )),
+        Some(v) => Ok(Some(v.to_owned())),
+    }
 }
 
 /// One page of a list, and how to get the next.

@@ -165,6 +165,45 @@ const MATRIX: &[Row] = &[
     Row { operation: "request_transfer", method: "POST", path: "/api/v1/cases/{other_case}/transfers", body: Some(transfer), expect: [U, H, H, F, F, F] },
     Row { operation: "decide_transfer", method: "POST", path: "/api/v1/transfers/{other_case}/decision", body: Some(accept), expect: [U, F, M, F, F, F] },
     Row { operation: "list_transfers", method: "GET", path: "/api/v1/transfers", body: None, expect: [U, A, A, F, F, F] },
+    // support network ({own_org} serves consulate A, {other_org} serves B, not public)
+    Row { operation: "list_organisations", method: "GET", path: "/api/v1/organisations?stale=true", body: None, expect: [U, A, A, A, F, A] },
+    Row { operation: "get_organisation", method: "GET", path: "/api/v1/organisations/{own_org}", body: None, expect: [U, A, A, A, F, A] },
+    Row { operation: "get_organisation", method: "GET", path: "/api/v1/organisations/{other_org}", body: None, expect: [U, H, H, A, F, A] },
+    Row { operation: "create_organisation", method: "POST", path: "/api/v1/organisations", body: Some(new_org), expect: [U, F, A, F, F, A] },
+    Row { operation: "update_organisation", method: "PATCH", path: "/api/v1/organisations/{other_org}", body: Some(org_fix), expect: [U, F, H, F, F, A] },
+    Row { operation: "verify_organisation", method: "POST", path: "/api/v1/organisations/{own_org}/verification", body: None, expect: [U, F, A, F, F, A] },
+    Row { operation: "verify_organisation", method: "POST", path: "/api/v1/organisations/{other_org}/verification", body: None, expect: [U, F, H, F, F, A] },
+    Row { operation: "create_referral", method: "POST", path: "/api/v1/cases/{own_case}/referrals", body: Some(referral_to_nowhere), expect: [U, A, A, F, F, F] },
+    Row { operation: "create_referral", method: "POST", path: "/api/v1/cases/{other_case}/referrals", body: Some(referral_to_nowhere), expect: [U, H, H, F, F, F] },
+    Row { operation: "update_referral_status", method: "POST", path: "/api/v1/referrals/{other_case}/status", body: Some(referral_accepted), expect: [U, M, M, F, F, F] },
+    Row { operation: "list_referrals", method: "GET", path: "/api/v1/referrals", body: None, expect: [U, A, A, A, F, F] },
+    // ledger
+    Row { operation: "put_exchange_rate", method: "PUT", path: "/api/v1/exchange-rates/EUR/2026-01-05", body: Some(eur_rate), expect: [U, F, F, F, A, A] },
+    Row { operation: "list_exchange_rates", method: "GET", path: "/api/v1/exchange-rates", body: None, expect: [U, A, A, A, A, A] },
+    Row { operation: "request_payment", method: "POST", path: "/api/v1/cases/{own_case}/payments", body: Some(bad_payment), expect: [U, A, A, F, F, F] },
+    Row { operation: "request_payment", method: "POST", path: "/api/v1/cases/{other_case}/payments", body: Some(bad_payment), expect: [U, H, H, F, F, F] },
+    Row { operation: "list_payments", method: "GET", path: "/api/v1/payments", body: None, expect: [U, A, A, A, F, F] },
+    Row { operation: "payment_totals", method: "GET", path: "/api/v1/payments/totals?year=2026", body: None, expect: [U, A, A, A, A, A] },
+    Row { operation: "get_payment", method: "GET", path: "/api/v1/payments/{other_case}", body: None, expect: [U, M, M, M, F, F] },
+    Row { operation: "update_payment", method: "PATCH", path: "/api/v1/payments/{other_case}", body: Some(payment_fix), expect: [U, M, M, F, F, F] },
+    Row { operation: "decide_payment", method: "POST", path: "/api/v1/payments/{other_case}/decision", body: Some(approve), expect: [U, F, M, F, F, F] },
+    Row { operation: "mark_payment_paid", method: "POST", path: "/api/v1/payments/{other_case}/paid", body: Some(paid), expect: [U, M, M, F, F, F] },
+    Row { operation: "reverse_payment", method: "POST", path: "/api/v1/payments/{other_case}/reversal", body: Some(reversal), expect: [U, F, M, F, F, F] },
+    // detention and repatriation
+    Row { operation: "open_detention", method: "POST", path: "/api/v1/cases/{other_case}/detention", body: Some(bad_detention), expect: [U, H, H, F, F, F] },
+    Row { operation: "open_detention", method: "POST", path: "/api/v1/cases/{own_case}/detention", body: Some(bad_detention), expect: [U, A, A, F, F, F] },
+    Row { operation: "get_detention", method: "GET", path: "/api/v1/cases/{own_case}/detention", body: None, expect: [U, M, M, M, F, F] },
+    Row { operation: "get_detention", method: "GET", path: "/api/v1/cases/{other_case}/detention", body: None, expect: [U, H, H, M, F, F] },
+    Row { operation: "update_detention", method: "PATCH", path: "/api/v1/cases/{other_case}/detention", body: Some(detention_fix), expect: [U, H, H, F, F, F] },
+    Row { operation: "add_detention_visit", method: "POST", path: "/api/v1/cases/{other_case}/detention/visits", body: Some(visit), expect: [U, H, H, F, F, F] },
+    Row { operation: "add_detention_hearing", method: "POST", path: "/api/v1/cases/{other_case}/detention/hearings", body: Some(hearing), expect: [U, H, H, F, F, F] },
+    Row { operation: "list_detainees", method: "GET", path: "/api/v1/detentions", body: None, expect: [U, A, A, A, F, F] },
+    Row { operation: "create_repatriation", method: "POST", path: "/api/v1/cases/{other_case}/repatriations", body: Some(repatriation), expect: [U, H, H, F, F, F] },
+    Row { operation: "list_case_repatriations", method: "GET", path: "/api/v1/cases/{own_case}/repatriations", body: None, expect: [U, A, A, A, F, F] },
+    Row { operation: "list_case_repatriations", method: "GET", path: "/api/v1/cases/{other_case}/repatriations", body: None, expect: [U, H, H, A, F, F] },
+    Row { operation: "get_repatriation", method: "GET", path: "/api/v1/repatriations/{other_case}", body: None, expect: [U, M, M, M, F, F] },
+    Row { operation: "update_repatriation", method: "PATCH", path: "/api/v1/repatriations/{other_case}", body: Some(repatriation_fix), expect: [U, M, M, F, F, F] },
+    Row { operation: "decide_repatriation_step", method: "POST", path: "/api/v1/repatriations/{other_case}/steps/ticket", body: Some(step_done), expect: [U, M, M, F, F, F] },
     // audit
     Row { operation: "list_audit", method: "GET", path: "/api/v1/audit", body: None, expect: [U, F, F, F, F, A] },
     // logout last: it ends the caller's session
@@ -247,6 +286,54 @@ fn accept() -> Value {
     json!({ "decision": "accept" })
 }
 
+fn new_org() -> Value {
+    json!({ "name": format!("Org {}", unique()), "kind": "ngo", "country": "AR" })
+}
+fn org_fix() -> Value {
+    json!({ "phone": "+54 11 5555 0000" })
+}
+fn referral_to_nowhere() -> Value {
+    json!({ "organisation_id": uuid::Uuid::nil(), "reason": "legal aid" })
+}
+fn referral_accepted() -> Value {
+    json!({ "status": "accepted" })
+}
+fn eur_rate() -> Value {
+    json!({ "pen_per_unit": "4.05", "usd_per_unit": "1.08", "source": "SBS" })
+}
+fn bad_payment() -> Value {
+    json!({ "kind": "economic_subsidy", "amount": "-1", "currency": "ARS", "budget_line": "x", "description": "y" })
+}
+fn payment_fix() -> Value {
+    json!({ "description": "corrected" })
+}
+fn approve() -> Value {
+    json!({ "decision": "approve" })
+}
+fn paid() -> Value {
+    json!({ "reference": "TRX-1" })
+}
+fn reversal() -> Value {
+    json!({ "reason": "paid twice" })
+}
+fn bad_detention() -> Value {
+    json!({ "place": "", "arrested_on": "2026-01-01", "notified_at": "2026-01-01T10:00:00Z" })
+}
+fn detention_fix() -> Value {
+    json!({ "charges": "none" })
+}
+fn visit() -> Value {
+    json!({ "visited_at": "2026-01-02T10:00:00Z", "kind": "in_person" })
+}
+fn hearing() -> Value {
+    json!({ "held_on": "2026-01-03", "court": "Juzgado 1", "outcome": "postponed" })
+}
+fn repatriation() -> Value {
+    json!({ "kind": "repatriation", "destination": "Lima" })
+}
+fn repatriation_fix() -> Value {
+    json!({ "notes": "n" })
+}
 fn rename_consulate() -> Value {
     json!({ "city": "Milán" })
 }
@@ -276,6 +363,25 @@ fn contains_personal_field(value: &Value) -> Option<String> {
         Value::Array(items) => items.iter().find_map(contains_personal_field),
         _ => None,
     }
+}
+
+/// A non-public directory entry serving `consulate`; returns its id.
+async fn supervised_org(app: &TestApp, consulate: &str) -> String {
+    let supervisor = app.caller(
+        &format!("m.sup.{consulate}"),
+        Role::Supervisor,
+        Some(consulate),
+    );
+    let resp = app
+        .call(
+            "POST",
+            "/api/v1/organisations",
+            Some(&supervisor.token),
+            Some(&json!({ "name": format!("Org of {consulate}"), "kind": "legal_aid", "country": "AR" })),
+        )
+        .await;
+    assert_eq!(resp.status, 201, "{:?}", resp.json());
+    resp.json()["id"].as_str().expect("org id").to_owned()
 }
 
 #[actix_web::test]
@@ -329,6 +435,8 @@ async fn authorization_matrix_holds_for_every_operation_role_and_scope() {
         .as_str()
         .expect("other case")
         .to_owned();
+    let own_org = supervised_org(&app, "AR-BUENOS-AIRES").await;
+    let other_org = supervised_org(&app, "CL-SANTIAGO").await;
     // hq and admin have TOTP already: enrol would be a conflict, which is
     // still "allowed" (authorization passed).
     let mut failures = Vec::new();
@@ -340,7 +448,9 @@ async fn authorization_matrix_holds_for_every_operation_role_and_scope() {
             .replace("{own_person}", &own_person.to_string())
             .replace("{other_person}", &other_person.to_string())
             .replace("{own_case}", &own_case)
-            .replace("{other_case}", &other_case);
+            .replace("{other_case}", &other_case)
+            .replace("{own_org}", &own_org)
+            .replace("{other_org}", &other_org);
         for (i, caller) in callers.iter().enumerate() {
             let body = row.body.map(|b| b());
             let resp = app
