@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::http::header;
+use actix_web::http::{header, StatusCode};
 use actix_web::{get, patch, post, put, web, HttpRequest, HttpResponse};
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,7 @@ use crate::domain::role::Role;
 use crate::domain::support::{PaymentKind, PaymentStatus};
 use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
+use crate::idempotency::Idempotency;
 use crate::models::cases::{self as cases_model, Case};
 use crate::models::support::{self as model, ExchangeRate, Payment, PaymentFilter};
 use crate::services::cases as case_service;
@@ -243,7 +244,7 @@ pub async fn list_exchange_rates(
 
 // --- payments --------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentRequest {
     pub kind: PaymentKind,
@@ -455,11 +456,15 @@ fn payment_event(
 }
 
 /// Request a payment on a case: it waits for a supervisor's approval.
+/// Accepts `Idempotency-Key`, so a retried request never asks twice.
 #[utoipa::path(
     tag = "ledger",
     operation_id = "request_payment",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Case id")),
+    params(
+        ("id" = String, Path, description = "Case id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation"),
+    ),
     request_body = PaymentRequest,
     responses(
         (status = 201, body = PaymentResponse, headers(("ETag" = String), ("Location" = String))),
@@ -481,8 +486,13 @@ pub async fn request_payment(
     user.require(&access::REQUEST_PAYMENT)?;
     let raw = path.into_inner();
     let b = body.into_inner()?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let response = db::run(&state.pool, move |conn| {
+    let idem = Idempotency::of(&req, &b)?;
+    if let Some(replay) = idem.begin(&state.pool, user.user_id).await? {
+        return Ok(replay);
+    }
+    let (meta, actor, user_id) = (RequestMeta::of(&req), user.actor(), user.user_id);
+    let idem2 = idem.clone();
+    let result = db::run(&state.pool, move |conn| {
         db::write_tx::<_, AppError, _>(conn, |conn| {
             let case = load_scoped(conn, &user, &raw)?;
             if case.status == "closed" {
@@ -546,6 +556,7 @@ pub async fn request_payment(
             model::insert_payment(conn, &p)?;
             payment_event(conn, &case, "payment.requested", user.user_id, &p)?;
             let response = payment_response(p, None);
+            idem2.complete(conn, user.user_id, StatusCode::CREATED, &response)?;
             audit::record(
                 conn,
                 Some(&actor),
@@ -557,8 +568,14 @@ pub async fn request_payment(
             Ok(response)
         })
     })
-    .await?;
-    Ok(respond_payment(&response, true))
+    .await;
+    match result {
+        Ok(response) => Ok(respond_payment(&response, true)),
+        Err(e) => {
+            idem.abandon(&state.pool, user_id).await;
+            Err(e)
+        }
+    }
 }
 
 /// A payment the caller may act on, with its case.

@@ -480,3 +480,29 @@ async fn totals_add_up_to_the_sum_of_entries_to_the_cent() {
     assert_eq!(approved_only["entries"], 1);
     assert_eq!(approved_only["by_currency"][0]["amount"], "77.77");
 }
+
+#[actix_web::test]
+async fn a_retried_payment_request_with_the_same_key_asks_only_once() {
+    let l = ledger().await;
+    let body = subsidy(json!("120.00"), "EUR");
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let req = l
+            .app
+            .request("POST", &format!("/api/v1/cases/{}/payments", l.case))
+            .await
+            .insert_header(("Authorization", format!("Bearer {}", l.officer.token)))
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header(("Idempotency-Key", "pay-rent-nov"));
+        let resp = l.app.send(req, Some(body.to_string().into_bytes())).await;
+        assert_eq!(resp.status, 201, "{:?}", resp.json());
+        answers.push(resp.json()["id"].clone());
+    }
+    assert_eq!(answers[0], answers[1], "the retry gets the first answer");
+    let listed = l
+        .app
+        .call("GET", "/api/v1/payments", Some(&l.officer.token), None)
+        .await
+        .json();
+    assert_eq!(listed["total"], 1);
+}
