@@ -707,11 +707,58 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    oei05_targets (year) {
+        year -> Integer,
+        target -> BigInt,
+        sense -> Text,
+        note -> Nullable<Text>,
+        set_by -> Nullable<DbUuid>,
+        set_at -> Tstz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    oei05_snapshots (id) {
+        id -> DbUuid,
+        year -> Integer,
+        figures -> Text,
+        persons -> BigInt,
+        attentions -> BigInt,
+        closed_at -> Tstz,
+        closed_by -> Nullable<DbUuid>,
+        reopened_at -> Nullable<Tstz>,
+        reopened_by -> Nullable<DbUuid>,
+        reopen_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    oei05_snapshot_persons (snapshot_id, person_id) {
+        snapshot_id -> DbUuid,
+        person_id -> DbUuid,
+        groups -> Text,
+    }
+}
+
 diesel::joinable!(attentions -> cases (case_id));
+diesel::joinable!(attentions -> persons (person_id));
 diesel::joinable!(case_steps -> cases (case_id));
 diesel::joinable!(tasks -> cases (case_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    oei05_targets,
+    oei05_snapshots,
+    oei05_snapshot_persons,
     organisations,
     organisation_consulates,
     referrals,

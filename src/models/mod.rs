@@ -3,6 +3,7 @@
 
 pub mod cases;
 pub mod catalogue;
+pub mod indicators;
 pub mod persons;
 pub mod reference;
 pub mod support;

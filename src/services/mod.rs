@@ -3,5 +3,6 @@
 pub mod cases;
 pub mod catalogue;
 pub mod demo;
+pub mod indicators;
 pub mod persons;
 pub mod users;

@@ -1,0 +1,708 @@
+//! OEI.05 — persons protected and assisted: distinct persons with at least
+//! one non-voided attention in a period, with their breakdowns, progress
+//! against the year's target (Avance tipo 1), and the per-person groups a
+//! closed year keeps so that drift can be explained.
+//!
+//! One query reads the period's attentions (with the case's country and the
+//! person's sex and birth date); everything else is counted in memory, where
+//! "once per person per group" is a set membership, the same on both backends.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{Datelike, NaiveDate};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::db::schema::{
+    attention_types, attentions, cases, consulates, countries, persons, regions,
+};
+use crate::db::{DbConn, Id};
+use crate::domain::catalogue::IntakeChannel;
+
+/// The rules every figure follows; served with the figures and in the README.
+pub const COUNTING_RULES: &[&str] = &[
+    "A person is counted when they have at least one attention in the period that is not voided.",
+    "Each person counts once in the total, however many attentions, cases, types, countries or consulates they have.",
+    "In a breakdown a person counts once in every group they appear in: someone attended in two countries counts in both, so groups may add up to more than the total (`groups_exceed_total`).",
+    "Merged duplicates are one person: their attentions belong to the surviving record.",
+    "Sex `not_recorded` is a group of its own, never guessed.",
+    "Age group is the age at the person's first attention of the period; without a birth date it is `unknown`.",
+    "Country is where the case happened; region is that country's; consulate is the office that gave the attention.",
+    "Attentions count every non-voided attention in the period.",
+];
+
+pub const AGE_GROUPS: [&str; 6] = ["0-17", "18-29", "30-44", "45-59", "60+", "unknown"];
+
+fn age_group(birth: Option<NaiveDate>, on: NaiveDate) -> &'static str {
+    let Some(b) = birth else { return "unknown" };
+    let Some(age) = on.years_since(b) else {
+        return "unknown";
+    };
+    match age {
+        0..=17 => "0-17",
+        18..=29 => "18-29",
+        30..=44 => "30-44",
+        45..=59 => "45-59",
+        _ => "60+",
+    }
+}
+
+/// The breakdowns, in the order they are served and exported.
+pub const BREAKDOWNS: [&str; 8] = [
+    "sex",
+    "region",
+    "country",
+    "consulate",
+    "attention_type",
+    "category",
+    "channel",
+    "age_group",
+];
+
+/// One attention as the indicator reads it.
+type Row = (
+    Id,
+    Id,
+    Id,
+    String,
+    String,
+    NaiveDate,
+    String,
+    Option<NaiveDate>,
+);
+
+/// The period's non-voided attentions, with the case's country and the
+/// person's sex and birth date. `to` is inclusive.
+pub fn load_rows(conn: &mut DbConn, from: NaiveDate, to: NaiveDate) -> QueryResult<Vec<Row>> {
+    attentions::table
+        .inner_join(cases::table)
+        .inner_join(persons::table)
+        .filter(attentions::attended_on.ge(from))
+        .filter(attentions::attended_on.le(to))
+        .filter(attentions::voided_at.is_null())
+        .select((
+            attentions::person_id,
+            attentions::attention_type_id,
+            attentions::consulate_id,
+            cases::country_code,
+            attentions::channel,
+            attentions::attended_on,
+            persons::sex,
+            persons::birth_date,
+        ))
+        .load(conn)
+}
+
+/// Names for the keys of every breakdown.
+#[derive(Debug, Default, Clone)]
+pub struct Labels {
+    country: HashMap<String, (String, String)>,
+    region: BTreeMap<String, (String, i32)>,
+    consulate: HashMap<Id, (String, String)>,
+    attention_type: HashMap<Id, (String, String, String)>,
+}
+
+impl Labels {
+    pub fn load(conn: &mut DbConn) -> QueryResult<Labels> {
+        let mut l = Labels::default();
+        for (a2, name, region) in countries::table
+            .select((
+                countries::alpha2,
+                countries::name_es,
+                countries::region_code,
+            ))
+            .load::<(String, String, String)>(conn)?
+        {
+            l.country.insert(a2, (name, region));
+        }
+        for (code, name, order) in regions::table
+            .select((regions::code, regions::name_es, regions::sort_order))
+            .load::<(String, String, i32)>(conn)?
+        {
+            l.region.insert(code, (name, order));
+        }
+        for (id, code, name) in consulates::table
+            .select((consulates::id, consulates::code, consulates::name_es))
+            .load::<(Id, String, String)>(conn)?
+        {
+            l.consulate.insert(id, (code, name));
+        }
+        for (id, code, name, category) in attention_types::table
+            .select((
+                attention_types::id,
+                attention_types::code,
+                attention_types::name_es,
+                attention_types::category,
+            ))
+            .load::<(Id, String, String, String)>(conn)?
+        {
+            l.attention_type.insert(id, (code, name, category));
+        }
+        Ok(l)
+    }
+
+    fn region_of(&self, country: &str) -> String {
+        self.country
+            .get(country)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    fn category_of(&self, t: Id) -> String {
+        self.attention_type
+            .get(&t)
+            .map(|(_, _, c)| c.clone())
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    /// The key a breakdown shows: codes for types and consulates.
+    fn key(&self, breakdown: &str, raw: &str) -> String {
+        match breakdown {
+            "consulate" => uuid::Uuid::parse_str(raw)
+                .ok()
+                .and_then(|u| self.consulate.get(&Id(u)))
+                .map(|(code, _)| code.clone())
+                .unwrap_or_else(|| raw.to_owned()),
+            "attention_type" => uuid::Uuid::parse_str(raw)
+                .ok()
+                .and_then(|u| self.attention_type.get(&Id(u)))
+                .map(|(code, _, _)| code.clone())
+                .unwrap_or_else(|| raw.to_owned()),
+            _ => raw.to_owned(),
+        }
+    }
+
+    /// The Spanish label of a group, as the report prints it.
+    pub fn label(&self, breakdown: &str, key: &str) -> String {
+        match breakdown {
+            "sex" => match key {
+                "female" => "Mujer".into(),
+                "male" => "Hombre".into(),
+                _ => "Sin registro".into(),
+            },
+            "region" => self
+                .region
+                .get(key)
+                .map(|(n, _)| n.clone())
+                .unwrap_or_else(|| key.to_owned()),
+            "country" => self
+                .country
+                .get(key)
+                .map(|(n, _)| n.clone())
+                .unwrap_or_else(|| key.to_owned()),
+            "consulate" => self
+                .consulate
+                .values()
+                .find(|(code, _)| code == key)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_else(|| key.to_owned()),
+            "attention_type" => self
+                .attention_type
+                .values()
+                .find(|(code, _, _)| code == key)
+                .map(|(_, n, _)| n.clone())
+                .unwrap_or_else(|| key.to_owned()),
+            "channel" => IntakeChannel::parse(key)
+                .map(|c| c.name_es().to_owned())
+                .unwrap_or_else(|| key.to_owned()),
+            "age_group" if key == "unknown" => "Sin registro".into(),
+            "age_group" => format!("{key} años"),
+            _ => key.to_owned(),
+        }
+    }
+
+    fn region_order(&self, key: &str) -> i32 {
+        self.region.get(key).map(|(_, o)| *o).unwrap_or(i32::MAX)
+    }
+}
+
+/// The groups one person was counted in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonGroups {
+    pub sex: String,
+    pub age_group: String,
+    pub region: BTreeSet<String>,
+    pub country: BTreeSet<String>,
+    /// Consulate codes.
+    pub consulate: BTreeSet<String>,
+    /// Attention-type codes.
+    pub attention_type: BTreeSet<String>,
+    pub category: BTreeSet<String>,
+    pub channel: BTreeSet<String>,
+}
+
+impl PersonGroups {
+    /// The keys this person has in a breakdown.
+    pub fn keys(&self, breakdown: &str) -> Vec<&str> {
+        match breakdown {
+            "sex" => vec![self.sex.as_str()],
+            "age_group" => vec![self.age_group.as_str()],
+            "region" => self.region.iter().map(String::as_str).collect(),
+            "country" => self.country.iter().map(String::as_str).collect(),
+            "consulate" => self.consulate.iter().map(String::as_str).collect(),
+            "attention_type" => self.attention_type.iter().map(String::as_str).collect(),
+            "category" => self.category.iter().map(String::as_str).collect(),
+            "channel" => self.channel.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// What the period's attentions say, before any presentation.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub persons: BTreeMap<Id, PersonGroups>,
+    pub attentions: i64,
+    /// breakdown → key → attentions
+    pub attentions_by: HashMap<&'static str, HashMap<String, i64>>,
+    /// sub-period label → (persons, attentions)
+    pub series: BTreeMap<String, (BTreeSet<Id>, i64)>,
+}
+
+/// How a period is cut into a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeriesPeriod {
+    Quarter,
+    Month,
+}
+
+fn sub_period(on: NaiveDate, p: SeriesPeriod) -> String {
+    match p {
+        SeriesPeriod::Month => format!("{}-{:02}", on.year(), on.month()),
+        SeriesPeriod::Quarter => format!("{}-Q{}", on.year(), (on.month() - 1) / 3 + 1),
+    }
+}
+
+/// Counts the rows: persons once each, with every group they appear in.
+pub fn tally(rows: Vec<Row>, labels: &Labels, series: Option<SeriesPeriod>) -> Tally {
+    let mut t = Tally::default();
+    // first attention of the period, for the age group
+    let mut first: HashMap<Id, (NaiveDate, Option<NaiveDate>, i64)> = HashMap::new();
+    for (person, type_id, consulate, country, channel, on, sex, birth) in rows {
+        t.attentions += 1;
+        let region = labels.region_of(&country);
+        let category = labels.category_of(type_id);
+        let consulate_key = labels.key("consulate", &consulate.to_string());
+        let type_key = labels.key("attention_type", &type_id.to_string());
+        for (b, k) in [
+            ("sex", sex.clone()),
+            ("region", region.clone()),
+            ("country", country.clone()),
+            ("consulate", consulate_key.clone()),
+            ("attention_type", type_key.clone()),
+            ("category", category.clone()),
+            ("channel", channel.clone()),
+        ] {
+            *t.attentions_by.entry(b).or_default().entry(k).or_default() += 1;
+        }
+        let g = t.persons.entry(person).or_default();
+        g.sex = sex;
+        g.region.insert(region);
+        g.country.insert(country);
+        g.consulate.insert(consulate_key);
+        g.attention_type.insert(type_key);
+        g.category.insert(category);
+        g.channel.insert(channel);
+        let f = first.entry(person).or_insert((on, birth, 0));
+        f.2 += 1;
+        if on < f.0 {
+            f.0 = on;
+        }
+        if let Some(p) = series {
+            let s = t.series.entry(sub_period(on, p)).or_default();
+            s.0.insert(person);
+            s.1 += 1;
+        }
+    }
+    for (person, (on, birth, n)) in first {
+        let group = age_group(birth, on);
+        if let Some(g) = t.persons.get_mut(&person) {
+            g.age_group = group.to_owned();
+        }
+        *t.attentions_by
+            .entry("age_group")
+            .or_default()
+            .entry(group.to_owned())
+            .or_default() += n;
+    }
+    t
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Group {
+    pub key: String,
+    pub label: String,
+    pub persons: i64,
+    /// Share of the total persons, one decimal.
+    pub percent: f64,
+    /// Attentions in the group (for age groups: all the persons' attentions).
+    pub attentions: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Others {
+    /// How many groups were folded in.
+    pub groups: i64,
+    /// Distinct persons in the folded groups.
+    pub persons: i64,
+    pub attentions: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Breakdown {
+    pub name: String,
+    /// Largest first (sex, region and age group in their fixed order).
+    pub groups: Vec<Group>,
+    /// The rest, beyond `top`.
+    pub others: Option<Others>,
+    /// Sum of the groups' persons (with `others`).
+    pub sum_of_groups: i64,
+    /// True when persons appear in more than one group, so the groups add
+    /// up to more than the total.
+    pub groups_exceed_total: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SexShare {
+    pub persons: i64,
+    pub percent: f64,
+}
+
+/// A row of the report's Table 13: persons by region and sex.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegionSexRow {
+    pub region: String,
+    pub label: String,
+    pub total: i64,
+    pub female: SexShare,
+    pub male: SexShare,
+    pub not_recorded: SexShare,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SeriesPoint {
+    pub period: String,
+    pub persons: i64,
+    pub attentions: i64,
+}
+
+/// The OEI.05 figures of a period.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Figures {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Distinct persons protected and assisted.
+    pub persons: i64,
+    pub attentions: i64,
+    pub breakdowns: Vec<Breakdown>,
+    /// Table 13 of the report, with a last `total` row.
+    pub region_by_sex: Vec<RegionSexRow>,
+    /// Within the period, when asked for (`period=quarter|month`).
+    pub series: Vec<SeriesPoint>,
+    pub counting_rules: Vec<String>,
+}
+
+pub fn percent(part: i64, whole: i64) -> f64 {
+    if whole == 0 {
+        return 0.0;
+    }
+    (part as f64 * 1000.0 / whole as f64).round() / 10.0
+}
+
+fn fixed_order(breakdown: &str) -> Option<&'static [&'static str]> {
+    match breakdown {
+        "sex" => Some(&["female", "male", "not_recorded"]),
+        "age_group" => Some(&AGE_GROUPS),
+        _ => None,
+    }
+}
+
+/// Folds all but the `top` largest groups of each breakdown into `others`
+/// (sex, region and age group are never folded), counting the folded
+/// groups' distinct persons from the persons' groups.
+pub fn fold_top(f: &mut Figures, persons: &BTreeMap<Id, PersonGroups>, top: usize) {
+    for b in &mut f.breakdowns {
+        if matches!(b.name.as_str(), "sex" | "region" | "age_group") || b.groups.len() <= top {
+            continue;
+        }
+        let rest = b.groups.split_off(top);
+        let folded: BTreeSet<&str> = rest.iter().map(|g| g.key.as_str()).collect();
+        let distinct = persons
+            .values()
+            .filter(|g| g.keys(&b.name).iter().any(|k| folded.contains(k)))
+            .count();
+        b.others = Some(Others {
+            groups: rest.len() as i64,
+            persons: distinct as i64,
+            attentions: rest.iter().map(|g| g.attentions).sum(),
+        });
+    }
+}
+
+/// Presents a tally, every group shown.
+pub fn figures(t: &Tally, labels: &Labels, from: NaiveDate, to: NaiveDate) -> Figures {
+    let total = t.persons.len() as i64;
+    let mut breakdowns = Vec::new();
+    for b in BREAKDOWNS {
+        let mut members: BTreeMap<&str, Vec<&Id>> = BTreeMap::new();
+        for (id, g) in &t.persons {
+            for k in g.keys(b) {
+                members.entry(k).or_default().push(id);
+            }
+        }
+        let attentions = t.attentions_by.get(b);
+        let mut groups: Vec<Group> = members
+            .iter()
+            .map(|(k, ids)| Group {
+                key: (*k).to_owned(),
+                label: labels.label(b, k),
+                persons: ids.len() as i64,
+                percent: percent(ids.len() as i64, total),
+                attentions: attentions.and_then(|a| a.get(*k)).copied().unwrap_or(0),
+            })
+            .collect();
+        if let Some(order) = fixed_order(b) {
+            for k in order {
+                if !groups.iter().any(|g| g.key == *k) {
+                    groups.push(Group {
+                        key: (*k).to_owned(),
+                        label: labels.label(b, k),
+                        persons: 0,
+                        percent: 0.0,
+                        attentions: 0,
+                    });
+                }
+            }
+            groups.sort_by_key(|g| order.iter().position(|k| *k == g.key));
+        } else if b == "region" {
+            groups.sort_by_key(|g| labels.region_order(&g.key));
+        } else {
+            groups.sort_by(|a, b| b.persons.cmp(&a.persons).then_with(|| a.key.cmp(&b.key)));
+        }
+        let sum_of_groups = groups.iter().map(|g| g.persons).sum::<i64>();
+        breakdowns.push(Breakdown {
+            name: b.to_owned(),
+            groups,
+            others: None,
+            sum_of_groups,
+            groups_exceed_total: sum_of_groups > total,
+        });
+    }
+    Figures {
+        from,
+        to,
+        persons: total,
+        attentions: t.attentions,
+        region_by_sex: region_by_sex(t, labels),
+        series: t
+            .series
+            .iter()
+            .map(|(p, (ids, n))| SeriesPoint {
+                period: p.clone(),
+                persons: ids.len() as i64,
+                attentions: *n,
+            })
+            .collect(),
+        breakdowns,
+        counting_rules: COUNTING_RULES.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+fn region_by_sex(t: &Tally, labels: &Labels) -> Vec<RegionSexRow> {
+    let mut by_region: BTreeMap<String, [i64; 3]> = BTreeMap::new();
+    let mut overall = [0_i64; 3];
+    for g in t.persons.values() {
+        let i = match g.sex.as_str() {
+            "female" => 0,
+            "male" => 1,
+            _ => 2,
+        };
+        overall[i] += 1;
+        for r in &g.region {
+            by_region.entry(r.clone()).or_default()[i] += 1;
+        }
+    }
+    let row = |region: String, label: String, c: [i64; 3]| {
+        let total = c.iter().sum();
+        RegionSexRow {
+            region,
+            label,
+            total,
+            female: SexShare {
+                persons: c[0],
+                percent: percent(c[0], total),
+            },
+            male: SexShare {
+                persons: c[1],
+                percent: percent(c[1], total),
+            },
+            not_recorded: SexShare {
+                persons: c[2],
+                percent: percent(c[2], total),
+            },
+        }
+    };
+    let mut rows: Vec<RegionSexRow> = by_region
+        .into_iter()
+        .map(|(r, c)| row(r.clone(), labels.label("region", &r), c))
+        .collect();
+    rows.sort_by_key(|r| labels.region_order(&r.region));
+    rows.push(row("total".into(), "Total".into(), overall));
+    rows
+}
+
+/// The indicator's sense, which decides the Avance tipo 1 formula.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sense {
+    Ascending,
+    Descending,
+    MaximumPermissible,
+    MinimumPermissible,
+}
+
+impl Sense {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sense::Ascending => "ascending",
+            Sense::Descending => "descending",
+            Sense::MaximumPermissible => "maximum_permissible",
+            Sense::MinimumPermissible => "minimum_permissible",
+        }
+    }
+
+    pub fn parse(v: &str) -> Option<Sense> {
+        [
+            Sense::Ascending,
+            Sense::Descending,
+            Sense::MaximumPermissible,
+            Sense::MinimumPermissible,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == v)
+    }
+}
+
+/// Progress of an observed value against its target.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Avance {
+    /// Capped at 100 ("full or more than expected"), one decimal.
+    pub capped: f64,
+    /// As the report's tables also print it (may exceed 100).
+    pub uncapped: f64,
+}
+
+/// Avance tipo 1: `None` when the formula divides by zero.
+pub fn avance(sense: Sense, observed: i64, target: i64) -> Option<Avance> {
+    let round = |v: f64| (v * 10.0).round() / 10.0;
+    let raw = match sense {
+        Sense::Ascending if target == 0 => return None,
+        Sense::Ascending => observed as f64 / target as f64 * 100.0,
+        Sense::Descending if observed == 0 => return None,
+        Sense::Descending => target as f64 / observed as f64 * 100.0,
+        Sense::MaximumPermissible => {
+            if observed <= target {
+                100.0
+            } else {
+                0.0
+            }
+        }
+        Sense::MinimumPermissible => {
+            if observed >= target {
+                100.0
+            } else {
+                0.0
+            }
+        }
+    };
+    Some(Avance {
+        capped: round(raw.min(100.0)),
+        uncapped: round(raw),
+    })
+}
+
+/// Cells whose persons differ between a snapshot and today, and the
+/// persons that came or went.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CellDrift {
+    pub breakdown: String,
+    pub key: String,
+    pub closed: i64,
+    pub now: i64,
+}
+
+/// Compares a snapshot's persons with today's.
+pub fn cell_drift(
+    closed: &BTreeMap<Id, PersonGroups>,
+    now: &BTreeMap<Id, PersonGroups>,
+) -> Vec<CellDrift> {
+    let count = |m: &BTreeMap<Id, PersonGroups>| {
+        let mut c: BTreeMap<(&'static str, String), i64> = BTreeMap::new();
+        for g in m.values() {
+            for b in BREAKDOWNS {
+                for k in g.keys(b) {
+                    *c.entry((b, k.to_owned())).or_default() += 1;
+                }
+            }
+        }
+        c
+    };
+    let (a, b) = (count(closed), count(now));
+    let keys: BTreeSet<&(&'static str, String)> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (x, y) = (
+                a.get(k).copied().unwrap_or(0),
+                b.get(k).copied().unwrap_or(0),
+            );
+            (x != y).then(|| CellDrift {
+                breakdown: k.0.to_owned(),
+                key: k.1.clone(),
+                closed: x,
+                now: y,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avance_follows_the_sense_and_is_served_capped_and_uncapped() {
+        let a = avance(Sense::Ascending, 17_268, 19_030).expect("avance");
+        assert_eq!(a.capped, 90.7);
+        assert_eq!(a.uncapped, 90.7);
+        let a = avance(Sense::Ascending, 40_700, 20_000).expect("avance");
+        assert_eq!((a.capped, a.uncapped), (100.0, 203.5));
+        assert_eq!(
+            avance(Sense::Descending, 50, 40).map(|a| a.capped),
+            Some(80.0)
+        );
+        assert_eq!(
+            avance(Sense::MaximumPermissible, 10, 12).map(|a| a.capped),
+            Some(100.0)
+        );
+        assert_eq!(
+            avance(Sense::MaximumPermissible, 13, 12).map(|a| a.capped),
+            Some(0.0)
+        );
+        assert_eq!(
+            avance(Sense::MinimumPermissible, 11, 12).map(|a| a.capped),
+            Some(0.0)
+        );
+        assert_eq!(avance(Sense::Ascending, 5, 0), None);
+    }
+
+    #[test]
+    fn age_groups_are_taken_at_the_first_attention() {
+        let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("date");
+        assert_eq!(age_group(Some(d(2006, 6, 1)), d(2024, 5, 31)), "0-17");
+        assert_eq!(age_group(Some(d(2006, 6, 1)), d(2024, 6, 1)), "18-29");
+        assert_eq!(age_group(Some(d(1964, 1, 1)), d(2024, 1, 1)), "60+");
+        assert_eq!(age_group(None, d(2024, 1, 1)), "unknown");
+    }
+}
