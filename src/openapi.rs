@@ -30,6 +30,7 @@ pub const SPEC_PATH: &str = "openapi/openapi.json";
         (name = "ledger", description = "Financial assistance: exchange rates, payments with four-eyes approval, reversals, totals"),
         (name = "detention", description = "Detainees: first consular contact, visits, hearings, legal situation"),
         (name = "repatriation", description = "Repatriation, return assistance and transfer of remains"),
+        (name = "indicators", description = "OEI.05 (persons protected and assisted), targets, closed years, exports, charts and operational figures"),
         (name = "public", description = "Information for consulate web portals; no authentication"),
         (name = "audit", description = "The tamper-evident audit log"),
     ),

@@ -145,6 +145,18 @@ pub const UPDATE_REPATRIATION: Policy = policy("update_repatriation", &[Officer,
 pub const DECIDE_REPATRIATION_STEP: Policy =
     policy("decide_repatriation_step", &[Officer, Supervisor]);
 
+// --- indicators: aggregates for planning, hq and admins; supervisors see
+// their consulate's operational figures ------------------------------------------
+pub const GET_OEI05: Policy = policy("get_oei05", &[Planner, HqAnalyst, Admin]);
+pub const GET_OEI05_SERIES: Policy = policy("get_oei05_series", &[Planner, HqAnalyst, Admin]);
+pub const PUT_OEI05_TARGET: Policy = policy("put_oei05_target", &[Planner, Admin]);
+pub const CLOSE_OEI05_YEAR: Policy = policy("close_oei05_year", &[Planner, Admin]);
+pub const REOPEN_OEI05_YEAR: Policy = policy("reopen_oei05_year", &[Admin]);
+pub const EXPORT_OEI05: Policy = policy("export_oei05", &[Planner, HqAnalyst, Admin]);
+pub const GET_OEI05_CHART: Policy = policy("get_oei05_chart", &[Planner, HqAnalyst, Admin]);
+pub const GET_OPERATIONS: Policy =
+    policy("get_operations", &[Supervisor, Planner, HqAnalyst, Admin]);
+
 // --- audit -----------------------------------------------------------------------
 pub const LIST_AUDIT: Policy = policy("list_audit", &[Admin]);
 
@@ -226,5 +238,13 @@ pub const ALL: &[Policy] = &[
     GET_REPATRIATION,
     UPDATE_REPATRIATION,
     DECIDE_REPATRIATION_STEP,
+    GET_OEI05,
+    GET_OEI05_SERIES,
+    PUT_OEI05_TARGET,
+    CLOSE_OEI05_YEAR,
+    REOPEN_OEI05_YEAR,
+    EXPORT_OEI05,
+    GET_OEI05_CHART,
+    GET_OPERATIONS,
     LIST_AUDIT,
 ];

@@ -8,10 +8,13 @@ pub mod catalogue;
 pub mod detention;
 pub mod followup;
 pub mod health;
+pub mod indicators;
 pub mod ledger;
+pub mod operations;
 pub mod persons;
 pub mod reference;
 pub mod repatriation;
+pub mod reports;
 pub mod support;
 pub mod users;
 
@@ -129,6 +132,15 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(repatriation::get_repatriation)
             .service(repatriation::update_repatriation)
             .service(repatriation::decide_repatriation_step)
+            // indicators (fixed paths before `{year}`)
+            .service(indicators::get_oei05)
+            .service(indicators::get_oei05_series)
+            .service(indicators::put_oei05_target)
+            .service(indicators::close_oei05_year)
+            .service(indicators::reopen_oei05_year)
+            .service(indicators::export_oei05)
+            .service(indicators::get_oei05_chart)
+            .service(operations::get_operations)
             // audit
             .service(audit::list_audit),
     );

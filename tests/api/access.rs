@@ -204,6 +204,15 @@ const MATRIX: &[Row] = &[
     Row { operation: "get_repatriation", method: "GET", path: "/api/v1/repatriations/{other_case}", body: None, expect: [U, M, M, M, F, F] },
     Row { operation: "update_repatriation", method: "PATCH", path: "/api/v1/repatriations/{other_case}", body: Some(repatriation_fix), expect: [U, M, M, F, F, F] },
     Row { operation: "decide_repatriation_step", method: "POST", path: "/api/v1/repatriations/{other_case}/steps/ticket", body: Some(step_done), expect: [U, M, M, F, F, F] },
+    // indicators
+    Row { operation: "get_oei05", method: "GET", path: "/api/v1/indicators/oei05?year=2026", body: None, expect: [U, F, F, A, A, A] },
+    Row { operation: "get_oei05_series", method: "GET", path: "/api/v1/indicators/oei05/series?from=2024&to=2026", body: None, expect: [U, F, F, A, A, A] },
+    Row { operation: "put_oei05_target", method: "PUT", path: "/api/v1/indicators/oei05/targets/2030", body: Some(target), expect: [U, F, F, F, A, A] },
+    Row { operation: "close_oei05_year", method: "POST", path: "/api/v1/indicators/oei05/2031/close", body: None, expect: [U, F, F, F, A, A] },
+    Row { operation: "reopen_oei05_year", method: "POST", path: "/api/v1/indicators/oei05/2020/reopen", body: Some(reversal), expect: [U, F, F, F, F, M] },
+    Row { operation: "export_oei05", method: "GET", path: "/api/v1/exports/oei05.json?year=2026", body: None, expect: [U, F, F, A, A, A] },
+    Row { operation: "get_oei05_chart", method: "GET", path: "/api/v1/charts/oei05/country.svg?year=2026", body: None, expect: [U, F, F, A, A, A] },
+    Row { operation: "get_operations", method: "GET", path: "/api/v1/indicators/operations?from=2026-01-01&to=2026-12-31", body: None, expect: [U, F, A, A, A, A] },
     // audit
     Row { operation: "list_audit", method: "GET", path: "/api/v1/audit", body: None, expect: [U, F, F, F, F, A] },
     // logout last: it ends the caller's session
@@ -333,6 +342,9 @@ fn repatriation() -> Value {
 }
 fn repatriation_fix() -> Value {
     json!({ "notes": "n" })
+}
+fn target() -> Value {
+    json!({ "target": 19030, "sense": "ascending" })
 }
 fn rename_consulate() -> Value {
     json!({ "city": "Milán" })
@@ -486,6 +498,9 @@ async fn authorization_matrix_holds_for_every_operation_role_and_scope() {
                 && !resp.body.is_empty()
                 && row.method == "GET"
                 && !row.path.contains("auth/me")
+                && resp
+                    .header("content-type")
+                    .is_some_and(|c| c.contains("json"))
             {
                 if let Some(field) = contains_personal_field(&resp.json()) {
                     failures.push(format!(

@@ -10,6 +10,7 @@ mod detention;
 mod errors;
 mod health;
 mod helpers;
+mod indicators;
 mod ledger;
 mod openapi;
 mod persons;

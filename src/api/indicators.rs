@@ -1,0 +1,848 @@
+//! OEI.05 for the planning office: figures and breakdowns, targets and
+//! Avance tipo 1, the yearly series, closing a year (and reopening it),
+//! exports and charts. Only aggregates leave: no names, documents or
+//! person ids.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use actix_web::http::header;
+use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::reports;
+use super::{access, optional_text, text};
+use crate::audit::{self, Event, RequestMeta};
+use crate::auth::AuthUser;
+use crate::db::{self, DbConn, Id, Ts};
+use crate::error::{AppError, Problem};
+use crate::extract::{JsonBody, QueryParams};
+use crate::models::indicators::{self as model, Snapshot, Target};
+use crate::services::indicators::{
+    self as service, avance, Avance, CellDrift, Figures, Labels, PersonGroups, Sense, SeriesPeriod,
+    SeriesPoint,
+};
+use crate::AppState;
+
+/// The oldest and newest years the indicator is asked about.
+const YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
+/// How many drifted cells a response lists at most.
+const MAX_DRIFT_CELLS: usize = 200;
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Oei05Query {
+    /// A calendar year (or give `from` and `to`).
+    pub year: Option<i32>,
+    /// First day, inclusive.
+    pub from: Option<NaiveDate>,
+    /// Last day, inclusive.
+    pub to: Option<NaiveDate>,
+    /// A series inside the period: `quarter` or `month`.
+    pub period: Option<SeriesPeriod>,
+    /// Show only the N largest groups of country, consulate, attention
+    /// type, category and channel; the rest are `others`.
+    pub top: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TargetResponse {
+    pub year: i32,
+    pub target: i64,
+    pub sense: Sense,
+    pub note: Option<String>,
+    pub set_at: Ts,
+}
+
+fn target_response(t: Target) -> TargetResponse {
+    TargetResponse {
+        sense: Sense::parse(&t.sense).unwrap_or(Sense::Ascending),
+        year: t.year,
+        target: t.target,
+        note: t.note,
+        set_at: t.set_at,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MergeDrift {
+    pub merge_id: Id,
+    pub merged_at: Ts,
+    /// Set when the merge was undone after the close.
+    pub undone_at: Option<Ts>,
+}
+
+/// How today's data differs from a closed year's snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Drift {
+    pub has_drift: bool,
+    pub persons_closed: i64,
+    pub persons_now: i64,
+    pub attentions_closed: i64,
+    pub attentions_now: i64,
+    /// Persons counted now but not at the close (late entries, undone merges).
+    pub persons_added: i64,
+    /// Persons counted at the close but not now (voided attentions, merges).
+    pub persons_removed: i64,
+    /// Cells whose person count changed (at most 200).
+    pub cells: Vec<CellDrift>,
+    /// Merges that folded a counted person into another since the close.
+    pub merges: Vec<MergeDrift>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClosedInfo {
+    pub snapshot_id: Id,
+    pub closed_at: Ts,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Oei05Response {
+    pub indicator: String,
+    pub year: Option<i32>,
+    pub figures: Figures,
+    pub target: Option<TargetResponse>,
+    /// Avance tipo 1 against the year's target.
+    pub avance: Option<Avance>,
+    /// Present when the year is closed: the figures are the snapshot's.
+    pub closed: Option<ClosedInfo>,
+    pub drift: Option<Drift>,
+}
+
+/// What a closed year keeps besides its persons.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotDoc {
+    figures: Figures,
+    series_month: Vec<SeriesPoint>,
+    series_quarter: Vec<SeriesPoint>,
+}
+
+fn period_of(q: &Oei05Query) -> Result<(NaiveDate, NaiveDate, Option<i32>), AppError> {
+    match (q.year, q.from, q.to) {
+        (Some(y), None, None) => {
+            if !YEARS.contains(&y) {
+                return Err(AppError::bad_query(
+                    "query.year",
+                    "must be a year between 2000 and 2100",
+                ));
+            }
+            let from = NaiveDate::from_ymd_opt(y, 1, 1);
+            let to = NaiveDate::from_ymd_opt(y, 12, 31);
+            match (from, to) {
+                (Some(f), Some(t)) => Ok((f, t, Some(y))),
+                _ => Err(AppError::bad_query("query.year", "is not a year")),
+            }
+        }
+        (None, Some(f), Some(t)) => {
+            if t < f {
+                return Err(AppError::bad_query("query.to", "is before `from`"));
+            }
+            if (t - f).num_days() > 366 * 11 {
+                return Err(AppError::bad_query(
+                    "query.to",
+                    "a period is at most ten years",
+                ));
+            }
+            Ok((f, t, None))
+        }
+        (Some(_), _, _) => Err(AppError::bad_query(
+            "query.year",
+            "give either `year` or `from` and `to`, not both",
+        )),
+        (None, None, _) => Err(AppError::bad_query(
+            "query.year",
+            "give `year`, or `from` and `to`",
+        )),
+        (None, Some(_), None) => Err(AppError::bad_query("query.to", "is required with `from`")),
+    }
+}
+
+fn month_series_to_quarters(months: &BTreeMap<String, (BTreeSet<Id>, i64)>) -> Vec<SeriesPoint> {
+    let mut q: BTreeMap<String, (BTreeSet<Id>, i64)> = BTreeMap::new();
+    for (label, (ids, n)) in months {
+        let (y, m) = label.split_once('-').unwrap_or((label, "01"));
+        let quarter = (m.parse::<u32>().unwrap_or(1) - 1) / 3 + 1;
+        let e = q.entry(format!("{y}-Q{quarter}")).or_default();
+        e.0.extend(ids.iter().copied());
+        e.1 += n;
+    }
+    q.into_iter()
+        .map(|(period, (ids, n))| SeriesPoint {
+            period,
+            persons: ids.len() as i64,
+            attentions: n,
+        })
+        .collect()
+}
+
+fn month_points(months: &BTreeMap<String, (BTreeSet<Id>, i64)>) -> Vec<SeriesPoint> {
+    months
+        .iter()
+        .map(|(p, (ids, n))| SeriesPoint {
+            period: p.clone(),
+            persons: ids.len() as i64,
+            attentions: *n,
+        })
+        .collect()
+}
+
+fn parse_snapshot_persons(rows: Vec<(Id, String)>) -> BTreeMap<Id, PersonGroups> {
+    rows.into_iter()
+        .filter_map(|(id, g)| serde_json::from_str(&g).ok().map(|g| (id, g)))
+        .collect()
+}
+
+fn drift(
+    conn: &mut DbConn,
+    snap: &Snapshot,
+    closed: &BTreeMap<Id, PersonGroups>,
+    now: &service::Tally,
+) -> Result<Drift, AppError> {
+    let added = now
+        .persons
+        .keys()
+        .filter(|p| !closed.contains_key(*p))
+        .count() as i64;
+    let removed: Vec<Id> = closed
+        .keys()
+        .filter(|p| !now.persons.contains_key(*p))
+        .copied()
+        .collect();
+    let added_ids: Vec<Id> = now
+        .persons
+        .keys()
+        .filter(|p| !closed.contains_key(*p))
+        .copied()
+        .collect();
+    let mut merges = Vec::new();
+    for m in model::merges_touching(conn, &removed)? {
+        if m.undone_at.is_none() && m.at > snap.closed_at {
+            merges.push(MergeDrift {
+                merge_id: m.id,
+                merged_at: m.at,
+                undone_at: None,
+            });
+        }
+    }
+    for m in model::merges_touching(conn, &added_ids)? {
+        if m.undone_at.is_some_and(|u| u > snap.closed_at) {
+            merges.push(MergeDrift {
+                merge_id: m.id,
+                merged_at: m.at,
+                undone_at: m.undone_at,
+            });
+        }
+    }
+    let mut cells = service::cell_drift(closed, &now.persons);
+    cells.truncate(MAX_DRIFT_CELLS);
+    let persons_now = now.persons.len() as i64;
+    Ok(Drift {
+        has_drift: added > 0
+            || !removed.is_empty()
+            || !cells.is_empty()
+            || now.attentions != snap.attentions,
+        persons_closed: snap.persons,
+        persons_now,
+        attentions_closed: snap.attentions,
+        attentions_now: now.attentions,
+        persons_added: added,
+        persons_removed: removed.len() as i64,
+        cells,
+        merges,
+    })
+}
+
+/// Computes (or, for a closed year, reads) the OEI.05 response.
+pub(crate) fn oei05_view(conn: &mut DbConn, q: &Oei05Query) -> Result<Oei05Response, AppError> {
+    let (from, to, year) = period_of(q)?;
+    let labels = Labels::load(conn)?;
+    let snapshot = match year {
+        Some(y) => model::live_snapshot(conn, y)?,
+        None => None,
+    };
+    let (figures, persons, closed, drift) = match snapshot {
+        Some(snap) => {
+            let doc: SnapshotDoc =
+                serde_json::from_str(&snap.figures).map_err(AppError::internal)?;
+            let persons = parse_snapshot_persons(model::snapshot_persons(conn, snap.id)?);
+            let mut figures = doc.figures;
+            figures.series = match q.period {
+                Some(SeriesPeriod::Month) => doc.series_month,
+                Some(SeriesPeriod::Quarter) => doc.series_quarter,
+                None => Vec::new(),
+            };
+            let now = service::tally(service::load_rows(conn, from, to)?, &labels, None);
+            let d = drift(conn, &snap, &persons, &now)?;
+            let info = ClosedInfo {
+                snapshot_id: snap.id,
+                closed_at: snap.closed_at,
+            };
+            (figures, persons, Some(info), Some(d))
+        }
+        None => {
+            let rows = service::load_rows(conn, from, to)?;
+            let t = service::tally(rows, &labels, q.period);
+            let figures = service::figures(&t, &labels, from, to);
+            (figures, t.persons, None, None)
+        }
+    };
+    let mut figures = figures;
+    if let Some(n) = q.top {
+        service::fold_top(&mut figures, &persons, n.max(1) as usize);
+    }
+    let target = match year {
+        Some(y) => model::find_target(conn, y)?.map(target_response),
+        None => None,
+    };
+    let avance = target
+        .as_ref()
+        .and_then(|t| avance(t.sense, figures.persons, t.target));
+    Ok(Oei05Response {
+        indicator: "OEI.05 — número de connacionales protegidos y asistidos".into(),
+        year,
+        figures,
+        target,
+        avance,
+        closed,
+        drift,
+    })
+}
+
+/// The OEI.05 indicator for a year or a period: distinct persons with a
+/// non-voided attention, attentions, and every breakdown. A closed year is
+/// served from its snapshot, with the drift of today's data.
+#[utoipa::path(
+    tag = "indicators",
+    operation_id = "get_oei05",
+    security(("bearer" = [])),
+    params(Oei05Query),
+    responses(
+        (status = 200, body = Oei05Response),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/indicators/oei05")]
+pub async fn get_oei05(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: QueryParams<Oei05Query>,
+) -> Result<web::Json<Oei05Response>, AppError> {
+    user.require(&access::GET_OEI05)?;
+    let q = query.into_inner();
+    period_of(&q)?;
+    let response = db::run(&state.pool, move |conn| oei05_view(conn, &q)).await?;
+    Ok(web::Json(response))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutTargetRequest {
+    /// The expected value (meta).
+    pub target: i64,
+    pub sense: Sense,
+    pub note: Option<String>,
+}
+
+fn year_in_path(raw: i32) -> Result<i32, AppError> {
+    if !YEARS.contains(&raw) {
+        return Err(AppError::invalid(
+            "path.year",
+            "must be a year between 2000 and 2100",
+        ));
+    }
+    Ok(raw)
+}
+
+/// Set (or correct) the year's target and the indicator's sense.
+#[utoipa::path(
+    tag = "indicators",
+    operation_id = "put_oei05_target",
+    security(("bearer" = [])),
+    params(("year" = i32, Path, description = "Calendar year")),
+    request_body = PutTargetRequest,
+    responses(
+        (status = 200, body = TargetResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[put("/indicators/oei05/targets/{year}")]
+pub async fn put_oei05_target(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<i32>,
+    body: JsonBody<PutTargetRequest>,
+) -> Result<web::Json<TargetResponse>, AppError> {
+    user.require(&access::PUT_OEI05_TARGET)?;
+    let year = year_in_path(path.into_inner())?;
+    let b = body.into_inner()?;
+    if b.target < 0 {
+        return Err(AppError::invalid("body.target", "must not be negative"));
+    }
+    let t = Target {
+        year,
+        target: b.target,
+        sense: b.sense.as_str().to_owned(),
+        note: optional_text("body.note", b.note.as_deref(), 2000)?,
+        set_by: Some(user.user_id),
+        set_at: Ts::now(),
+    };
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let response = db::run(&state.pool, move |conn| {
+        db::write_tx::<_, AppError, _>(conn, |conn| {
+            let previous = model::put_target(conn, &t)?;
+            audit::record(
+                conn,
+                Some(&actor),
+                &meta,
+                Event::new("oei05.target", "oei05_target", Some(year.to_string())).details(
+                    serde_json::json!({
+                        "target": t.target,
+                        "sense": t.sense,
+                        "previous": previous.map(|p| serde_json::json!({ "target": p.target, "sense": p.sense })),
+                    }),
+                ),
+            )?;
+            Ok(target_response(t))
+        })
+    })
+    .await?;
+    Ok(web::Json(response))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SeriesQuery {
+    /// First year.
+    pub from: i32,
+    /// Last year (at most 30 years after `from`).
+    pub to: i32,
+    /// The year changes are also compared with (default: `from`).
+    pub base: Option<i32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Change {
+    pub absolute: i64,
+    /// Percent change, one decimal; absent when the earlier value is 0.
+    pub percent: Option<f64>,
+}
+
+fn change(now: i64, before: i64) -> Change {
+    Change {
+        absolute: now - before,
+        percent: (before != 0)
+            .then(|| ((now - before) as f64 * 1000.0 / before as f64).round() / 10.0),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesYear {
+    pub year: i32,
+    pub persons: i64,
+    /// The value comes from the year's snapshot.
+    pub closed: bool,
+    pub target: Option<i64>,
+    pub sense: Option<Sense>,
+    pub avance: Option<Avance>,
+    pub change_vs_previous: Option<Change>,
+    pub change_vs_base: Option<Change>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesResponse {
+    pub base: i32,
+    pub years: Vec<SeriesYear>,
+}
+
+/// OEI.05 year by year: value, target, Avance tipo 1, and the change over
+/// the previous year and over a base year.
+#[utoipa::path(
+    tag = "indicators",
+    operation_id = "get_oei05_series",
+    security(("bearer" = [])),
+    params(SeriesQuery),
+    responses(
+        (status = 200, body = SeriesResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/indicators/oei05/series")]
+pub async fn get_oei05_series(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: QueryParams<SeriesQuery>,
+) -> Result<web::Json<SeriesResponse>, AppError> {
+    user.require(&access::GET_OEI05_SERIES)?;
+    let q = query.into_inner();
+    if !YEARS.contains(&q.from) || !YEARS.contains(&q.to) {
+        return Err(AppError::bad_query(
+            "query.from",
+            "years go from 2000 to 2100",
+        ));
+    }
+    if q.to < q.from || q.to - q.from > 30 {
+        return Err(AppError::bad_query(
+            "query.to",
+            "must be `from` to 30 years after it",
+        ));
+    }
+    let base = q.base.unwrap_or(q.from);
+    if base < q.from || base > q.to {
+        return Err(AppError::bad_query(
+            "query.base",
+            "must lie between `from` and `to`",
+        ));
+    }
+    let years = db::run(&state.pool, move |conn| {
+        let closed: BTreeMap<i32, i64> = model::closed_years(conn, q.from, q.to)?
+            .into_iter()
+            .collect();
+        let targets: BTreeMap<i32, Target> = model::targets_between(conn, q.from, q.to)?
+            .into_iter()
+            .map(|t| (t.year, t))
+            .collect();
+        let mut values = Vec::new();
+        for y in q.from..=q.to {
+            let persons = match closed.get(&y) {
+                Some(p) => *p,
+                None => {
+                    let (Some(f), Some(t)) = (
+                        NaiveDate::from_ymd_opt(y, 1, 1),
+                        NaiveDate::from_ymd_opt(y, 12, 31),
+                    ) else {
+                        continue;
+                    };
+                    model::persons_between(conn, f, t)?
+                }
+            };
+            values.push((y, persons));
+        }
+        Ok::<_, AppError>((values, closed, targets))
+    })
+    .await?;
+    let (values, closed, targets) = years;
+    let base_value = values.iter().find(|(y, _)| *y == base).map(|(_, v)| *v);
+    let mut out = Vec::new();
+    for (i, (y, persons)) in values.iter().enumerate() {
+        let t = targets.get(y);
+        let sense = t.and_then(|t| Sense::parse(&t.sense));
+        out.push(SeriesYear {
+            year: *y,
+            persons: *persons,
+            closed: closed.contains_key(y),
+            target: t.map(|t| t.target),
+            sense,
+            avance: t
+                .zip(sense)
+                .and_then(|(t, s)| avance(s, *persons, t.target)),
+            change_vs_previous: (i > 0).then(|| change(*persons, values[i - 1].1)),
+            change_vs_base: base_value
+                .filter(|_| *y != base)
+                .map(|b| change(*persons, b)),
+        });
+    }
+    Ok(web::Json(SeriesResponse { base, years: out }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CloseResponse {
+    pub snapshot_id: Id,
+    pub year: i32,
+    pub persons: i64,
+    pub attentions: i64,
+    pub closed_at: Ts,
+}
+
+/// Freeze a year's figures, keeping the persons behind every cell. A closed
+/// year is served from its snapshot until an admin reopens it.
+#[utoipa::path(
+    tag = "indicators",
+    operation_id = "close_oei05_year",
+    security(("bearer" = [])),
+    params(("year" = i32, Path, description = "Calendar year")),
+    responses(
+        (status = 201, body = CloseResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already closed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/indicators/oei05/{year}/close")]
+pub async fn close_oei05_year(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<i32>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::CLOSE_OEI05_YEAR)?;
+    let year = year_in_path(path.into_inner())?;
+    if year > chrono::Utc::now().year() {
+        return Err(AppError::invalid(
+            "path.year",
+            "a future year cannot be closed",
+        ));
+    }
+    let (meta, actor, user_id) = (RequestMeta::of(&req), user.actor(), user.user_id);
+    let response = db::run(&state.pool, move |conn| {
+        db::write_tx::<_, AppError, _>(conn, |conn| {
+            if model::live_snapshot(conn, year)?.is_some() {
+                return Err(AppError::conflict(
+                    "year_closed",
+                    None,
+                    format!("{year} is already closed; an admin may reopen it"),
+                ));
+            }
+            let (from, to) = match (NaiveDate::from_ymd_opt(year, 1, 1), NaiveDate::from_ymd_opt(year, 12, 31)) {
+                (Some(f), Some(t)) => (f, t),
+                _ => return Err(AppError::invalid("path.year", "is not a year")),
+            };
+            let labels = Labels::load(conn)?;
+            let t = service::tally(service::load_rows(conn, from, to)?, &labels, Some(SeriesPeriod::Month));
+            let mut figures = service::figures(&t, &labels, from, to);
+            figures.series = Vec::new();
+            let doc = SnapshotDoc {
+                figures,
+                series_month: month_points(&t.series),
+                series_quarter: month_series_to_quarters(&t.series),
+            };
+            let persons: Vec<(Id, String)> = t
+                .persons
+                .iter()
+                .map(|(id, g)| Ok((*id, serde_json::to_string(g)?)))
+                .collect::<Result<_, serde_json::Error>>()
+                .map_err(AppError::internal)?;
+            let snap = Snapshot {
+                id: Id::new(),
+                year,
+                figures: serde_json::to_string(&doc).map_err(AppError::internal)?,
+                persons: t.persons.len() as i64,
+                attentions: t.attentions,
+                closed_at: Ts::now(),
+                closed_by: Some(user_id),
+                reopened_at: None,
+                reopened_by: None,
+                reopen_reason: None,
+            };
+            model::insert_snapshot(conn, &snap, &persons)?;
+            audit::record(
+                conn,
+                Some(&actor),
+                &meta,
+                Event::new("oei05.close", "oei05_year", Some(year.to_string()))
+                    .details(serde_json::json!({ "snapshot_id": snap.id, "persons": snap.persons, "attentions": snap.attentions })),
+            )?;
+            Ok(CloseResponse {
+                snapshot_id: snap.id,
+                year,
+                persons: snap.persons,
+                attentions: snap.attentions,
+                closed_at: snap.closed_at,
+            })
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(response))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReopenRequest {
+    pub reason: String,
+}
+
+/// Reopen a closed year (admins; the reason is audited). The snapshot is
+/// kept, stamped as reopened; closing again makes a new one.
+#[utoipa::path(
+    tag = "indicators",
+    operation_id = "reopen_oei05_year",
+    security(("bearer" = [])),
+    params(("year" = i32, Path, description = "Calendar year")),
+    request_body = ReopenRequest,
+    responses(
+        (status = 204, description = "Reopened"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The year is not closed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/indicators/oei05/{year}/reopen")]
+pub async fn reopen_oei05_year(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<i32>,
+    body: JsonBody<ReopenRequest>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::REOPEN_OEI05_YEAR)?;
+    let year = year_in_path(path.into_inner())?;
+    let reason = text("body.reason", &body.into_inner()?.reason, 2000)?;
+    let (meta, actor, user_id) = (RequestMeta::of(&req), user.actor(), user.user_id);
+    db::run(&state.pool, move |conn| {
+        db::write_tx::<_, AppError, _>(conn, |conn| {
+            let snap = model::live_snapshot(conn, year)?
+                .ok_or_else(|| AppError::not_found(format!("{year} is not closed")))?;
+            model::reopen_snapshot(conn, snap.id, user_id, &reason)?;
+            audit::record(
+                conn,
+                Some(&actor),
+                &meta,
+                Event::new("oei05.reopen", "oei05_year", Some(year.to_string()))
+                    .details(serde_json::json!({ "snapshot_id": snap.id, "reason": reason })),
+            )?;
+            Ok(())
+        })
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    pub year: i32,
+    /// Replace counts below k with "<k" for publication.
+    pub suppress_below: Option<u32>,
+    /// Fold all but the N largest groups into "Otros".
+    pub top: Option<u32>,
+}
+
+/// Export the year's OEI.05 figures for the planning office: `json`, `csv`
+/// (UTF-8 with a BOM, one row per group) or `xlsx` (one formatted sheet and
+/// bar chart per breakdown, Spanish headings, a notes sheet). Audited.
+#[utoipa::path(
+    tag = "indicators",
+    operation_id = "export_oei05",
+    security(("bearer" = [])),
+    params(("format" = String, Path, description = "`json`, `csv` or `xlsx`"), ExportQuery),
+    responses(
+        (status = 200, description = "The export", content_type = "application/octet-stream"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/exports/oei05.{format}")]
+pub async fn export_oei05(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    query: QueryParams<ExportQuery>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::EXPORT_OEI05)?;
+    let format = path.into_inner();
+    let format = reports::Format::parse(&format).ok_or_else(|| {
+        AppError::not_found(format!(
+            "no export format `{format}`; use json, csv or xlsx"
+        ))
+    })?;
+    let q = query.into_inner();
+    let view_query = Oei05Query {
+        year: Some(q.year),
+        from: None,
+        to: None,
+        period: Some(SeriesPeriod::Month),
+        top: q.top,
+    };
+    period_of(&view_query)?;
+    let suppress = q.suppress_below.filter(|k| *k > 1).map(i64::from);
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let view = db::run(&state.pool, move |conn| {
+        let view = oei05_view(conn, &view_query)?;
+        audit::record_alone(
+            conn,
+            Some(&actor),
+            &meta,
+            Event::new("oei05.export", "oei05_year", Some(q.year.to_string())).details(
+                serde_json::json!({ "format": format.extension(), "suppress_below": suppress, "top": q.top }),
+            ),
+        )?;
+        Ok::<_, AppError>(view)
+    })
+    .await?;
+    let report = reports::Report::of(&view, suppress);
+    let body = web::block(move || report.render(format))
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type(format.content_type())
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"oei05-{}.{}\"",
+                q.year,
+                format.extension()
+            ),
+        ))
+        .body(body))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ChartQuery {
+    pub year: i32,
+    /// Bars shown (default 15; the rest are "Otros").
+    pub top: Option<u32>,
+}
+
+/// A bar chart of one breakdown as SVG, for embedding.
+#[utoipa::path(
+    tag = "indicators",
+    operation_id = "get_oei05_chart",
+    security(("bearer" = [])),
+    params(("breakdown" = String, Path, description = "sex, region, country, consulate, attention_type, category, channel or age_group"), ChartQuery),
+    responses(
+        (status = 200, description = "SVG", content_type = "image/svg+xml"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/charts/oei05/{breakdown}.svg")]
+pub async fn get_oei05_chart(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    query: QueryParams<ChartQuery>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::GET_OEI05_CHART)?;
+    let breakdown = path.into_inner();
+    if !service::BREAKDOWNS.contains(&breakdown.as_str()) {
+        return Err(AppError::not_found(format!("no breakdown `{breakdown}`")));
+    }
+    let q = query.into_inner();
+    let view_query = Oei05Query {
+        year: Some(q.year),
+        from: None,
+        to: None,
+        period: None,
+        top: Some(q.top.unwrap_or(15)),
+    };
+    period_of(&view_query)?;
+    let view = db::run(&state.pool, move |conn| oei05_view(conn, &view_query)).await?;
+    let b = view
+        .figures
+        .breakdowns
+        .iter()
+        .find(|b| b.name == breakdown)
+        .ok_or_else(|| AppError::not_found("breakdown"))?;
+    let svg = reports::bar_chart_svg(&reports::title_of(&breakdown, q.year), b);
+    Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
+}
