@@ -122,6 +122,9 @@ pub async fn update_case(
                     "the case changed meanwhile; read it again".into(),
                 ));
             }
+            if next.country_code != current.country_code {
+                model::set_attentions_country(conn, next.id, &next.country_code)?;
+            }
             let changes = super::field_changes(&current, &next, &["version", "updated_at"]);
             let kind = if changes.keys().all(|k| k == "assigned_officer_id") && !changes.is_empty()
             {

@@ -3,7 +3,7 @@
 //! exports and charts. Only aggregates leave: no names, documents or
 //! person ids.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use actix_web::http::header;
 use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
@@ -159,35 +159,6 @@ fn period_of(q: &Oei05Query) -> Result<(NaiveDate, NaiveDate, Option<i32>), AppE
     }
 }
 
-fn month_series_to_quarters(months: &BTreeMap<String, (BTreeSet<Id>, i64)>) -> Vec<SeriesPoint> {
-    let mut q: BTreeMap<String, (BTreeSet<Id>, i64)> = BTreeMap::new();
-    for (label, (ids, n)) in months {
-        let (y, m) = label.split_once('-').unwrap_or((label, "01"));
-        let quarter = (m.parse::<u32>().unwrap_or(1) - 1) / 3 + 1;
-        let e = q.entry(format!("{y}-Q{quarter}")).or_default();
-        e.0.extend(ids.iter().copied());
-        e.1 += n;
-    }
-    q.into_iter()
-        .map(|(period, (ids, n))| SeriesPoint {
-            period,
-            persons: ids.len() as i64,
-            attentions: n,
-        })
-        .collect()
-}
-
-fn month_points(months: &BTreeMap<String, (BTreeSet<Id>, i64)>) -> Vec<SeriesPoint> {
-    months
-        .iter()
-        .map(|(p, (ids, n))| SeriesPoint {
-            period: p.clone(),
-            persons: ids.len() as i64,
-            attentions: *n,
-        })
-        .collect()
-}
-
 fn parse_snapshot_persons(rows: Vec<(Id, String)>) -> BTreeMap<Id, PersonGroups> {
     rows.into_iter()
         .filter_map(|(id, g)| serde_json::from_str(&g).ok().map(|g| (id, g)))
@@ -200,20 +171,14 @@ fn drift(
     closed: &BTreeMap<Id, PersonGroups>,
     now: &service::Tally,
 ) -> Result<Drift, AppError> {
-    let added = now
-        .persons
-        .keys()
+    let added_ids: Vec<Id> = now
+        .person_ids()
         .filter(|p| !closed.contains_key(*p))
-        .count() as i64;
-    let removed: Vec<Id> = closed
-        .keys()
-        .filter(|p| !now.persons.contains_key(*p))
         .copied()
         .collect();
-    let added_ids: Vec<Id> = now
-        .persons
+    let removed: Vec<Id> = closed
         .keys()
-        .filter(|p| !closed.contains_key(*p))
+        .filter(|p| !now.contains(p))
         .copied()
         .collect();
     let mut merges = Vec::new();
@@ -235,16 +200,16 @@ fn drift(
             });
         }
     }
-    let mut cells = service::cell_drift(closed, &now.persons);
+    let mut cells = service::cell_drift(closed, &now.person_groups());
     cells.truncate(MAX_DRIFT_CELLS);
-    let persons_now = now.persons.len() as i64;
+    let added = added_ids.len() as i64;
     Ok(Drift {
         has_drift: added > 0
             || !removed.is_empty()
             || !cells.is_empty()
             || now.attentions != snap.attentions,
         persons_closed: snap.persons,
-        persons_now,
+        persons_now: now.persons(),
         attentions_closed: snap.attentions,
         attentions_now: now.attentions,
         persons_added: added,
@@ -282,10 +247,26 @@ pub(crate) fn oei05_view(conn: &mut DbConn, q: &Oei05Query) -> Result<Oei05Respo
             (figures, persons, Some(info), Some(d))
         }
         None => {
+            let started = std::time::Instant::now();
             let rows = service::load_rows(conn, from, to)?;
+            let loaded = started.elapsed();
             let t = service::tally(rows, &labels, q.period);
+            let counted = started.elapsed();
             let figures = service::figures(&t, &labels, from, to);
-            (figures, t.persons, None, None)
+            tracing::debug!(
+                load_ms = loaded.as_millis() as u64,
+                tally_ms = (counted - loaded).as_millis() as u64,
+                figures_ms = (started.elapsed() - counted).as_millis() as u64,
+                persons = t.persons(),
+                "oei05 computed"
+            );
+            // the persons' groups are only needed to fold small groups
+            let persons = if q.top.is_some() {
+                t.person_groups()
+            } else {
+                BTreeMap::new()
+            };
+            (figures, persons, None, None)
         }
     };
     let mut figures = figures;
@@ -613,11 +594,11 @@ pub async fn close_oei05_year(
             figures.series = Vec::new();
             let doc = SnapshotDoc {
                 figures,
-                series_month: month_points(&t.series),
-                series_quarter: month_series_to_quarters(&t.series),
+                series_month: t.series_points(),
+                series_quarter: t.quarters_from_months(),
             };
             let persons: Vec<(Id, String)> = t
-                .persons
+                .person_groups()
                 .iter()
                 .map(|(id, g)| Ok((*id, serde_json::to_string(g)?)))
                 .collect::<Result<_, serde_json::Error>>()
@@ -626,7 +607,7 @@ pub async fn close_oei05_year(
                 id: Id::new(),
                 year,
                 figures: serde_json::to_string(&doc).map_err(AppError::internal)?,
-                persons: t.persons.len() as i64,
+                persons: t.persons(),
                 attentions: t.attentions,
                 closed_at: Ts::now(),
                 closed_by: Some(user_id),

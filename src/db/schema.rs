@@ -415,6 +415,9 @@ diesel::table! {
         voided_by -> Nullable<DbUuid>,
         void_reason -> Nullable<Text>,
         created_at -> Tstz,
+        country_code -> Nullable<Text>,
+        person_sex -> Nullable<Text>,
+        person_birth_date -> Nullable<Date>,
     }
 }
 

@@ -55,6 +55,12 @@ pub struct Attention {
     pub voided_by: Option<Id>,
     pub void_reason: Option<String>,
     pub created_at: Ts,
+    /// The case's country (copied, like person and consulate, for OEI.05).
+    pub country_code: Option<String>,
+    /// The person's sex and birth date, copied for OEI.05 and kept in step
+    /// by `models::persons::sync_attention_copies`.
+    pub person_sex: Option<String>,
+    pub person_birth_date: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
@@ -115,6 +121,14 @@ pub fn update_case(conn: &mut DbConn, c: &Case, expected_version: i32) -> QueryR
     .set(c)
     .execute(conn)?;
     Ok(n == 1)
+}
+
+/// Keeps the attentions' copy of the case's country in step with the case.
+pub fn set_attentions_country(conn: &mut DbConn, case: Id, country: &str) -> QueryResult<()> {
+    diesel::update(attentions::table.filter(attentions::case_id.eq(case)))
+        .set(attentions::country_code.eq(Some(country.to_owned())))
+        .execute(conn)
+        .map(|_| ())
 }
 
 pub fn attentions_of(conn: &mut DbConn, case_ids: &[Id]) -> QueryResult<Vec<Attention>> {
@@ -254,6 +268,7 @@ pub fn move_cases(conn: &mut DbConn, case_ids: &[Id], to: Id) -> QueryResult<()>
         diesel::update(attentions::table.filter(attentions::case_id.eq_any(chunk.clone())))
             .set(attentions::person_id.eq(to))
             .execute(conn)?;
+        crate::models::persons::sync_attention_copies(conn, to)?;
         diesel::update(referrals::table.filter(referrals::case_id.eq_any(chunk.clone())))
             .set(referrals::person_id.eq(to))
             .execute(conn)?;

@@ -115,15 +115,51 @@ pub fn update_person(conn: &mut DbConn, p: &Person, expected_version: i32) -> Qu
     )
     .set(p)
     .execute(conn)?;
+    if n == 1 {
+        sync_attention_copies(conn, p.id)?;
+    }
     Ok(n == 1)
+}
+
+/// Copies a person's sex and birth date onto their attentions, where the
+/// indicator reads them. Every write of a person row, and every move of
+/// attentions to another person, goes through here.
+pub fn sync_attention_copies(conn: &mut DbConn, person: Id) -> QueryResult<()> {
+    use crate::db::schema::attentions;
+    let Some((sex, birth)) = persons::table
+        .find(person)
+        .select((persons::sex, persons::birth_date))
+        .first::<(String, Option<chrono::NaiveDate>)>(conn)
+        .optional()?
+    else {
+        return Ok(());
+    };
+    diesel::update(attentions::table.filter(attentions::person_id.eq(person)))
+        .set((
+            attentions::person_sex.eq(Some(sex)),
+            attentions::person_birth_date.eq(birth),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// A person's sex and birth date (what attentions copy).
+pub fn sex_and_birth(
+    conn: &mut DbConn,
+    person: Id,
+) -> QueryResult<(String, Option<chrono::NaiveDate>)> {
+    persons::table
+        .find(person)
+        .select((persons::sex, persons::birth_date))
+        .first(conn)
 }
 
 /// Restores a row exactly as it was (merge undo).
 pub fn restore_person(conn: &mut DbConn, p: &Person) -> QueryResult<()> {
     diesel::update(persons::table.filter(persons::id.eq(p.id)))
         .set(p)
-        .execute(conn)
-        .map(|_| ())
+        .execute(conn)?;
+    sync_attention_copies(conn, p.id).map(|_| ())
 }
 
 pub fn documents_of(conn: &mut DbConn, ids: &[Id]) -> QueryResult<Vec<Document>> {

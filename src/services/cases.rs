@@ -105,6 +105,7 @@ pub fn add_attention(
             ),
         ));
     }
+    let (sex, birth) = persons::sex_and_birth(conn, case.person_id)?;
     let attention = Attention {
         id: Id::new(),
         case_id: case.id,
@@ -120,6 +121,9 @@ pub fn add_attention(
         voided_by: None,
         void_reason: None,
         created_at: Ts::now(),
+        country_code: Some(case.country_code.clone()),
+        person_sex: Some(sex),
+        person_birth_date: birth,
     };
     model::insert_attention(conn, &attention)?;
     if !steps

@@ -382,6 +382,9 @@ pub fn generate(
                 voided_by: None,
                 void_reason: None,
                 created_at: at,
+                country_code: Some(case.country_code.clone()),
+                person_sex: Some(person.sex.clone()),
+                person_birth_date: person.birth_date,
             };
             evs.push(TimelineEvent {
                 id: Id::new(),

@@ -14,9 +14,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::schema::{
-    attention_types, attentions, cases, consulates, countries, persons, regions,
-};
+use crate::db::schema::{attention_types, attentions, consulates, countries, regions};
 use crate::db::{DbConn, Id};
 use crate::domain::catalogue::IntakeChannel;
 
@@ -60,24 +58,30 @@ pub const BREAKDOWNS: [&str; 8] = [
     "age_group",
 ];
 
-/// One attention as the indicator reads it.
+/// One attention as the indicator reads it: person, type, consulate,
+/// country (the case's), channel, day, the person's sex and birth date.
 type Row = (
     Id,
     Id,
     Id,
-    String,
+    Option<String>,
     String,
     NaiveDate,
-    String,
+    Option<String>,
     Option<NaiveDate>,
 );
 
-/// The period's non-voided attentions, with the case's country and the
-/// person's sex and birth date. `to` is inclusive.
-pub fn load_rows(conn: &mut DbConn, from: NaiveDate, to: NaiveDate) -> QueryResult<Vec<Row>> {
-    attentions::table
-        .inner_join(cases::table)
-        .inner_join(persons::table)
+/// A period's non-voided attentions.
+#[derive(Debug, Default)]
+pub struct PeriodData {
+    rows: Vec<Row>,
+}
+
+/// Reads the period's non-voided attentions (`to` inclusive) in one
+/// index-only pass over `attentions_oei05_idx`: the attention carries the
+/// case's country and the person's sex and birth date.
+pub fn load_rows(conn: &mut DbConn, from: NaiveDate, to: NaiveDate) -> QueryResult<PeriodData> {
+    let rows = attentions::table
         .filter(attentions::attended_on.ge(from))
         .filter(attentions::attended_on.le(to))
         .filter(attentions::voided_at.is_null())
@@ -85,13 +89,14 @@ pub fn load_rows(conn: &mut DbConn, from: NaiveDate, to: NaiveDate) -> QueryResu
             attentions::person_id,
             attentions::attention_type_id,
             attentions::consulate_id,
-            cases::country_code,
+            attentions::country_code,
             attentions::channel,
             attentions::attended_on,
-            persons::sex,
-            persons::birth_date,
+            attentions::person_sex,
+            attentions::person_birth_date,
         ))
-        .load(conn)
+        .load(conn)?;
+    Ok(PeriodData { rows })
 }
 
 /// Names for the keys of every breakdown.
@@ -249,15 +254,190 @@ impl PersonGroups {
     }
 }
 
-/// What the period's attentions say, before any presentation.
+/// A hasher for ids: UUIDs are already random (v4) or random after their
+/// timestamp (v7), so folding their bytes is enough, and much cheaper than
+/// SipHash for the hundred thousand persons of a year.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0_u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdMap<V> = HashMap<Id, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// Interned keys of one breakdown.
+#[derive(Debug, Default)]
+struct Dim {
+    keys: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Dim {
+    /// For breakdowns with a handful of keys (channel): a scan beats hashing.
+    fn intern_small(&mut self, key: &str) -> u32 {
+        match self.keys.iter().position(|k| k == key) {
+            Some(i) => i as u32,
+            None => self.intern(key),
+        }
+    }
+
+    fn intern(&mut self, key: &str) -> u32 {
+        if let Some(i) = self.index.get(key) {
+            return *i;
+        }
+        let i = self.keys.len() as u32;
+        self.keys.push(key.to_owned());
+        self.index.insert(key.to_owned(), i);
+        i
+    }
+}
+
+/// One person's groups while counting: interned key indices per breakdown.
+#[derive(Debug, Clone)]
+struct PersonAcc {
+    first_on: NaiveDate,
+    birth: Option<NaiveDate>,
+    attentions: i64,
+    /// Per breakdown (in `BREAKDOWNS` order, age group filled at the end).
+    groups: [Vec<u32>; 8],
+}
+
+const SEX: usize = 0;
+const REGION: usize = 1;
+const COUNTRY: usize = 2;
+const CONSULATE: usize = 3;
+const TYPE: usize = 4;
+const CATEGORY: usize = 5;
+const CHANNEL: usize = 6;
+const AGE: usize = 7;
+
+/// What the period's attentions say, before any presentation. Keys are
+/// interned and each person keeps small lists of key indices, so counting a
+/// year of a national-scale database stays in the tens of milliseconds.
 #[derive(Debug, Default)]
 pub struct Tally {
-    pub persons: BTreeMap<Id, PersonGroups>,
     pub attentions: i64,
-    /// breakdown → key → attentions
-    pub attentions_by: HashMap<&'static str, HashMap<String, i64>>,
-    /// sub-period label → (persons, attentions)
-    pub series: BTreeMap<String, (BTreeSet<Id>, i64)>,
+    dims: [Dim; 8],
+    attentions_by: [Vec<i64>; 8],
+    person_ids: Vec<Id>,
+    person_index: IdMap<u32>,
+    persons: Vec<PersonAcc>,
+    /// sub-period label → (person indices, attentions)
+    series: BTreeMap<String, (BTreeSet<u32>, i64)>,
+}
+
+impl Tally {
+    pub fn persons(&self) -> i64 {
+        self.persons.len() as i64
+    }
+
+    pub fn contains(&self, person: &Id) -> bool {
+        self.person_index.contains_key(person)
+    }
+
+    pub fn person_ids(&self) -> impl Iterator<Item = &Id> {
+        self.person_ids.iter()
+    }
+
+    /// Every counted person with the keys of every group they are in.
+    pub fn person_groups(&self) -> BTreeMap<Id, PersonGroups> {
+        let keys = |p: &PersonAcc, d: usize| -> BTreeSet<String> {
+            p.groups[d]
+                .iter()
+                .map(|i| self.dims[d].keys[*i as usize].clone())
+                .collect()
+        };
+        let one = |p: &PersonAcc, d: usize| -> String {
+            p.groups[d]
+                .first()
+                .map(|i| self.dims[d].keys[*i as usize].clone())
+                .unwrap_or_default()
+        };
+        self.person_ids
+            .iter()
+            .zip(&self.persons)
+            .map(|(id, p)| {
+                (
+                    *id,
+                    PersonGroups {
+                        sex: one(p, SEX),
+                        age_group: one(p, AGE),
+                        region: keys(p, REGION),
+                        country: keys(p, COUNTRY),
+                        consulate: keys(p, CONSULATE),
+                        attention_type: keys(p, TYPE),
+                        category: keys(p, CATEGORY),
+                        channel: keys(p, CHANNEL),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// (key, persons, attentions) of every group of a breakdown.
+    fn groups_of(&self, d: usize) -> Vec<(&str, i64, i64)> {
+        let mut persons = vec![0_i64; self.dims[d].keys.len()];
+        for p in &self.persons {
+            for i in &p.groups[d] {
+                persons[*i as usize] += 1;
+            }
+        }
+        self.dims[d]
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                (
+                    k.as_str(),
+                    persons[i],
+                    self.attentions_by[d].get(i).copied().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    /// The series inside the period.
+    pub fn series_points(&self) -> Vec<SeriesPoint> {
+        self.series
+            .iter()
+            .map(|(p, (ids, n))| SeriesPoint {
+                period: p.clone(),
+                persons: ids.len() as i64,
+                attentions: *n,
+            })
+            .collect()
+    }
+
+    /// A monthly series regrouped by quarter (persons once per quarter).
+    pub fn quarters_from_months(&self) -> Vec<SeriesPoint> {
+        let mut q: BTreeMap<String, (BTreeSet<u32>, i64)> = BTreeMap::new();
+        for (label, (ids, n)) in &self.series {
+            let (y, m) = label.split_once('-').unwrap_or((label, "01"));
+            let quarter = (m.parse::<u32>().unwrap_or(1).max(1) - 1) / 3 + 1;
+            let e = q.entry(format!("{y}-Q{quarter}")).or_default();
+            e.0.extend(ids.iter().copied());
+            e.1 += n;
+        }
+        q.into_iter()
+            .map(|(period, (ids, n))| SeriesPoint {
+                period,
+                persons: ids.len() as i64,
+                attentions: n,
+            })
+            .collect()
+    }
 }
 
 /// How a period is cut into a series.
@@ -275,57 +455,107 @@ fn sub_period(on: NaiveDate, p: SeriesPeriod) -> String {
     }
 }
 
+fn push_unique(v: &mut Vec<u32>, i: u32) {
+    if !v.contains(&i) {
+        v.push(i);
+    }
+}
+
 /// Counts the rows: persons once each, with every group they appear in.
-pub fn tally(rows: Vec<Row>, labels: &Labels, series: Option<SeriesPeriod>) -> Tally {
+pub fn tally(data: PeriodData, labels: &Labels, series: Option<SeriesPeriod>) -> Tally {
     let mut t = Tally::default();
-    // first attention of the period, for the age group
-    let mut first: HashMap<Id, (NaiveDate, Option<NaiveDate>, i64)> = HashMap::new();
-    for (person, type_id, consulate, country, channel, on, sex, birth) in rows {
+    // per-row lookups that repeat: consulate and type ids, country → region
+    let mut consulate_idx: IdMap<u32> = IdMap::default();
+    let mut type_idx: IdMap<(u32, u32)> = IdMap::default();
+    let mut country_idx: HashMap<String, (u32, u32)> = HashMap::new();
+    for (person, type_id, consulate, country, channel, on, sex, birth) in data.rows {
+        let sex = sex.as_deref().unwrap_or("not_recorded");
         t.attentions += 1;
-        let region = labels.region_of(&country);
-        let category = labels.category_of(type_id);
-        let consulate_key = labels.key("consulate", &consulate.to_string());
-        let type_key = labels.key("attention_type", &type_id.to_string());
-        for (b, k) in [
-            ("sex", sex.clone()),
-            ("region", region.clone()),
-            ("country", country.clone()),
-            ("consulate", consulate_key.clone()),
-            ("attention_type", type_key.clone()),
-            ("category", category.clone()),
-            ("channel", channel.clone()),
+        let c = *consulate_idx.entry(consulate).or_insert_with(|| {
+            t.dims[CONSULATE].intern(&labels.key("consulate", &consulate.to_string()))
+        });
+        let (ty, cat) = *type_idx.entry(type_id).or_insert_with(|| {
+            let ty = t.dims[TYPE].intern(&labels.key("attention_type", &type_id.to_string()));
+            let cat = t.dims[CATEGORY].intern(&labels.category_of(type_id));
+            (ty, cat)
+        });
+        let country = country.unwrap_or_else(|| "unknown".to_owned());
+        let (co, re) = match country_idx.get(&country) {
+            Some(v) => *v,
+            None => {
+                let v = (
+                    t.dims[COUNTRY].intern(&country),
+                    t.dims[REGION].intern(&labels.region_of(&country)),
+                );
+                country_idx.insert(country, v);
+                v
+            }
+        };
+        let ch = t.dims[CHANNEL].intern_small(&channel);
+        let sx = t.dims[SEX].intern_small(sex);
+        for (d, i) in [
+            (SEX, sx),
+            (REGION, re),
+            (COUNTRY, co),
+            (CONSULATE, c),
+            (TYPE, ty),
+            (CATEGORY, cat),
+            (CHANNEL, ch),
         ] {
-            *t.attentions_by.entry(b).or_default().entry(k).or_default() += 1;
+            let v = &mut t.attentions_by[d];
+            if v.len() <= i as usize {
+                v.resize(i as usize + 1, 0);
+            }
+            v[i as usize] += 1;
         }
-        let g = t.persons.entry(person).or_default();
-        g.sex = sex;
-        g.region.insert(region);
-        g.country.insert(country);
-        g.consulate.insert(consulate_key);
-        g.attention_type.insert(type_key);
-        g.category.insert(category);
-        g.channel.insert(channel);
-        let f = first.entry(person).or_insert((on, birth, 0));
-        f.2 += 1;
-        if on < f.0 {
-            f.0 = on;
+        let pi = match t.person_index.get(&person) {
+            Some(i) => *i,
+            None => {
+                let i = t.persons.len() as u32;
+                t.person_index.insert(person, i);
+                t.person_ids.push(person);
+                t.persons.push(PersonAcc {
+                    first_on: on,
+                    birth,
+                    attentions: 0,
+                    groups: Default::default(),
+                });
+                i
+            }
+        };
+        let p = &mut t.persons[pi as usize];
+        p.attentions += 1;
+        if on < p.first_on {
+            p.first_on = on;
         }
-        if let Some(p) = series {
-            let s = t.series.entry(sub_period(on, p)).or_default();
-            s.0.insert(person);
-            s.1 += 1;
+        if p.groups[SEX].is_empty() {
+            p.groups[SEX].push(sx);
+        }
+        push_unique(&mut p.groups[REGION], re);
+        push_unique(&mut p.groups[COUNTRY], co);
+        push_unique(&mut p.groups[CONSULATE], c);
+        push_unique(&mut p.groups[TYPE], ty);
+        push_unique(&mut p.groups[CATEGORY], cat);
+        push_unique(&mut p.groups[CHANNEL], ch);
+        if let Some(s) = series {
+            let e = t.series.entry(sub_period(on, s)).or_default();
+            e.0.insert(pi);
+            e.1 += 1;
         }
     }
-    for (person, (on, birth, n)) in first {
-        let group = age_group(birth, on);
-        if let Some(g) = t.persons.get_mut(&person) {
-            g.age_group = group.to_owned();
+    for i in 0..t.persons.len() {
+        let (on, birth, n) = (
+            t.persons[i].first_on,
+            t.persons[i].birth,
+            t.persons[i].attentions,
+        );
+        let a = t.dims[AGE].intern(age_group(birth, on));
+        t.persons[i].groups[AGE] = vec![a];
+        let v = &mut t.attentions_by[AGE];
+        if v.len() <= a as usize {
+            v.resize(a as usize + 1, 0);
         }
-        *t.attentions_by
-            .entry("age_group")
-            .or_default()
-            .entry(group.to_owned())
-            .or_default() += n;
+        v[a as usize] += n;
     }
     t
 }
@@ -443,24 +673,18 @@ pub fn fold_top(f: &mut Figures, persons: &BTreeMap<Id, PersonGroups>, top: usiz
 
 /// Presents a tally, every group shown.
 pub fn figures(t: &Tally, labels: &Labels, from: NaiveDate, to: NaiveDate) -> Figures {
-    let total = t.persons.len() as i64;
+    let total = t.persons();
     let mut breakdowns = Vec::new();
-    for b in BREAKDOWNS {
-        let mut members: BTreeMap<&str, Vec<&Id>> = BTreeMap::new();
-        for (id, g) in &t.persons {
-            for k in g.keys(b) {
-                members.entry(k).or_default().push(id);
-            }
-        }
-        let attentions = t.attentions_by.get(b);
-        let mut groups: Vec<Group> = members
-            .iter()
-            .map(|(k, ids)| Group {
-                key: (*k).to_owned(),
+    for (d, b) in BREAKDOWNS.into_iter().enumerate() {
+        let mut groups: Vec<Group> = t
+            .groups_of(d)
+            .into_iter()
+            .map(|(k, persons, attentions)| Group {
+                key: k.to_owned(),
                 label: labels.label(b, k),
-                persons: ids.len() as i64,
-                percent: percent(ids.len() as i64, total),
-                attentions: attentions.and_then(|a| a.get(*k)).copied().unwrap_or(0),
+                persons,
+                percent: percent(persons, total),
+                attentions,
             })
             .collect();
         if let Some(order) = fixed_order(b) {
@@ -496,15 +720,7 @@ pub fn figures(t: &Tally, labels: &Labels, from: NaiveDate, to: NaiveDate) -> Fi
         persons: total,
         attentions: t.attentions,
         region_by_sex: region_by_sex(t, labels),
-        series: t
-            .series
-            .iter()
-            .map(|(p, (ids, n))| SeriesPoint {
-                period: p.clone(),
-                persons: ids.len() as i64,
-                attentions: *n,
-            })
-            .collect(),
+        series: t.series_points(),
         breakdowns,
         counting_rules: COUNTING_RULES.iter().map(|s| (*s).to_owned()).collect(),
     }
@@ -513,15 +729,20 @@ pub fn figures(t: &Tally, labels: &Labels, from: NaiveDate, to: NaiveDate) -> Fi
 fn region_by_sex(t: &Tally, labels: &Labels) -> Vec<RegionSexRow> {
     let mut by_region: BTreeMap<String, [i64; 3]> = BTreeMap::new();
     let mut overall = [0_i64; 3];
-    for g in t.persons.values() {
-        let i = match g.sex.as_str() {
-            "female" => 0,
-            "male" => 1,
+    for p in &t.persons {
+        let sex = p.groups[SEX]
+            .first()
+            .map(|i| t.dims[SEX].keys[*i as usize].as_str());
+        let i = match sex {
+            Some("female") => 0,
+            Some("male") => 1,
             _ => 2,
         };
         overall[i] += 1;
-        for r in &g.region {
-            by_region.entry(r.clone()).or_default()[i] += 1;
+        for r in &p.groups[REGION] {
+            by_region
+                .entry(t.dims[REGION].keys[*r as usize].clone())
+                .or_default()[i] += 1;
         }
     }
     let row = |region: String, label: String, c: [i64; 3]| {

@@ -694,3 +694,39 @@ async fn operational_figures_show_demand_and_bottlenecks_per_consulate() {
         .collect();
     assert_eq!(codes, ["AR-BUENOS-AIRES"]);
 }
+
+/// PATCH with If-Match "1" as `caller`.
+async fn patch_v1(app: &TestApp, caller: &Caller, path: &str, body: Value) -> crate::helpers::Resp {
+    let req = app
+        .request("PATCH", path)
+        .await
+        .insert_header(("Authorization", format!("Bearer {}", caller.token)))
+        .insert_header(("Content-Type", "application/json"))
+        .insert_header(("If-Match", "\"1\""));
+    app.send(req, Some(body.to_string().into_bytes())).await
+}
+
+#[actix_web::test]
+async fn corrections_of_a_person_or_a_case_country_reach_the_indicator() {
+    let app = TestApp::spawn().await;
+    let ar = app.caller("off.ar", Role::Officer, Some("AR-BUENOS-AIRES"));
+    let planner = app.caller("planner.one", Role::Planner, None);
+    let person = app
+        .register_person(&ar, json!({ "given_names": "Elena", "first_surname": "Vargas", "sex": "not_recorded" }))
+        .await;
+    let case = case_with(&app, &ar, person, None, &[("orientación legal", "2025-03-03")]).await;
+    let fix = patch_v1(&app, &ar, &format!("/api/v1/persons/{person}"), json!({ "sex": "female", "birth_date": "1980-01-01" })).await;
+    assert_eq!(fix.status, 200, "{:?}", fix.json());
+    let moved = patch_v1(&app, &ar, &format!("/api/v1/cases/{case}"), json!({ "country": "UY" })).await;
+    assert_eq!(moved.status, 200, "{:?}", moved.json());
+    let r = app
+        .call("GET", "/api/v1/indicators/oei05?year=2025", Some(&planner.token), None)
+        .await
+        .json();
+    let f = &r["figures"];
+    assert_eq!(persons_in(f, "sex", "female"), 1, "{f}");
+    assert_eq!(persons_in(f, "sex", "not_recorded"), 0);
+    assert_eq!(persons_in(f, "age_group", "45-59"), 1);
+    assert_eq!(persons_in(f, "country", "UY"), 1);
+    assert_eq!(persons_in(f, "country", "AR"), 0);
+}
