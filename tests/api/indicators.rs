@@ -712,15 +712,42 @@ async fn corrections_of_a_person_or_a_case_country_reach_the_indicator() {
     let ar = app.caller("off.ar", Role::Officer, Some("AR-BUENOS-AIRES"));
     let planner = app.caller("planner.one", Role::Planner, None);
     let person = app
-        .register_person(&ar, json!({ "given_names": "Elena", "first_surname": "Vargas", "sex": "not_recorded" }))
+        .register_person(
+            &ar,
+            json!({ "given_names": "Elena", "first_surname": "Vargas", "sex": "not_recorded" }),
+        )
         .await;
-    let case = case_with(&app, &ar, person, None, &[("orientación legal", "2025-03-03")]).await;
-    let fix = patch_v1(&app, &ar, &format!("/api/v1/persons/{person}"), json!({ "sex": "female", "birth_date": "1980-01-01" })).await;
+    let case = case_with(
+        &app,
+        &ar,
+        person,
+        None,
+        &[("orientación legal", "2025-03-03")],
+    )
+    .await;
+    let fix = patch_v1(
+        &app,
+        &ar,
+        &format!("/api/v1/persons/{person}"),
+        json!({ "sex": "female", "birth_date": "1980-01-01" }),
+    )
+    .await;
     assert_eq!(fix.status, 200, "{:?}", fix.json());
-    let moved = patch_v1(&app, &ar, &format!("/api/v1/cases/{case}"), json!({ "country": "UY" })).await;
+    let moved = patch_v1(
+        &app,
+        &ar,
+        &format!("/api/v1/cases/{case}"),
+        json!({ "country": "UY" }),
+    )
+    .await;
     assert_eq!(moved.status, 200, "{:?}", moved.json());
     let r = app
-        .call("GET", "/api/v1/indicators/oei05?year=2025", Some(&planner.token), None)
+        .call(
+            "GET",
+            "/api/v1/indicators/oei05?year=2025",
+            Some(&planner.token),
+            None,
+        )
         .await
         .json();
     let f = &r["figures"];
