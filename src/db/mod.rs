@@ -16,7 +16,7 @@ use diesel::prelude::*;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub use pool::{DbPool, PoolSettings};
-pub use types::{DbUuid, Id, Ts, Tstz};
+pub use types::{Code, Day, DbUuid, Id, Ts, Tstz};
 
 /// A connection to either backend. Most code uses it as a plain diesel
 /// connection; the few statements the multi backend cannot express go through

@@ -250,3 +250,134 @@ impl utoipa::PartialSchema for Ts {
 }
 
 impl utoipa::ToSchema for Ts {}
+
+// --- Hot-path readers for the indicator's year scan -------------------------
+
+/// A calendar day read from a `DATE` column. On SQLite the text is parsed
+/// by hand (diesel parses every value with a strftime format, which
+/// dominated reading a year of attentions); on PostgreSQL diesel's binary
+/// decoding is used.
+#[derive(FromSqlRow, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Day(pub chrono::NaiveDate);
+
+/// `YYYY-MM-DD` (what diesel writes for `DATE` on SQLite).
+fn parse_day(s: &str) -> Option<chrono::NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
+    }
+    let num = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0_u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    chrono::NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)
+}
+
+impl FromSql<diesel::sql_types::Date, Pg> for Day {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        <chrono::NaiveDate as FromSql<diesel::sql_types::Date, Pg>>::from_sql(bytes).map(Day)
+    }
+}
+
+impl FromSql<diesel::sql_types::Date, Sqlite> for Day {
+    fn from_sql(bytes: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+        let text = <*const str as FromSql<diesel::sql_types::Text, Sqlite>>::from_sql(bytes)?;
+        // SAFETY: valid until the value is dropped, after this statement.
+        let text: &str = unsafe { &*text };
+        parse_day(text)
+            .map(Day)
+            .ok_or_else(|| format!("`{text}` is not a date").into())
+    }
+}
+
+impl FromSql<diesel::sql_types::Date, MultiBackend> for Day {
+    fn from_sql(
+        bytes: <MultiBackend as diesel::backend::Backend>::RawValue<'_>,
+    ) -> deserialize::Result<Self> {
+        bytes.from_sql::<Day, diesel::sql_types::Date>()
+    }
+}
+
+/// A short code (country, channel, sex) read without a heap allocation:
+/// up to 23 bytes inline; longer text keeps its tail out (never the case for
+/// the codes it is used for, and then it still compares as itself).
+#[derive(FromSqlRow, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Code {
+    len: u8,
+    bytes: [u8; 23],
+}
+
+impl Code {
+    pub fn new(s: &str) -> Code {
+        let mut bytes = [0_u8; 23];
+        let mut len = 0;
+        for (i, ch) in s.char_indices() {
+            if i + ch.len_utf8() > bytes.len() {
+                break;
+            }
+            len = i + ch.len_utf8();
+        }
+        bytes[..len].copy_from_slice(&s.as_bytes()[..len]);
+        Code {
+            len: len as u8,
+            bytes,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+
+    /// `unknown`, for a missing code.
+    pub fn new_unknown() -> Code {
+        Code::new("unknown")
+    }
+}
+
+impl fmt::Debug for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl FromSql<diesel::sql_types::Text, Pg> for Code {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        Ok(Code::new(std::str::from_utf8(bytes.as_bytes())?))
+    }
+}
+
+impl FromSql<diesel::sql_types::Text, Sqlite> for Code {
+    fn from_sql(bytes: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+        let text = <*const str as FromSql<diesel::sql_types::Text, Sqlite>>::from_sql(bytes)?;
+        // SAFETY: valid until the value is dropped, after this statement.
+        Ok(Code::new(unsafe { &*text }))
+    }
+}
+
+impl FromSql<diesel::sql_types::Text, MultiBackend> for Code {
+    fn from_sql(
+        bytes: <MultiBackend as diesel::backend::Backend>::RawValue<'_>,
+    ) -> deserialize::Result<Self> {
+        bytes.from_sql::<Code, diesel::sql_types::Text>()
+    }
+}
+
+#[cfg(test)]
+mod hot_path_tests {
+    use super::*;
+
+    #[test]
+    fn days_and_codes_read_back_what_was_written() {
+        let d = chrono::NaiveDate::from_ymd_opt(2025, 2, 28).expect("date");
+        assert_eq!(parse_day("2025-02-28"), Some(d));
+        assert_eq!(parse_day("2025-02-30"), None);
+        assert_eq!(parse_day("2025-0x-01"), None);
+        assert_eq!(
+            Code::new("institutional_email").as_str(),
+            "institutional_email"
+        );
+        assert_eq!(Code::new("AR").as_str(), "AR");
+        assert_eq!(Code::new(&"ñ".repeat(20)).as_str(), "ñ".repeat(11));
+    }
+}

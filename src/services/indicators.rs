@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::db::schema::{attention_types, attentions, consulates, countries, regions};
-use crate::db::{DbConn, Id};
+use crate::db::{Code, Day, DbConn, Id};
 use crate::domain::catalogue::IntakeChannel;
 
 /// The rules every figure follows; served with the figures and in the README.
@@ -64,11 +64,11 @@ type Row = (
     Id,
     Id,
     Id,
-    Option<String>,
-    String,
-    NaiveDate,
-    Option<String>,
-    Option<NaiveDate>,
+    Option<Code>,
+    Code,
+    Day,
+    Option<Code>,
+    Option<Day>,
 );
 
 /// A period's non-voided attentions.
@@ -304,6 +304,51 @@ impl Dim {
     }
 }
 
+/// A few key indices, inline up to three (most persons have one country,
+/// one consulate, one or two types), so counting allocates almost nothing.
+#[derive(Debug, Clone, Default)]
+struct Few {
+    n: u8,
+    inline: [u32; 3],
+    more: Vec<u32>,
+}
+
+impl Few {
+    fn one(i: u32) -> Few {
+        Few {
+            n: 1,
+            inline: [i, 0, 0],
+            more: Vec::new(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &u32> {
+        self.inline[..usize::from(self.n)]
+            .iter()
+            .chain(self.more.iter())
+    }
+
+    fn first(&self) -> Option<&u32> {
+        self.iter().next()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    fn push_unique(&mut self, i: u32) {
+        if self.iter().any(|x| *x == i) {
+            return;
+        }
+        if usize::from(self.n) < self.inline.len() {
+            self.inline[usize::from(self.n)] = i;
+            self.n += 1;
+        } else {
+            self.more.push(i);
+        }
+    }
+}
+
 /// One person's groups while counting: interned key indices per breakdown.
 #[derive(Debug, Clone)]
 struct PersonAcc {
@@ -311,7 +356,7 @@ struct PersonAcc {
     birth: Option<NaiveDate>,
     attentions: i64,
     /// Per breakdown (in `BREAKDOWNS` order, age group filled at the end).
-    groups: [Vec<u32>; 8],
+    groups: [Few; 8],
 }
 
 const SEX: usize = 0;
@@ -390,7 +435,7 @@ impl Tally {
     fn groups_of(&self, d: usize) -> Vec<(&str, i64, i64)> {
         let mut persons = vec![0_i64; self.dims[d].keys.len()];
         for p in &self.persons {
-            for i in &p.groups[d] {
+            for i in p.groups[d].iter() {
                 persons[*i as usize] += 1;
             }
         }
@@ -455,21 +500,17 @@ fn sub_period(on: NaiveDate, p: SeriesPeriod) -> String {
     }
 }
 
-fn push_unique(v: &mut Vec<u32>, i: u32) {
-    if !v.contains(&i) {
-        v.push(i);
-    }
-}
-
 /// Counts the rows: persons once each, with every group they appear in.
 pub fn tally(data: PeriodData, labels: &Labels, series: Option<SeriesPeriod>) -> Tally {
     let mut t = Tally::default();
     // per-row lookups that repeat: consulate and type ids, country → region
     let mut consulate_idx: IdMap<u32> = IdMap::default();
     let mut type_idx: IdMap<(u32, u32)> = IdMap::default();
-    let mut country_idx: HashMap<String, (u32, u32)> = HashMap::new();
-    for (person, type_id, consulate, country, channel, on, sex, birth) in data.rows {
-        let sex = sex.as_deref().unwrap_or("not_recorded");
+    let mut country_idx: HashMap<Code, (u32, u32), std::hash::BuildHasherDefault<IdHasher>> =
+        HashMap::default();
+    for (person, type_id, consulate, country, channel, Day(on), sex, birth) in data.rows {
+        let birth = birth.map(|d| d.0);
+        let sex = sex.as_ref().map(Code::as_str).unwrap_or("not_recorded");
         t.attentions += 1;
         let c = *consulate_idx.entry(consulate).or_insert_with(|| {
             t.dims[CONSULATE].intern(&labels.key("consulate", &consulate.to_string()))
@@ -479,19 +520,19 @@ pub fn tally(data: PeriodData, labels: &Labels, series: Option<SeriesPeriod>) ->
             let cat = t.dims[CATEGORY].intern(&labels.category_of(type_id));
             (ty, cat)
         });
-        let country = country.unwrap_or_else(|| "unknown".to_owned());
+        let country = country.unwrap_or_else(|| Code::new_unknown());
         let (co, re) = match country_idx.get(&country) {
             Some(v) => *v,
             None => {
                 let v = (
-                    t.dims[COUNTRY].intern(&country),
-                    t.dims[REGION].intern(&labels.region_of(&country)),
+                    t.dims[COUNTRY].intern(country.as_str()),
+                    t.dims[REGION].intern(&labels.region_of(country.as_str())),
                 );
                 country_idx.insert(country, v);
                 v
             }
         };
-        let ch = t.dims[CHANNEL].intern_small(&channel);
+        let ch = t.dims[CHANNEL].intern_small(channel.as_str());
         let sx = t.dims[SEX].intern_small(sex);
         for (d, i) in [
             (SEX, sx),
@@ -529,14 +570,14 @@ pub fn tally(data: PeriodData, labels: &Labels, series: Option<SeriesPeriod>) ->
             p.first_on = on;
         }
         if p.groups[SEX].is_empty() {
-            p.groups[SEX].push(sx);
+            p.groups[SEX] = Few::one(sx);
         }
-        push_unique(&mut p.groups[REGION], re);
-        push_unique(&mut p.groups[COUNTRY], co);
-        push_unique(&mut p.groups[CONSULATE], c);
-        push_unique(&mut p.groups[TYPE], ty);
-        push_unique(&mut p.groups[CATEGORY], cat);
-        push_unique(&mut p.groups[CHANNEL], ch);
+        p.groups[REGION].push_unique(re);
+        p.groups[COUNTRY].push_unique(co);
+        p.groups[CONSULATE].push_unique(c);
+        p.groups[TYPE].push_unique(ty);
+        p.groups[CATEGORY].push_unique(cat);
+        p.groups[CHANNEL].push_unique(ch);
         if let Some(s) = series {
             let e = t.series.entry(sub_period(on, s)).or_default();
             e.0.insert(pi);
@@ -550,7 +591,7 @@ pub fn tally(data: PeriodData, labels: &Labels, series: Option<SeriesPeriod>) ->
             t.persons[i].attentions,
         );
         let a = t.dims[AGE].intern(age_group(birth, on));
-        t.persons[i].groups[AGE] = vec![a];
+        t.persons[i].groups[AGE] = Few::one(a);
         let v = &mut t.attentions_by[AGE];
         if v.len() <= a as usize {
             v.resize(a as usize + 1, 0);
@@ -739,7 +780,7 @@ fn region_by_sex(t: &Tally, labels: &Labels) -> Vec<RegionSexRow> {
             _ => 2,
         };
         overall[i] += 1;
-        for r in &p.groups[REGION] {
+        for r in p.groups[REGION].iter() {
             by_region
                 .entry(t.dims[REGION].keys[*r as usize].clone())
                 .or_default()[i] += 1;
