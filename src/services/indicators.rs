@@ -520,7 +520,7 @@ pub fn tally(data: PeriodData, labels: &Labels, series: Option<SeriesPeriod>) ->
             let cat = t.dims[CATEGORY].intern(&labels.category_of(type_id));
             (ty, cat)
         });
-        let country = country.unwrap_or_else(|| Code::new_unknown());
+        let country = country.unwrap_or_else(Code::new_unknown);
         let (co, re) = match country_idx.get(&country) {
             Some(v) => *v,
             None => {
