@@ -2,15 +2,16 @@
 //! consular contact, legal situation and lawyer, visits, hearings, the next
 //! visit as a task, and each consulate's list of detainees.
 
-use actix_web::http::header;
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::{Duration, NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::cases::load_scoped;
-use super::support::{check_version, past_date, scoped_consulate};
-use super::{access, etag, if_match_version, optional_text, text, window, Page};
+use super::support::{past_date, scoped_consulate};
+use super::{
+    access, changed_meanwhile, check_version, if_match_version, optional_text, text, window, Page,
+};
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
@@ -225,17 +226,12 @@ fn full_response(conn: &mut DbConn, d: Detention) -> Result<DetentionResponse, A
 }
 
 fn respond(d: &DetentionResponse, created: bool) -> HttpResponse {
-    let mut b = if created {
-        HttpResponse::Created()
-    } else {
-        HttpResponse::Ok()
-    };
-    b.insert_header((header::ETAG, etag(d.version)))
-        .insert_header((
-            header::LOCATION,
-            format!("/api/v1/cases/{}/detention", d.case_id),
-        ))
-        .json(d)
+    super::with_etag(
+        created,
+        d.version,
+        format!("/api/v1/cases/{}/detention", d.case_id),
+        d,
+    )
 }
 
 fn not_in_future(field: &str, t: chrono::DateTime<chrono::Utc>) -> Result<Ts, AppError> {
@@ -569,9 +565,7 @@ pub async fn update_detention(
             next.version += 1;
             next.updated_at = Ts::now();
             if !model::update_detention(conn, &next, expected)? {
-                return Err(AppError::PreconditionFailed(
-                    "the detention record changed meanwhile; read it again".into(),
-                ));
+                return Err(changed_meanwhile("detention record"));
             }
             let changes = super::field_changes(&current, &next, &["version", "updated_at"]);
             case_service::record_event(

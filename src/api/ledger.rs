@@ -3,15 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{get, patch, post, put, web, HttpRequest, HttpResponse};
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::cases::load_scoped;
-use super::support::{check_version, past_date, scoped_consulate};
-use super::{access, etag, if_match_version, optional_text, text, window, Page};
+use super::support::{past_date, scoped_consulate};
+use super::{
+    access, changed_meanwhile, check_version, if_match_version, optional_text, text, window, Page,
+};
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
@@ -381,14 +383,7 @@ fn payment_response(p: Payment, reversed_by: Option<Id>) -> PaymentResponse {
 }
 
 fn respond_payment(p: &PaymentResponse, created: bool) -> HttpResponse {
-    let mut b = if created {
-        HttpResponse::Created()
-    } else {
-        HttpResponse::Ok()
-    };
-    b.insert_header((header::ETAG, etag(p.version)))
-        .insert_header((header::LOCATION, format!("/api/v1/payments/{}", p.id)))
-        .json(p)
+    super::with_etag(created, p.version, format!("/api/v1/payments/{}", p.id), p)
 }
 
 /// Fixes amount, currency and the day's rates on an entry.
@@ -678,9 +673,7 @@ pub async fn update_payment(
             next.version += 1;
             next.updated_at = Ts::now();
             if !model::update_unpaid_payment(conn, &next, expected)? {
-                return Err(AppError::PreconditionFailed(
-                    "the payment changed meanwhile; read it again".into(),
-                ));
+                return Err(changed_meanwhile("payment"));
             }
             let changes = super::field_changes(&current, &next, &["version", "updated_at"]);
             case_service::record_event(
@@ -779,9 +772,7 @@ pub async fn decide_payment(
             next.version += 1;
             next.updated_at = now;
             if !model::update_unpaid_payment(conn, &next, current.version)? {
-                return Err(AppError::PreconditionFailed(
-                    "the payment changed meanwhile; read it again".into(),
-                ));
+                return Err(changed_meanwhile("payment"));
             }
             let kind = format!("payment.{}", next.status);
             payment_event(conn, &case, &kind, user.user_id, &next)?;
@@ -853,9 +844,7 @@ pub async fn mark_payment_paid(
             next.version += 1;
             next.updated_at = now;
             if !model::update_unpaid_payment(conn, &next, current.version)? {
-                return Err(AppError::PreconditionFailed(
-                    "the payment changed meanwhile; read it again".into(),
-                ));
+                return Err(changed_meanwhile("payment"));
             }
             payment_event(conn, &case, "payment.paid", user.user_id, &next)?;
             let response = payment_response(next, None);

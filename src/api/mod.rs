@@ -252,6 +252,38 @@ pub fn if_match_version(req: &HttpRequest) -> Result<i32, AppError> {
     })
 }
 
+/// A representation with its `ETag` and `Location`: 201 for a creation, else 200.
+pub fn with_etag<T: Serialize>(
+    created: bool,
+    version: i32,
+    location: String,
+    body: &T,
+) -> actix_web::HttpResponse {
+    let mut b = if created {
+        actix_web::HttpResponse::Created()
+    } else {
+        actix_web::HttpResponse::Ok()
+    };
+    b.insert_header((actix_web::http::header::ETAG, etag(version)))
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .json(body)
+}
+
+/// Refuses a write against an old version (412).
+pub fn check_version(current: i32, expected: i32, what: &str) -> Result<(), AppError> {
+    if current != expected {
+        return Err(AppError::PreconditionFailed(format!(
+            "the {what} is at version {current}, not {expected}"
+        )));
+    }
+    Ok(())
+}
+
+/// The compare-and-swap update found another version (412).
+pub fn changed_meanwhile(what: &str) -> AppError {
+    AppError::PreconditionFailed(format!("the {what} changed meanwhile; read it again"))
+}
+
 /// The ETag of a version.
 pub fn etag(version: i32) -> String {
     format!("\"{version}\"")

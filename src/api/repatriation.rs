@@ -2,15 +2,14 @@
 //! transfer of remains: each with its own steps, costs from the ledger, and
 //! the return date.
 
-use actix_web::http::header;
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::cases::load_scoped;
-use super::support::{check_version, past_date};
-use super::{access, etag, if_match_version, optional_text, text};
+use super::support::past_date;
+use super::{access, changed_meanwhile, check_version, if_match_version, optional_text, text};
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
@@ -180,14 +179,12 @@ fn one(conn: &mut DbConn, r: Repatriation) -> Result<RepatriationResponse, AppEr
 }
 
 fn respond(r: &RepatriationResponse, created: bool) -> HttpResponse {
-    let mut b = if created {
-        HttpResponse::Created()
-    } else {
-        HttpResponse::Ok()
-    };
-    b.insert_header((header::ETAG, etag(r.version)))
-        .insert_header((header::LOCATION, format!("/api/v1/repatriations/{}", r.id)))
-        .json(r)
+    super::with_etag(
+        created,
+        r.version,
+        format!("/api/v1/repatriations/{}", r.id),
+        r,
+    )
 }
 
 /// Start a repatriation, a return assistance or a transfer of remains on a
@@ -495,9 +492,7 @@ pub async fn update_repatriation(
             next.version += 1;
             next.updated_at = Ts::now();
             if !model::update_repatriation(conn, &next, expected)? {
-                return Err(AppError::PreconditionFailed(
-                    "the repatriation changed meanwhile; read it again".into(),
-                ));
+                return Err(changed_meanwhile("repatriation"));
             }
             let changes = super::field_changes(&current, &next, &["version", "updated_at"]);
             case_service::record_event(

@@ -1,14 +1,15 @@
 //! The support-network directory (organisations a consulate refers people
 //! to) and referrals from cases to them.
 
-use actix_web::http::header;
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::{Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::cases::load_scoped;
-use super::{access, etag, if_match_version, optional_text, text, window, Page};
+use super::{
+    access, changed_meanwhile, check_version, if_match_version, optional_text, text, window, Page,
+};
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
@@ -31,20 +32,6 @@ fn stale_threshold(now: Ts) -> Ts {
         .0
         .checked_sub_months(Months::new(STALE_AFTER_MONTHS))
         .unwrap_or(now.0))
-}
-
-/// Refuses a write against an old version (412).
-pub(super) fn check_version(current: i32, expected: i32, what: &str) -> Result<(), AppError> {
-    if current != expected {
-        return Err(AppError::PreconditionFailed(format!(
-            "the {what} is at version {current}, not {expected}"
-        )));
-    }
-    Ok(())
-}
-
-fn changed_meanwhile(what: &str) -> AppError {
-    AppError::PreconditionFailed(format!("the {what} changed meanwhile; read it again"))
 }
 
 /// A date that must not lie in the future.
@@ -296,14 +283,12 @@ fn require_maintainer(user: &AuthUser, serving: &[Id]) -> Result<(), AppError> {
 }
 
 fn respond_organisation(o: &OrganisationResponse, created: bool) -> HttpResponse {
-    let mut b = if created {
-        HttpResponse::Created()
-    } else {
-        HttpResponse::Ok()
-    };
-    b.insert_header((header::ETAG, etag(o.version)))
-        .insert_header((header::LOCATION, format!("/api/v1/organisations/{}", o.id)))
-        .json(o)
+    super::with_etag(
+        created,
+        o.version,
+        format!("/api/v1/organisations/{}", o.id),
+        o,
+    )
 }
 
 /// Add an organisation to the support-network directory.
@@ -766,14 +751,7 @@ pub(super) fn referral_responses(
 }
 
 fn respond_referral(r: &ReferralResponse, created: bool) -> HttpResponse {
-    let mut b = if created {
-        HttpResponse::Created()
-    } else {
-        HttpResponse::Ok()
-    };
-    b.insert_header((header::ETAG, etag(r.version)))
-        .insert_header((header::LOCATION, format!("/api/v1/referrals/{}", r.id)))
-        .json(r)
+    super::with_etag(created, r.version, format!("/api/v1/referrals/{}", r.id), r)
 }
 
 /// Refer a case to an organisation of the directory that serves the case's
