@@ -54,8 +54,9 @@ token=$(curl -fs -X POST "http://$MAPCE_BIND/api/v1/auth/login" -H 'Content-Type
   -d '{"username":"bench.planner","password":"bench planner password"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
 
 p="a.attended_on >= '$year-01-01' AND a.attended_on <= '$year-12-31' AND a.voided_at IS NULL"
-# 1. The query the API runs (services::indicators::load_rows), verbatim.
-same_sql="SELECT a.person_id, a.attention_type_id, a.consulate_id, a.country_code, a.channel, a.attended_on, a.person_sex, a.person_birth_date FROM attentions a WHERE $p"
+# 1. The query the API runs (services::indicators::SCAN_SQL), with its two
+#    parameters written in.
+same_sql="SELECT person_id, attention_type_id, consulate_id, country_code, channel, attended_on, person_sex, person_birth_date FROM attentions WHERE attended_on >= '$year-01-01' AND attended_on <= '$year-12-31' AND voided_at IS NULL"
 # 2. The same figures computed by SQL alone: persons (distinct) and
 #    attentions per breakdown, region x sex, and age group at the first
 #    attention of the year.

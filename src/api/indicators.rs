@@ -238,7 +238,7 @@ pub(crate) fn oei05_view(conn: &mut DbConn, q: &Oei05Query) -> Result<Oei05Respo
                 Some(SeriesPeriod::Quarter) => doc.series_quarter,
                 None => Vec::new(),
             };
-            let now = service::tally(service::load_rows(conn, from, to)?, &labels, None);
+            let now = service::count_period(conn, from, to, &labels, None)?;
             let d = drift(conn, &snap, &persons, &now)?;
             let info = ClosedInfo {
                 snapshot_id: snap.id,
@@ -248,14 +248,11 @@ pub(crate) fn oei05_view(conn: &mut DbConn, q: &Oei05Query) -> Result<Oei05Respo
         }
         None => {
             let started = std::time::Instant::now();
-            let rows = service::load_rows(conn, from, to)?;
-            let loaded = started.elapsed();
-            let t = service::tally(rows, &labels, q.period);
+            let t = service::count_period(conn, from, to, &labels, q.period)?;
             let counted = started.elapsed();
             let figures = service::figures(&t, &labels, from, to);
             tracing::debug!(
-                load_ms = loaded.as_millis() as u64,
-                tally_ms = (counted - loaded).as_millis() as u64,
+                count_ms = counted.as_millis() as u64,
                 figures_ms = (started.elapsed() - counted).as_millis() as u64,
                 persons = t.persons(),
                 "oei05 computed"
@@ -589,7 +586,7 @@ pub async fn close_oei05_year(
                 _ => return Err(AppError::invalid("path.year", "is not a year")),
             };
             let labels = Labels::load(conn)?;
-            let t = service::tally(service::load_rows(conn, from, to)?, &labels, Some(SeriesPeriod::Month));
+            let t = service::count_period(conn, from, to, &labels, Some(SeriesPeriod::Month))?;
             let mut figures = service::figures(&t, &labels, from, to);
             figures.series = Vec::new();
             let doc = SnapshotDoc {

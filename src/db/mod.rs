@@ -4,6 +4,7 @@
 //! by trial and error: a PostgreSQL URL can never silently become a SQLite file.
 
 pub mod pool;
+pub mod raw_sqlite;
 pub mod schema;
 pub mod seed;
 pub mod types;

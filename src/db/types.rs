@@ -262,8 +262,14 @@ pub struct Day(pub chrono::NaiveDate);
 
 /// `YYYY-MM-DD` (what diesel writes for `DATE` on SQLite).
 fn parse_day(s: &str) -> Option<chrono::NaiveDate> {
-    let b = s.as_bytes();
+    parse_day_bytes(s.as_bytes())
+}
+
+/// A `YYYY-MM-DD` date from its bytes (other spellings chrono accepts for
+/// `%Y-%m-%d` take the slow path).
+pub(crate) fn parse_day_bytes(b: &[u8]) -> Option<chrono::NaiveDate> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        let s = std::str::from_utf8(b).ok()?;
         return chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
     }
     let num = |r: std::ops::Range<usize>| {
@@ -311,6 +317,14 @@ pub struct Code {
 impl Code {
     pub fn new(s: &str) -> Code {
         let mut bytes = [0_u8; 23];
+        if s.len() <= bytes.len() {
+            // the usual case: the whole code fits
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            return Code {
+                len: s.len() as u8,
+                bytes,
+            };
+        }
         let mut len = 0;
         for (i, ch) in s.char_indices() {
             if i + ch.len_utf8() > bytes.len() {

@@ -14,7 +14,9 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::db::raw_sqlite;
 use crate::db::schema::{attention_types, attentions, consulates, countries, regions};
+use crate::db::types::parse_day_bytes;
 use crate::db::{Code, Day, DbConn, Id};
 use crate::domain::catalogue::IntakeChannel;
 
@@ -71,16 +73,99 @@ type Row = (
     Option<Day>,
 );
 
-/// A period's non-voided attentions.
-#[derive(Debug, Default)]
-pub struct PeriodData {
-    rows: Vec<Row>,
+/// Rows travel from the scan to the counter in chunks of this many.
+const CHUNK: usize = 4096;
+
+/// The scan, the same on both backends (the raw SQLite reader binds the
+/// dates as `?1` and `?2`, as diesel does).
+const SCAN_SQL: &str = "SELECT person_id, attention_type_id, consulate_id, country_code, \
+     channel, attended_on, person_sex, person_birth_date FROM attentions \
+     WHERE attended_on >= ?1 AND attended_on <= ?2 AND voided_at IS NULL";
+
+/// Counts a period's non-voided attentions (`to` inclusive), read in one
+/// index-only pass over `attentions_oei05_idx` (the attention carries the
+/// case's country and the person's sex and birth date).
+///
+/// Reading rows and counting them take about the same time, so they run on
+/// two threads: this one reads rows in chunks and a scoped worker counts
+/// each chunk while the next is read. On SQLite the rows are read through a
+/// raw read-only cursor on the same file ([`raw_sqlite`]): one statement, so
+/// one consistent snapshot, with column bytes borrowed instead of decoded
+/// field by field. The result does not depend on how the rows arrive.
+pub fn count_period(
+    conn: &mut DbConn,
+    from: NaiveDate,
+    to: NaiveDate,
+    labels: &Labels,
+    series: Option<SeriesPeriod>,
+) -> QueryResult<Tally> {
+    let file = raw_sqlite::database_file(conn)?;
+    pipeline(labels, series, |sink| match &file {
+        Some(path) => scan_raw(path, from, to, sink),
+        None => scan_diesel(conn, from, to, sink),
+    })
 }
 
-/// Reads the period's non-voided attentions (`to` inclusive) in one
-/// index-only pass over `attentions_oei05_idx`: the attention carries the
-/// case's country and the person's sex and birth date.
-pub fn load_rows(conn: &mut DbConn, from: NaiveDate, to: NaiveDate) -> QueryResult<PeriodData> {
+/// Where the scan puts rows: chunks sent to the counter thread.
+struct Sink {
+    chunk: Vec<Row>,
+    send: std::sync::mpsc::SyncSender<Vec<Row>>,
+}
+
+impl Sink {
+    fn push(&mut self, row: Row) {
+        self.chunk.push(row);
+        if self.chunk.len() == CHUNK {
+            let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+            // a closed channel means the counter panicked: reported by join
+            let _ = self.send.send(full);
+        }
+    }
+}
+
+/// Runs `scan` on this thread and counts what it pushes on another.
+fn pipeline(
+    labels: &Labels,
+    series: Option<SeriesPeriod>,
+    scan: impl FnOnce(&mut Sink) -> QueryResult<()>,
+) -> QueryResult<Tally> {
+    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Row>>(8);
+    std::thread::scope(|scope| {
+        let counter = std::thread::Builder::new()
+            .name("oei05-count".into())
+            .spawn_scoped(scope, move || {
+                let mut c = Counter::new(labels, series);
+                for chunk in receive {
+                    for row in chunk {
+                        c.add(row);
+                    }
+                }
+                c.finish()
+            })
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+        let mut sink = Sink {
+            chunk: Vec::with_capacity(CHUNK),
+            send,
+        };
+        let scanned = scan(&mut sink);
+        let Sink { chunk, send } = sink;
+        if !chunk.is_empty() {
+            let _ = send.send(chunk);
+        }
+        drop(send);
+        let tally = counter.join().map_err(|_| {
+            diesel::result::Error::QueryBuilderError("the OEI.05 counter failed".into())
+        })?;
+        scanned.map(|()| tally)
+    })
+}
+
+fn scan_diesel(
+    conn: &mut DbConn,
+    from: NaiveDate,
+    to: NaiveDate,
+    sink: &mut Sink,
+) -> QueryResult<()> {
     let rows = attentions::table
         .filter(attentions::attended_on.ge(from))
         .filter(attentions::attended_on.le(to))
@@ -95,8 +180,61 @@ pub fn load_rows(conn: &mut DbConn, from: NaiveDate, to: NaiveDate) -> QueryResu
             attentions::person_sex,
             attentions::person_birth_date,
         ))
-        .load(conn)?;
-    Ok(PeriodData { rows })
+        .load_iter::<Row, diesel::connection::DefaultLoadingMode>(conn)?;
+    for row in rows {
+        sink.push(row?);
+    }
+    Ok(())
+}
+
+fn scan_raw(path: &str, from: NaiveDate, to: NaiveDate, sink: &mut Sink) -> QueryResult<()> {
+    let (from, to) = (
+        from.format("%Y-%m-%d").to_string(),
+        to.format("%Y-%m-%d").to_string(),
+    );
+    let mut reader = raw_sqlite::RawReader::open(path)?;
+    reader.for_each_row(SCAN_SQL, &[&from, &to], |r| {
+        sink.push(raw_row(r)?);
+        Ok(())
+    })
+}
+
+/// One scanned row from its column bytes, checked like diesel checks them.
+fn raw_row(r: &raw_sqlite::RawRow<'_>) -> QueryResult<Row> {
+    use diesel::result::Error::DeserializationError;
+    fn bad(column: &str) -> diesel::result::Error {
+        DeserializationError(format!("attentions.{column}: unexpected value").into())
+    }
+    let id = |i: usize, column: &str| -> QueryResult<Id> {
+        r.bytes(i)
+            .and_then(|b| uuid::Uuid::try_parse_ascii(b).ok())
+            .map(Id)
+            .ok_or_else(|| bad(column))
+    };
+    let code = |i: usize, column: &str| -> QueryResult<Option<Code>> {
+        r.bytes(i)
+            .map(|b| {
+                std::str::from_utf8(b)
+                    .map(Code::new)
+                    .map_err(|_| bad(column))
+            })
+            .transpose()
+    };
+    let day = |i: usize, column: &str| -> QueryResult<Option<Day>> {
+        r.bytes(i)
+            .map(|b| parse_day_bytes(b).map(Day).ok_or_else(|| bad(column)))
+            .transpose()
+    };
+    Ok((
+        id(0, "person_id")?,
+        id(1, "attention_type_id")?,
+        id(2, "consulate_id")?,
+        code(3, "country_code")?,
+        code(4, "channel")?.ok_or_else(|| bad("channel"))?,
+        day(5, "attended_on")?.ok_or_else(|| bad("attended_on"))?,
+        code(6, "person_sex")?,
+        day(7, "person_birth_date")?,
+    ))
 }
 
 /// Names for the keys of every breakdown.
@@ -305,12 +443,15 @@ impl Dim {
 }
 
 /// A few key indices, inline up to three (most persons have one country,
-/// one consulate, one or two types), so counting allocates almost nothing.
+/// one consulate, one or two types), so counting allocates almost nothing
+/// and a person's eight lists fit in three cache lines.
 #[derive(Debug, Clone, Default)]
 struct Few {
     n: u8,
     inline: [u32; 3],
-    more: Vec<u32>,
+    /// Past three (rare): rebuilt on each addition, which costs less than
+    /// the room an always-present `Vec` takes in every person.
+    more: Option<Box<[u32]>>,
 }
 
 impl Few {
@@ -318,14 +459,14 @@ impl Few {
         Few {
             n: 1,
             inline: [i, 0, 0],
-            more: Vec::new(),
+            more: None,
         }
     }
 
     fn iter(&self) -> impl Iterator<Item = &u32> {
         self.inline[..usize::from(self.n)]
             .iter()
-            .chain(self.more.iter())
+            .chain(self.more.iter().flat_map(|m| m.iter()))
     }
 
     fn first(&self) -> Option<&u32> {
@@ -344,7 +485,9 @@ impl Few {
             self.inline[usize::from(self.n)] = i;
             self.n += 1;
         } else {
-            self.more.push(i);
+            let mut v = self.more.take().map(Vec::from).unwrap_or_default();
+            v.push(i);
+            self.more = Some(v.into_boxed_slice());
         }
     }
 }
@@ -500,35 +643,53 @@ fn sub_period(on: NaiveDate, p: SeriesPeriod) -> String {
     }
 }
 
-/// Counts the rows: persons once each, with every group they appear in.
-pub fn tally(data: PeriodData, labels: &Labels, series: Option<SeriesPeriod>) -> Tally {
-    let mut t = Tally::default();
+/// Counts rows one at a time: persons once each, with every group they
+/// appear in.
+struct Counter<'a> {
+    t: Tally,
+    labels: &'a Labels,
+    series: Option<SeriesPeriod>,
     // per-row lookups that repeat: consulate and type ids, country → region
-    let mut consulate_idx: IdMap<u32> = IdMap::default();
-    let mut type_idx: IdMap<(u32, u32)> = IdMap::default();
-    let mut country_idx: HashMap<Code, (u32, u32), std::hash::BuildHasherDefault<IdHasher>> =
-        HashMap::default();
-    for (person, type_id, consulate, country, channel, Day(on), sex, birth) in data.rows {
+    consulate_idx: IdMap<u32>,
+    type_idx: IdMap<(u32, u32)>,
+    country_idx: HashMap<Code, (u32, u32), std::hash::BuildHasherDefault<IdHasher>>,
+}
+
+impl<'a> Counter<'a> {
+    fn new(labels: &'a Labels, series: Option<SeriesPeriod>) -> Counter<'a> {
+        Counter {
+            t: Tally::default(),
+            labels,
+            series,
+            consulate_idx: IdMap::default(),
+            type_idx: IdMap::default(),
+            country_idx: HashMap::default(),
+        }
+    }
+
+    fn add(&mut self, row: Row) {
+        let (person, type_id, consulate, country, channel, Day(on), sex, birth) = row;
+        let (t, labels) = (&mut self.t, self.labels);
         let birth = birth.map(|d| d.0);
         let sex = sex.as_ref().map(Code::as_str).unwrap_or("not_recorded");
         t.attentions += 1;
-        let c = *consulate_idx.entry(consulate).or_insert_with(|| {
+        let c = *self.consulate_idx.entry(consulate).or_insert_with(|| {
             t.dims[CONSULATE].intern(&labels.key("consulate", &consulate.to_string()))
         });
-        let (ty, cat) = *type_idx.entry(type_id).or_insert_with(|| {
+        let (ty, cat) = *self.type_idx.entry(type_id).or_insert_with(|| {
             let ty = t.dims[TYPE].intern(&labels.key("attention_type", &type_id.to_string()));
             let cat = t.dims[CATEGORY].intern(&labels.category_of(type_id));
             (ty, cat)
         });
         let country = country.unwrap_or_else(Code::new_unknown);
-        let (co, re) = match country_idx.get(&country) {
+        let (co, re) = match self.country_idx.get(&country) {
             Some(v) => *v,
             None => {
                 let v = (
                     t.dims[COUNTRY].intern(country.as_str()),
                     t.dims[REGION].intern(&labels.region_of(country.as_str())),
                 );
-                country_idx.insert(country, v);
+                self.country_idx.insert(country, v);
                 v
             }
         };
@@ -578,27 +739,33 @@ pub fn tally(data: PeriodData, labels: &Labels, series: Option<SeriesPeriod>) ->
         p.groups[TYPE].push_unique(ty);
         p.groups[CATEGORY].push_unique(cat);
         p.groups[CHANNEL].push_unique(ch);
-        if let Some(s) = series {
+        if let Some(s) = self.series {
             let e = t.series.entry(sub_period(on, s)).or_default();
             e.0.insert(pi);
             e.1 += 1;
         }
     }
-    for i in 0..t.persons.len() {
-        let (on, birth, n) = (
-            t.persons[i].first_on,
-            t.persons[i].birth,
-            t.persons[i].attentions,
-        );
-        let a = t.dims[AGE].intern(age_group(birth, on));
-        t.persons[i].groups[AGE] = Few::one(a);
-        let v = &mut t.attentions_by[AGE];
-        if v.len() <= a as usize {
-            v.resize(a as usize + 1, 0);
+
+    /// Age groups are taken at each person's first attention of the period,
+    /// known only once every row is in.
+    fn finish(self) -> Tally {
+        let mut t = self.t;
+        for i in 0..t.persons.len() {
+            let (on, birth, n) = (
+                t.persons[i].first_on,
+                t.persons[i].birth,
+                t.persons[i].attentions,
+            );
+            let a = t.dims[AGE].intern(age_group(birth, on));
+            t.persons[i].groups[AGE] = Few::one(a);
+            let v = &mut t.attentions_by[AGE];
+            if v.len() <= a as usize {
+                v.resize(a as usize + 1, 0);
+            }
+            v[a as usize] += n;
         }
-        v[a as usize] += n;
+        t
     }
-    t
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
