@@ -56,6 +56,28 @@ pub enum Command {
         #[arg(long, default_value_t = 200)]
         heavy_events: usize,
     },
+    /// Import a legacy MAPCE extract (CSV or XLSX); one row is one attention.
+    Import {
+        /// The extract.
+        file: PathBuf,
+        /// A file of `campo = Encabezado` lines naming the extract's columns.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Read and resolve everything, write nothing, print the report.
+        #[arg(long)]
+        dry_run: bool,
+        /// All rows or none: one transaction for the whole file.
+        #[arg(long)]
+        atomic: bool,
+        /// Rows per transaction when not atomic.
+        #[arg(long, default_value_t = 5000)]
+        batch: usize,
+        /// Write the full report (JSON) here as well.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// The data-quality report of the live database (JSON).
+    Quality,
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -152,6 +174,23 @@ pub fn main() -> ExitCode {
             heavy,
             heavy_events,
         } => demo_data(&settings, seed, persons, attentions, heavy, heavy_events),
+        Command::Import {
+            file,
+            mapping,
+            dry_run,
+            atomic,
+            batch,
+            report,
+        } => import(
+            &settings,
+            &file,
+            mapping.as_deref(),
+            dry_run,
+            atomic,
+            batch,
+            report.as_deref(),
+        ),
+        Command::Quality => quality(&settings),
         Command::Openapi { .. } => Ok(()),
     };
     match result {
@@ -289,6 +328,114 @@ fn demo_data(
     for id in report.heavy_persons {
         println!("heavy person {id}");
     }
+    Ok(())
+}
+
+/// A progress bar on standard error, when it is a terminal.
+struct Bar {
+    started: std::time::Instant,
+    last: std::time::Instant,
+    tty: bool,
+}
+
+impl crate::services::legacy::Progress for Bar {
+    fn update(&mut self, rows: i64, read: u64, total: u64) {
+        use std::io::Write;
+        if !self.tty || (self.last.elapsed().as_millis() < 200 && read < total) {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let share = if total == 0 {
+            1.0
+        } else {
+            read as f64 / total as f64
+        };
+        let width = 30;
+        let filled = ((share * width as f64) as usize).min(width);
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let mut err = std::io::stderr();
+        let _ = write!(
+            err,
+            "\r[{}{}] {:>3.0}%  {rows} rows  {:.0} rows/s ",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            share * 100.0,
+            rows as f64 / secs
+        );
+        if read >= total {
+            let _ = writeln!(err);
+        }
+        let _ = err.flush();
+    }
+}
+
+fn import(
+    settings: &Settings,
+    file: &std::path::Path,
+    mapping: Option<&std::path::Path>,
+    dry_run: bool,
+    atomic: bool,
+    batch: usize,
+    report_path: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let mapping = match mapping {
+        Some(p) => crate::services::legacy::read::Mapping::parse(&std::fs::read_to_string(p)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        None => Default::default(),
+    };
+    let mut conn = connect(settings)?;
+    db::migrate(&mut conn)?;
+    let opts = crate::services::legacy::Options {
+        dry_run,
+        atomic,
+        mapping,
+        batch_rows: batch.max(1),
+        ..Default::default()
+    };
+    let mut bar = Bar {
+        started: std::time::Instant::now(),
+        last: std::time::Instant::now(),
+        tty: std::io::stderr().is_terminal(),
+    };
+    let import_id = db::Id::new();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let report =
+        match crate::services::legacy::run(&mut conn, file, &name, import_id, None, opts, &mut bar)
+        {
+            Ok(r) => r,
+            Err(e) => {
+                if !dry_run {
+                    let _ =
+                        crate::services::legacy::mark_failed(&mut conn, import_id, &describe(&e));
+                }
+                anyhow::bail!("{}", describe(&e));
+            }
+        };
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(p) = report_path {
+        std::fs::write(p, &json)?;
+    }
+    println!("{json}");
+    if dry_run {
+        eprintln!("dry run: nothing was written");
+    } else {
+        eprintln!(
+            "import {import_id}: {} rows imported, {} already imported, {} rejected",
+            report.rows_imported, report.rows_already_imported, report.rows_rejected
+        );
+    }
+    Ok(())
+}
+
+fn quality(settings: &Settings) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    let q = crate::services::legacy::quality::live(&mut conn, chrono::Utc::now().date_naive())
+        .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
+    println!("{}", serde_json::to_string_pretty(&q)?);
     Ok(())
 }
 

@@ -52,6 +52,68 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    imports (id) {
+        id -> DbUuid,
+        source_name -> Text,
+        format -> Text,
+        dry_run -> Bool,
+        atomic -> Bool,
+        status -> Text,
+        rows_read -> BigInt,
+        rows_imported -> BigInt,
+        rows_skipped -> BigInt,
+        rows_rejected -> BigInt,
+        report -> Nullable<Text>,
+        error -> Nullable<Text>,
+        created_by -> Nullable<DbUuid>,
+        created_at -> Tstz,
+        finished_at -> Nullable<Tstz>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    legacy_rows (fingerprint) {
+        fingerprint -> Text,
+        import_id -> DbUuid,
+        line -> BigInt,
+        attention_id -> DbUuid,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    import_rejections (id) {
+        id -> DbUuid,
+        import_id -> DbUuid,
+        line -> BigInt,
+        field -> Text,
+        value -> Text,
+        reason -> Text,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    legacy_cases (person_id, consulate_id, country_code, year) {
+        person_id -> DbUuid,
+        consulate_id -> DbUuid,
+        country_code -> Text,
+        year -> Integer,
+        case_id -> DbUuid,
+    }
+}
+
 diesel::joinable!(consulate_jurisdictions -> consulates (consulate_id));
 diesel::joinable!(consulate_jurisdictions -> countries (country_code));
 diesel::joinable!(consulates -> countries (country_code));
@@ -759,6 +821,10 @@ diesel::joinable!(case_steps -> cases (case_id));
 diesel::joinable!(tasks -> cases (case_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    imports,
+    import_rejections,
+    legacy_cases,
+    legacy_rows,
     oei05_targets,
     oei05_snapshots,
     oei05_snapshot_persons,

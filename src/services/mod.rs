@@ -4,5 +4,6 @@ pub mod cases;
 pub mod catalogue;
 pub mod demo;
 pub mod indicators;
+pub mod legacy;
 pub mod persons;
 pub mod users;

@@ -12,6 +12,7 @@ mod health;
 mod helpers;
 mod indicators;
 mod ledger;
+mod legacy;
 mod openapi;
 mod persons;
 mod reference;

@@ -1,0 +1,974 @@
+//! Legacy MAPCE import: one row of the extract is one attention.
+//!
+//! Rules (also in the README):
+//! - A row is imported whole or not at all; a refused row is reported with
+//!   its line, field, value and reason.
+//! - The same document (type, number, issuing country) is the same person
+//!   whatever the spelling of the name; the person keeps the sex and birth
+//!   date first recorded and a conflicting row is a quality finding.
+//! - Without a document, rows of one import with the same folded full name
+//!   and the same birth date are one person; a row without document nor
+//!   birth date is a person of its own. New persons without a document are
+//!   checked against everyone else: likely duplicates go to the review
+//!   queue, never merged silently.
+//! - Attentions go to one legacy case per person, consulate, country and
+//!   year (closed, outcome not recorded, as MAPCE had no follow-up).
+//! - Every row has a fingerprint (its values and how many identical rows
+//!   came before it in the file); a fingerprint already imported is skipped,
+//!   so running the same file again adds nothing.
+//! - Rows are written in batches, each in one transaction with its audit
+//!   row (or everything in one with `atomic`); a dry run writes nothing.
+
+pub mod quality;
+pub mod read;
+pub mod values;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::audit::{self, Actor, Event, RequestMeta};
+use crate::db::schema::{imports, legacy_cases, legacy_rows, person_documents, persons};
+use crate::db::{DbConn, Id, Ts};
+use crate::domain::person::name_key;
+use crate::error::AppError;
+use crate::models::cases::{Attention, Case};
+use crate::models::persons::{Document, Person, TimelineEvent};
+use crate::per_backend;
+use read::{Format, Mapping, FIELDS};
+use values::{Lookup, Parsed, Rejection};
+
+/// How an import runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dry_run: bool,
+    pub atomic: bool,
+    pub mapping: Mapping,
+    /// Rows per transaction (when not atomic).
+    pub batch_rows: usize,
+    /// Refused rows kept in the report (all are counted).
+    pub keep_rejections: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            dry_run: false,
+            atomic: false,
+            mapping: Mapping::default(),
+            batch_rows: 5000,
+            keep_rejections: 10_000,
+        }
+    }
+}
+
+/// A label no attention type has, with how often it came and the closest types.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UnmappedLabel {
+    pub label: String,
+    pub rows: i64,
+    pub closest: Vec<ClosestType>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClosestType {
+    pub code: String,
+    pub name_es: String,
+    /// Jaro-Winkler similarity of the folded spellings, 0 to 1.
+    pub score: f64,
+}
+
+/// What an import did (or, dry, would do).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct Report {
+    pub dry_run: bool,
+    pub atomic: bool,
+    /// An atomic import with refused rows writes nothing: it is rolled back
+    /// whole and its status is `failed`.
+    pub rolled_back: bool,
+    pub format: String,
+    /// Data rows read (the header is not counted).
+    pub rows: i64,
+    pub rows_imported: i64,
+    /// Rows an earlier import already brought (same fingerprint).
+    pub rows_already_imported: i64,
+    pub rows_rejected: i64,
+    pub persons_new: i64,
+    pub persons_matched: i64,
+    pub cases_new: i64,
+    /// Rows repeating another row of the file value for value (imported:
+    /// MAPCE could record the same attention twice in a day).
+    pub identical_rows: i64,
+    /// Likely duplicates of new persons without a document, put in the
+    /// review queue (`GET /api/v1/duplicates`).
+    pub duplicates_queued: i64,
+    pub unmapped_labels: Vec<UnmappedLabel>,
+    /// Refused rows per field and reason.
+    pub rejections_by_reason: BTreeMap<String, i64>,
+    /// The first `keep_rejections` refused fields, in file order.
+    pub rejections: Vec<Rejection>,
+    pub quality: quality::ImportQuality,
+    pub seconds: f64,
+    pub rows_per_second: f64,
+}
+
+/// Progress, for the terminal bar and the job's status.
+pub trait Progress {
+    fn update(&mut self, rows: i64, bytes_read: u64, bytes_total: u64);
+}
+
+impl Progress for () {
+    fn update(&mut self, _: i64, _: u64, _: u64) {}
+}
+
+/// Identity of a person within the import.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum PersonKey {
+    Document(&'static str, String, String),
+    NameBirth(String, NaiveDate),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PersonFacts {
+    sex: &'static str,
+    birth: Option<NaiveDate>,
+}
+
+/// Everything remembered across batches.
+struct State {
+    import_id: Id,
+    actor: Option<Actor>,
+    opts: Options,
+    report: Report,
+    persons: HashMap<PersonKey, Id>,
+    facts: HashMap<Id, PersonFacts>,
+    cases: HashMap<(Id, Id, String, i32), Id>,
+    /// content hash → rows seen with it
+    seen: HashMap<[u8; 16], u32>,
+    unmapped: HashMap<String, i64>,
+    conflicts: HashSet<Id>,
+    volumes: HashMap<(Id, String), i64>,
+    today: NaiveDate,
+}
+
+/// The rows of one batch, ready to write.
+struct Batch {
+    import_id: Id,
+    persons: Vec<Person>,
+    documents: Vec<Document>,
+    keys: Vec<(Id, String)>,
+    cases: Vec<Case>,
+    legacy_cases: Vec<(Id, Id, String, i32, Id)>,
+    attentions: Vec<Attention>,
+    events: Vec<TimelineEvent>,
+    legacy_rows: Vec<(String, Id, i64, Id)>,
+    rejections: Vec<Rejection>,
+    /// new persons without a document: checked for likely duplicates
+    undocumented: Vec<Person>,
+}
+
+/// Imports `path`. The import is recorded in `imports` (unless dry) under
+/// `import_id`, which the caller may have created as `queued`.
+pub fn run(
+    conn: &mut DbConn,
+    path: &Path,
+    source_name: &str,
+    import_id: Id,
+    actor: Option<Actor>,
+    opts: Options,
+    progress: &mut dyn Progress,
+) -> Result<Report, AppError> {
+    let started = std::time::Instant::now();
+    let format = Format::detect(path).map_err(|e| AppError::invalid("file", e.to_string()))?;
+    let mut rows = read::open(path, format).map_err(|e| AppError::invalid("file", e))?;
+    let header = match rows.next() {
+        Some(Ok((_, h))) => h,
+        Some(Err(e)) => return Err(AppError::invalid("file", e)),
+        None => return Err(AppError::invalid("file", "is empty")),
+    };
+    let columns = opts
+        .mapping
+        .columns(&header)
+        .map_err(|e| AppError::invalid("file", e))?;
+    let mut lookup = Lookup::load(conn)?;
+    let mut st = State {
+        import_id,
+        actor,
+        report: Report {
+            dry_run: opts.dry_run,
+            atomic: opts.atomic,
+            format: format.as_str().into(),
+            ..Report::default()
+        },
+        opts,
+        persons: HashMap::new(),
+        facts: HashMap::new(),
+        cases: HashMap::new(),
+        seen: HashMap::new(),
+        unmapped: HashMap::new(),
+        conflicts: HashSet::new(),
+        volumes: HashMap::new(),
+        today: Utc::now().date_naive(),
+    };
+    if !st.opts.dry_run {
+        ensure_import_row(conn, &st, source_name, format)?;
+    }
+    let (read_bytes, total_bytes) = (rows.read_bytes.clone(), rows.total_bytes);
+    let mut work = |conn: &mut DbConn, st: &mut State| -> Result<(), AppError> {
+        let mut pending: Vec<(Parsed, String, bool)> = Vec::with_capacity(st.opts.batch_rows);
+        let mut rejected: Vec<Rejection> = Vec::new();
+        for record in &mut rows {
+            let (line, cells) = record.map_err(|e| AppError::invalid("file", e))?;
+            if cells.iter().all(|c| c.is_empty()) {
+                continue;
+            }
+            st.report.rows += 1;
+            let values: [String; FIELDS.len()] = std::array::from_fn(|i| {
+                columns[i]
+                    .and_then(|c| cells.get(c))
+                    .cloned()
+                    .unwrap_or_default()
+            });
+            let (fingerprint, identical) = fingerprint(&mut st.seen, &values);
+            if identical {
+                st.report.identical_rows += 1;
+            }
+            match values::parse_row(conn, &mut lookup, line, &values, st.today)? {
+                Ok(p) => pending.push((p, fingerprint, identical)),
+                Err(errors) => {
+                    st.report.rows_rejected += 1;
+                    for e in &errors {
+                        if e.field == FIELDS[read::F_TYPE]
+                            && e.reason.starts_with("no attention type")
+                        {
+                            *st.unmapped.entry(e.value.clone()).or_default() += 1;
+                        }
+                    }
+                    rejected.extend(errors);
+                }
+            }
+            if pending.len() >= st.opts.batch_rows {
+                write_batch(
+                    conn,
+                    st,
+                    std::mem::take(&mut pending),
+                    std::mem::take(&mut rejected),
+                )?;
+                progress.update(
+                    st.report.rows,
+                    read_bytes.load(std::sync::atomic::Ordering::Relaxed),
+                    total_bytes,
+                );
+            }
+        }
+        write_batch(conn, st, pending, rejected)?;
+        progress.update(st.report.rows, total_bytes, total_bytes);
+        Ok(())
+    };
+    if st.opts.atomic && !st.opts.dry_run {
+        // all or nothing: a refused row rolls every written row back
+        let outcome = crate::db::write_tx::<_, AppError, _>(conn, |conn| {
+            work(conn, &mut st)?;
+            if st.report.rows_rejected > 0 {
+                return Err(AppError::conflict(
+                    "import_rolled_back",
+                    None,
+                    "rows were refused",
+                ));
+            }
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => {}
+            Err(AppError::Conflict {
+                code: "import_rolled_back",
+                ..
+            }) => {
+                st.report.rolled_back = true;
+                st.report.rows_imported = 0;
+                st.report.persons_new = 0;
+                st.report.persons_matched = 0;
+                st.report.cases_new = 0;
+                st.report.duplicates_queued = 0;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if !st.opts.atomic || st.opts.dry_run {
+        work(conn, &mut st)?;
+    }
+    finish(conn, st, lookup, started)
+}
+
+/// The row's fingerprint: a hash of its values (in field order) and of how
+/// many identical rows came before it, so a file's rows all differ but the
+/// same file always gives the same fingerprints.
+fn fingerprint(
+    seen: &mut HashMap<[u8; 16], u32>,
+    values: &[String; FIELDS.len()],
+) -> (String, bool) {
+    let mut h = Sha256::new();
+    for v in values {
+        h.update(v.as_bytes());
+        h.update([0x1f]);
+    }
+    let content: [u8; 32] = h.finalize().into();
+    let mut key = [0_u8; 16];
+    key.copy_from_slice(&content[..16]);
+    let n = seen.entry(key).or_insert(0);
+    let occurrence = *n;
+    *n += 1;
+    let mut h = Sha256::new();
+    h.update(content);
+    h.update(occurrence.to_le_bytes());
+    (hex::encode(&h.finalize()[..16]), occurrence > 0)
+}
+
+fn ensure_import_row(
+    conn: &mut DbConn,
+    st: &State,
+    source_name: &str,
+    format: Format,
+) -> Result<(), AppError> {
+    let exists = imports::table
+        .find(st.import_id)
+        .select(imports::id)
+        .first::<Id>(conn)
+        .optional()?
+        .is_some();
+    if exists {
+        diesel::update(imports::table.find(st.import_id))
+            .set((
+                imports::status.eq("running"),
+                imports::format.eq(format.as_str()),
+            ))
+            .execute(conn)?;
+    } else {
+        diesel::insert_into(imports::table)
+            .values((
+                imports::id.eq(st.import_id),
+                imports::source_name.eq(source_name),
+                imports::format.eq(format.as_str()),
+                imports::dry_run.eq(false),
+                imports::atomic.eq(st.opts.atomic),
+                imports::status.eq("running"),
+                imports::rows_read.eq(0_i64),
+                imports::rows_imported.eq(0_i64),
+                imports::rows_skipped.eq(0_i64),
+                imports::rows_rejected.eq(0_i64),
+                imports::created_by.eq(st.actor.as_ref().map(|a| a.user_id)),
+                imports::created_at.eq(Ts::now()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Resolves persons and cases for a batch of parsed rows, then writes it
+/// (unless dry) in one transaction with its audit row.
+fn write_batch(
+    conn: &mut DbConn,
+    st: &mut State,
+    rows: Vec<(Parsed, String, bool)>,
+    rejected: Vec<Rejection>,
+) -> Result<(), AppError> {
+    let mut b = Batch {
+        import_id: st.import_id,
+        persons: Vec::new(),
+        documents: Vec::new(),
+        keys: Vec::new(),
+        cases: Vec::new(),
+        legacy_cases: Vec::new(),
+        attentions: Vec::new(),
+        events: Vec::new(),
+        legacy_rows: Vec::new(),
+        rejections: Vec::new(),
+        undocumented: Vec::new(),
+    };
+    for r in &rejected {
+        *st.report
+            .rejections_by_reason
+            .entry(format!("{}: {}", r.field, r.reason))
+            .or_default() += 1;
+        if st.report.rejections.len() < st.opts.keep_rejections {
+            st.report.rejections.push(r.clone());
+        }
+    }
+    b.rejections = rejected;
+
+    // rows an earlier run brought
+    let fps: Vec<&str> = rows.iter().map(|(_, f, _)| f.as_str()).collect();
+    let mut done: HashSet<String> = HashSet::new();
+    for chunk in fps.chunks(900) {
+        let found: Vec<String> = legacy_rows::table
+            .filter(legacy_rows::fingerprint.eq_any(chunk))
+            .select(legacy_rows::fingerprint)
+            .load(conn)?;
+        done.extend(found);
+    }
+    let rows: Vec<(Parsed, String, bool)> = rows
+        .into_iter()
+        .filter(|(_, f, _)| {
+            let old = done.contains(f);
+            if old {
+                st.report.rows_already_imported += 1;
+            }
+            !old
+        })
+        .collect();
+
+    // persons known by document in the database
+    let wanted: Vec<String> = rows
+        .iter()
+        .filter_map(|(p, _, _)| p.document.as_ref())
+        .filter(|(t, n, c)| {
+            !st.persons
+                .contains_key(&PersonKey::Document(t.as_str(), n.clone(), c.clone()))
+        })
+        .map(|(_, n, _)| n.clone())
+        .collect();
+    let mut by_doc: HashMap<PersonKey, Id> = HashMap::new();
+    for chunk in wanted.chunks(900) {
+        let found: Vec<(String, String, String, Id)> = person_documents::table
+            .filter(person_documents::number.eq_any(chunk))
+            .select((
+                person_documents::doc_type,
+                person_documents::number,
+                person_documents::issuing_country,
+                person_documents::person_id,
+            ))
+            .load(conn)?;
+        for (t, n, c, id) in found {
+            if let Some(t) = crate::domain::person::DocumentType::parse(&t) {
+                by_doc.insert(PersonKey::Document(t.as_str(), n, c), id);
+            }
+        }
+    }
+    let unknown_facts: Vec<Id> = by_doc
+        .values()
+        .filter(|id| !st.facts.contains_key(id))
+        .copied()
+        .collect();
+    for chunk in unknown_facts.chunks(900) {
+        let found: Vec<(Id, String, Option<NaiveDate>, Option<Id>)> = persons::table
+            .filter(persons::id.eq_any(chunk))
+            .select((
+                persons::id,
+                persons::sex,
+                persons::birth_date,
+                persons::merged_into_id,
+            ))
+            .load(conn)?;
+        for (id, sex, birth, _) in found {
+            let sex = crate::domain::person::Sex::parse(&sex)
+                .map(|s| s.as_str())
+                .unwrap_or("not_recorded");
+            st.facts.insert(id, PersonFacts { sex, birth });
+        }
+    }
+
+    // legacy cases of earlier runs for persons already in the database
+    let mut case_keys: Vec<(Id, Id, String, i32)> = Vec::new();
+
+    let now = Ts::now();
+    let mut resolved: Vec<(Parsed, String, Id, bool)> = Vec::with_capacity(rows.len());
+    for (p, fp, _) in rows {
+        let key = match &p.document {
+            Some((t, n, c)) => Some(PersonKey::Document(t.as_str(), n.clone(), c.clone())),
+            None => p.birth.map(|b| {
+                PersonKey::NameBirth(
+                    name_key(
+                        &p.given_names,
+                        &p.first_surname,
+                        p.second_surname.as_deref(),
+                    ),
+                    b,
+                )
+            }),
+        };
+        let known = key.as_ref().and_then(|k| {
+            st.persons
+                .get(k)
+                .copied()
+                .or_else(|| by_doc.get(k).copied())
+        });
+        let (person_id, in_db) = match known {
+            Some(id) => {
+                if let Some(k) = &key {
+                    if !st.persons.contains_key(k) {
+                        st.persons.insert(k.clone(), id);
+                        if by_doc.contains_key(k) {
+                            st.report.persons_matched += 1;
+                        }
+                    }
+                }
+                (id, by_doc.values().any(|v| *v == id))
+            }
+            None => {
+                let person = new_person(&p, now);
+                st.report.persons_new += 1;
+                if let Some((t, n, c)) = &p.document {
+                    b.documents.push(Document {
+                        id: Id::new(),
+                        person_id: person.id,
+                        doc_type: t.as_str().to_owned(),
+                        number: n.clone(),
+                        issuing_country: c.clone(),
+                        created_at: now,
+                    });
+                } else {
+                    b.undocumented.push(person.clone());
+                }
+                for k in crate::services::persons::keys_for(&person) {
+                    b.keys.push((person.id, k));
+                }
+                st.facts.insert(
+                    person.id,
+                    PersonFacts {
+                        sex: p.sex,
+                        birth: p.birth,
+                    },
+                );
+                if let Some(k) = key {
+                    st.persons.insert(k, person.id);
+                }
+                let id = person.id;
+                b.persons.push(person);
+                (id, false)
+            }
+        };
+        if let Some(f) = st.facts.get(&person_id) {
+            let sex_differs = p.sex != "not_recorded" && f.sex != "not_recorded" && f.sex != p.sex;
+            let birth_differs = matches!((p.birth, f.birth), (Some(a), Some(b)) if a != b);
+            if p.document.is_some() && (sex_differs || birth_differs) {
+                st.conflicts.insert(person_id);
+            }
+        }
+        let ck = (
+            person_id,
+            p.consulate_id,
+            p.country.clone(),
+            p.attended_on.year(),
+        );
+        if in_db && !st.cases.contains_key(&ck) {
+            case_keys.push(ck);
+        }
+        resolved.push((p, fp, person_id, in_db));
+    }
+    for chunk in case_keys.chunks(200) {
+        for (person, consulate, country, year) in chunk {
+            let found: Option<Id> = legacy_cases::table
+                .filter(legacy_cases::person_id.eq(person))
+                .filter(legacy_cases::consulate_id.eq(consulate))
+                .filter(legacy_cases::country_code.eq(country))
+                .filter(legacy_cases::year.eq(year))
+                .select(legacy_cases::case_id)
+                .first(conn)
+                .optional()?;
+            if let Some(c) = found {
+                st.cases
+                    .insert((*person, *consulate, country.clone(), *year), c);
+            }
+        }
+    }
+
+    for (p, fp, person_id, _) in resolved {
+        let year = p.attended_on.year();
+        let ck = (person_id, p.consulate_id, p.country.clone(), year);
+        let case_id = match st.cases.get(&ck) {
+            Some(id) => *id,
+            None => {
+                let case = legacy_case(&p, person_id, year, st.today, now);
+                st.report.cases_new += 1;
+                b.events.push(TimelineEvent {
+                    id: Id::new(),
+                    person_id,
+                    case_id: Some(case.id),
+                    consulate_id: Some(p.consulate_id),
+                    kind: "case.imported".into(),
+                    at: case.opened_at,
+                    actor_id: st.actor.as_ref().map(|a| a.user_id),
+                    attention_type_id: None,
+                    payload: serde_json::json!({ "source": "mapce", "import_id": st.import_id, "year": year }).to_string(),
+                });
+                b.legacy_cases
+                    .push((person_id, p.consulate_id, p.country.clone(), year, case.id));
+                st.cases.insert(ck, case.id);
+                let id = case.id;
+                b.cases.push(case);
+                id
+            }
+        };
+        let facts = st.facts.get(&person_id).copied().unwrap_or(PersonFacts {
+            sex: p.sex,
+            birth: p.birth,
+        });
+        let attention = Attention {
+            id: Id::new(),
+            case_id,
+            person_id,
+            consulate_id: p.consulate_id,
+            attention_type_id: p.type_id,
+            attended_on: p.attended_on,
+            channel: p.channel.to_owned(),
+            officer_id: None,
+            description: format!("Importado de MAPCE (línea {})", p.line),
+            late_registration: false,
+            voided_at: None,
+            voided_by: None,
+            void_reason: None,
+            created_at: now,
+            country_code: Some(p.country.clone()),
+            person_sex: Some(facts.sex.to_owned()),
+            person_birth_date: facts.birth,
+        };
+        let at = p
+            .attended_on
+            .and_hms_opt(12, 0, 0)
+            .map(|t| Ts(t.and_utc()))
+            .unwrap_or(now);
+        b.events.push(TimelineEvent {
+            id: Id::new(),
+            person_id,
+            case_id: Some(case_id),
+            consulate_id: Some(p.consulate_id),
+            kind: "attention.recorded".into(),
+            at,
+            actor_id: st.actor.as_ref().map(|a| a.user_id),
+            attention_type_id: Some(p.type_id),
+            payload: serde_json::json!({
+                "attention_id": attention.id,
+                "attended_on": p.attended_on,
+                "channel": p.channel,
+                "source": "mapce",
+                "import_id": st.import_id,
+                "line": p.line,
+            })
+            .to_string(),
+        });
+        if p.outside_jurisdiction {
+            st.report.quality.outside_jurisdiction += 1;
+        }
+        if p.sex == "not_recorded" {
+            st.report.quality.missing_sex += 1;
+        }
+        *st.volumes
+            .entry((
+                p.consulate_id,
+                format!("{}-{:02}", year, p.attended_on.month()),
+            ))
+            .or_default() += 1;
+        b.legacy_rows
+            .push((fp, st.import_id, p.line as i64, attention.id));
+        b.attentions.push(attention);
+        st.report.rows_imported += 1;
+    }
+
+    // likely duplicates of new persons without a document (against
+    // everyone already in the database; written only when not dry)
+    if st.opts.dry_run {
+        for p in &b.undocumented {
+            if !crate::services::persons::likely_duplicates(conn, p, Some(p.id))?.is_empty() {
+                st.report.duplicates_queued += 1;
+            }
+        }
+        return Ok(());
+    }
+    let (import_id, actor) = (st.import_id, st.actor.clone());
+    let counts = serde_json::json!({
+        "attentions": b.attentions.len(),
+        "persons": b.persons.len(),
+        "cases": b.cases.len(),
+        "rejected_fields": b.rejections.len(),
+    });
+    let progress = (
+        st.report.rows,
+        st.report.rows_imported,
+        st.report.rows_already_imported,
+        st.report.rows_rejected,
+    );
+    let queued = crate::db::write_tx::<_, AppError, _>(conn, |conn| {
+        let queued = insert_batch(conn, &b)?;
+        diesel::update(imports::table.find(import_id))
+            .set((
+                imports::rows_read.eq(progress.0),
+                imports::rows_imported.eq(progress.1),
+                imports::rows_skipped.eq(progress.2),
+                imports::rows_rejected.eq(progress.3),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            actor.as_ref(),
+            &RequestMeta::default(),
+            Event::new("import.batch", "import", Some(import_id.to_string())).details(counts),
+        )?;
+        Ok(queued)
+    })?;
+    st.report.duplicates_queued += queued;
+    Ok(())
+}
+
+fn new_person(p: &Parsed, now: Ts) -> Person {
+    Person {
+        id: Id::new(),
+        given_names: p.given_names.clone(),
+        first_surname: p.first_surname.clone(),
+        second_surname: p.second_surname.clone(),
+        birth_date: p.birth,
+        sex: p.sex.to_owned(),
+        nationalities: r#"["PE"]"#.to_owned(),
+        phone: None,
+        email: None,
+        address_abroad: None,
+        name_key: name_key(
+            &p.given_names,
+            &p.first_surname,
+            p.second_surname.as_deref(),
+        ),
+        registered_consulate_id: Some(p.consulate_id),
+        merged_into_id: None,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn legacy_case(p: &Parsed, person_id: Id, year: i32, today: NaiveDate, now: Ts) -> Case {
+    let start = Utc
+        .with_ymd_and_hms(year, 1, 1, 0, 0, 0)
+        .single()
+        .map(Ts)
+        .unwrap_or(now);
+    let end = Utc
+        .with_ymd_and_hms(year, 12, 31, 23, 59, 59)
+        .single()
+        .map(Ts)
+        .unwrap_or(now);
+    let closed = if end.0.date_naive() > today { now } else { end };
+    Case {
+        id: Id::new(),
+        person_id,
+        consulate_id: p.consulate_id,
+        country_code: p.country.clone(),
+        city: None,
+        channel: p.channel.to_owned(),
+        requester_kind: "self".into(),
+        requester_name: None,
+        requester_relationship: None,
+        requester_contact: None,
+        summary: format!("Atenciones {year} importadas de MAPCE"),
+        flags: "[]".into(),
+        protected: false,
+        status: "closed".into(),
+        outcome: None,
+        closed_at: Some(closed),
+        assigned_officer_id: None,
+        opened_at: start,
+        created_by: None,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Writes a batch's rows; returns how many likely-duplicate pairs it queued.
+fn insert_batch(conn: &mut DbConn, b: &Batch) -> Result<i64, AppError> {
+    use crate::db::schema::{
+        attentions as at, cases as ct, import_rejections as ir, person_documents as pd,
+        person_match_keys as mk, persons as pt, timeline_events as te,
+    };
+    for chunk in b.persons.chunks(1000) {
+        per_backend!(conn, |c| diesel::insert_into(pt::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    for chunk in b.documents.chunks(1000) {
+        per_backend!(conn, |c| diesel::insert_into(pd::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    let key_rows: Vec<_> = b
+        .keys
+        .iter()
+        .map(|(p, k)| (mk::person_id.eq(*p), mk::match_key.eq(k.as_str())))
+        .collect();
+    for chunk in key_rows.chunks(5000) {
+        per_backend!(conn, |c| diesel::insert_into(mk::table)
+            .values(chunk)
+            .on_conflict_do_nothing()
+            .execute(c))?;
+    }
+    for chunk in b.cases.chunks(1000) {
+        per_backend!(conn, |c| diesel::insert_into(ct::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    let lc: Vec<_> = b
+        .legacy_cases
+        .iter()
+        .map(|(p, cons, country, y, case)| {
+            (
+                legacy_cases::person_id.eq(*p),
+                legacy_cases::consulate_id.eq(*cons),
+                legacy_cases::country_code.eq(country.as_str()),
+                legacy_cases::year.eq(*y),
+                legacy_cases::case_id.eq(*case),
+            )
+        })
+        .collect();
+    for chunk in lc.chunks(2000) {
+        per_backend!(conn, |c| diesel::insert_into(legacy_cases::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    for chunk in b.attentions.chunks(1000) {
+        per_backend!(conn, |c| diesel::insert_into(at::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    for chunk in b.events.chunks(2000) {
+        per_backend!(conn, |c| diesel::insert_into(te::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    let lr: Vec<_> = b
+        .legacy_rows
+        .iter()
+        .map(|(fp, import, line, attention)| {
+            (
+                legacy_rows::fingerprint.eq(fp.as_str()),
+                legacy_rows::import_id.eq(*import),
+                legacy_rows::line.eq(*line),
+                legacy_rows::attention_id.eq(*attention),
+            )
+        })
+        .collect();
+    for chunk in lr.chunks(5000) {
+        per_backend!(conn, |c| diesel::insert_into(legacy_rows::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    let rj: Vec<_> = b
+        .rejections
+        .iter()
+        .map(|r| {
+            (
+                ir::id.eq(Id::new()),
+                ir::import_id.eq(b.import_id),
+                ir::line.eq(r.line as i64),
+                ir::field.eq(r.field.as_str()),
+                ir::value.eq(r.value.as_str()),
+                ir::reason.eq(r.reason.as_str()),
+            )
+        })
+        .collect();
+    for chunk in rj.chunks(2000) {
+        per_backend!(conn, |c| diesel::insert_into(ir::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    let mut queued = 0;
+    for p in &b.undocumented {
+        for (other, likeness) in crate::services::persons::likely_duplicates(conn, p, Some(p.id))? {
+            if crate::models::persons::queue_pair(
+                conn,
+                p.id,
+                other.id,
+                likeness.score,
+                &likeness.reasons,
+                "import",
+            )? {
+                queued += 1;
+            }
+        }
+    }
+    Ok(queued)
+}
+
+fn finish(
+    conn: &mut DbConn,
+    mut st: State,
+    lookup: Lookup,
+    started: std::time::Instant,
+) -> Result<Report, AppError> {
+    drop(lookup);
+    let mut unmapped: Vec<(String, i64)> = st.unmapped.drain().collect();
+    unmapped.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    for (label, rows) in unmapped {
+        let closest = crate::services::catalogue::suggest(conn, &label, 3)?
+            .into_iter()
+            .map(|(t, score, _)| ClosestType {
+                code: t.code,
+                name_es: t.name_es,
+                score: (score * 1000.0).round() / 1000.0,
+            })
+            .collect();
+        st.report.unmapped_labels.push(UnmappedLabel {
+            label,
+            rows,
+            closest,
+        });
+    }
+    st.report.quality.conflicting_documents = st.conflicts.len() as i64;
+    st.report.quality.volume_outliers = quality::outliers(&st.volumes);
+    st.report.seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    st.report.rows_per_second = if st.report.seconds > 0.0 {
+        (st.report.rows as f64 / st.report.seconds).round()
+    } else {
+        0.0
+    };
+    if !st.opts.dry_run {
+        let report = serde_json::to_string(&st.report).map_err(AppError::internal)?;
+        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
+            diesel::update(imports::table.find(st.import_id))
+                .set((
+                    imports::status.eq(if st.report.rolled_back {
+                        "failed"
+                    } else {
+                        "succeeded"
+                    }),
+                    imports::rows_read.eq(st.report.rows),
+                    imports::rows_imported.eq(st.report.rows_imported),
+                    imports::rows_skipped.eq(st.report.rows_already_imported),
+                    imports::rows_rejected.eq(st.report.rows_rejected),
+                    imports::report.eq(&report),
+                    imports::finished_at.eq(Ts::now()),
+                ))
+                .execute(conn)?;
+            audit::record(
+                conn,
+                st.actor.as_ref(),
+                &RequestMeta::default(),
+                Event::new("import.finished", "import", Some(st.import_id.to_string())).details(
+                    serde_json::json!({
+                        "rows": st.report.rows,
+                        "imported": st.report.rows_imported,
+                        "already_imported": st.report.rows_already_imported,
+                        "rejected": st.report.rows_rejected,
+                        "persons_new": st.report.persons_new,
+                    }),
+                ),
+            )?;
+            Ok(())
+        })?;
+    }
+    Ok(st.report)
+}
+
+/// Marks an import failed (its committed batches stay; a re-run resumes).
+pub fn mark_failed(conn: &mut DbConn, import_id: Id, error: &str) -> QueryResult<()> {
+    diesel::update(imports::table.find(import_id))
+        .set((
+            imports::status.eq("failed"),
+            imports::error.eq(error),
+            imports::finished_at.eq(Ts::now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}

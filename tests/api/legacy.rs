@@ -1,0 +1,287 @@
+//! Legacy MAPCE import: messy labels, repeated people and bad rows; the
+//! indicator equals the extract's truth; re-runs add nothing; dry runs and
+//! refused atomic imports write nothing. Runs on both backends.
+
+use diesel::prelude::*;
+use mapce::db::schema::{attentions, cases, duplicate_pairs, imports, persons, timeline_events};
+use mapce::db::{DbConn, Id};
+use mapce::domain::role::Role;
+use mapce::services::legacy::{self, Options, Report};
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// The extract: semicolon-separated, headings in mixed case and accents,
+/// one Latin-1 row. Truth for 2024 (with the person registered beforehand
+/// by DNI 87654321):
+/// - persons: Rosa (DNI, 3 rows in ES and AR plus an identical copy), Juan
+///   (passport), Luis (no document, same name and birth twice), Ana (no
+///   document, no birth, no sex), María (CE, Latin-1), Pedro (matched to
+///   the registered person) = 6; attentions = 10.
+/// - sex: female Rosa, María = 2; male Juan, Luis, Pedro = 3; not recorded
+///   Ana = 1. Country: ES 6, AR 1 (Rosa counts in both).
+/// - 8 bad rows; one 2023 row for Juan.
+const GOOD: &[&str] = &[
+    "2024-03-05;ES-MADRID;España;DNI;12345678;QUISPE MAMANI, ROSA;F;1985-04-02;Orientacion juridica;ventanilla del consulado",
+    "07/03/2024;Consulado General del Perú en Madrid;ESP;dni;12.345.678;Rosa Quispe Mamani;Mujer;02/04/1985;Visita a detenidos;Teléfono",
+    "2024-05-10;AR-BUENOS-AIRES;AR;DNI;12345678;ROSA QUISPE;F;1985-04-02;legal_orientation;phone",
+    "2024-03-05;ES-MADRID;España;DNI;12345678;QUISPE MAMANI, ROSA;F;1985-04-02;Orientacion juridica;ventanilla del consulado",
+    "2024-06-01;Barcelona;España;PASAPORTE;AB123456;Juan Pérez;M;;Asesoría legal;e_appointment",
+    "2024-06-02;ES-BARCELONA;;;;Luis Torres Vega;Masculino;1970-01-01;Consulta legal;consulate_window",
+    "2024-07-02;ES-BARCELONA;ES;;;LUIS TORRES VEGA;M;01/01/1970;Patrocinio legal;consulate_window",
+    "2024-08-01;ES-MADRID;ES;;;Ana Díaz;;;Orientación legal;phone",
+    "2023-12-31;ES-BARCELONA;ES;Pasaporte;AB123456;JUAN PEREZ;M;;legal_orientation;phone",
+    "2024-10-01;ES-MADRID;ES;DNI;87654321;Pedro Ramos;M;;legal_orientation;phone",
+];
+const BAD: &[&str] = &[
+    "2024-02-30;ES-MADRID;ES;;;Eva Luna Sol;F;;legal_orientation;phone",
+    "2024-04-01;ES-MADRID;ES;;;Eva Luna Sol;F;;Trámite raro xyz;phone",
+    "2024-04-02;ES-MADRID;ES;;;Eva Luna Sol;F;;Trámite raro xyz;phone",
+    "2024-04-03;ES-MADRID;ES;;;Eva Luna Sol;X;;legal_orientation;phone",
+    "2024-04-04;ES-MADRID;ES;DNI;123;Eva Luna Sol;F;;legal_orientation;phone",
+    "2099-01-01;ES-MADRID;ES;;;Eva Luna Sol;F;;legal_orientation;phone",
+    "2024-04-05;Atlantis;ES;;;Eva Luna Sol;F;;legal_orientation;phone",
+    "2024-03-01;ES-MADRID;ES;;;Eva Luna Sol;F;2024-05-01;legal_orientation;phone",
+];
+
+fn extract(rows: &[&str]) -> Vec<u8> {
+    let mut out = "Fecha;Consulado;País;Tipo_Documento;Numero_Documento;Nombres;Sexo;Fecha_Nacimiento;Tipo_Atención;Canal\n"
+        .as_bytes()
+        .to_vec();
+    for r in rows {
+        out.extend_from_slice(r.as_bytes());
+        out.push(b'\n');
+    }
+    // María López with a foreigner's card, written by a Latin-1 system
+    out.extend_from_slice(
+        b"2024-09-01;ES-MADRID;Espa\xf1a;CE;X1234567;Mar\xeda L\xf3pez Cano;F;1990-01-01;Orientaci\xf3n legal;Tel\xe9fono\n",
+    );
+    out
+}
+
+fn run(conn: &mut DbConn, file: &std::path::Path, opts: Options) -> Report {
+    legacy::run(conn, file, "extract.csv", Id::new(), None, opts, &mut ()).expect("import runs")
+}
+
+fn count(conn: &mut DbConn) -> (i64, i64, i64, i64, i64) {
+    (
+        persons::table.count().get_result(conn).expect("persons"),
+        cases::table.count().get_result(conn).expect("cases"),
+        attentions::table
+            .count()
+            .get_result(conn)
+            .expect("attentions"),
+        timeline_events::table
+            .count()
+            .get_result(conn)
+            .expect("events"),
+        imports::table.count().get_result(conn).expect("imports"),
+    )
+}
+
+fn group(figures: &serde_json::Value, breakdown: &str, key: &str) -> i64 {
+    figures["breakdowns"]
+        .as_array()
+        .expect("breakdowns")
+        .iter()
+        .find(|b| b["name"] == breakdown)
+        .and_then(|b| b["groups"].as_array())
+        .and_then(|g| g.iter().find(|g| g["key"] == key))
+        .map(|g| g["persons"].as_i64().expect("persons"))
+        .unwrap_or(0)
+}
+
+#[actix_web::test]
+async fn a_messy_extract_imports_to_the_truth_and_a_rerun_adds_nothing() {
+    let app = TestApp::spawn().await;
+    let es = app.caller("off.es", Role::Officer, Some("ES-MADRID"));
+    let planner = app.caller("planner.imp", Role::Planner, None);
+    let hq = app.caller("hq.imp", Role::HqAnalyst, None);
+    let pedro = app
+        .register_person(
+            &es,
+            json!({ "given_names": "Pedro", "first_surname": "Ramos", "sex": "male",
+                    "documents": [{ "type": "dni", "number": "87654321" }] }),
+        )
+        .await;
+    // Luis without a document, already known: the imported Luis is a likely
+    // duplicate for review, not merged.
+    app.register_person(
+        &es,
+        json!({ "given_names": "Luis", "first_surname": "Torres", "second_surname": "Vega",
+                "sex": "male", "birth_date": "1970-01-01" }),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("extract.csv");
+    let mut rows: Vec<&str> = GOOD.to_vec();
+    rows.extend_from_slice(BAD);
+    std::fs::write(&file, extract(&rows)).expect("write extract");
+
+    let mut conn = app.db.connect();
+    let report = run(&mut conn, &file, Options::default());
+    assert_eq!(report.rows, 19, "{report:#?}");
+    assert_eq!(report.rows_rejected, 8, "{:#?}", report.rejections);
+    assert_eq!(report.rows_imported, 11);
+    assert_eq!(report.identical_rows, 1);
+    assert_eq!(report.persons_new, 5, "Rosa, Juan, Luis, Ana, María");
+    assert_eq!(report.persons_matched, 1, "Pedro by his DNI");
+    assert_eq!(report.cases_new, 8, "{report:#?}");
+    assert!(
+        report.duplicates_queued >= 1,
+        "imported Luis is a likely duplicate"
+    );
+    // every refused row is reported with its line, field, value and reason
+    let fields: Vec<(u64, &str)> = report
+        .rejections
+        .iter()
+        .map(|r| (r.line, r.field.as_str()))
+        .collect();
+    for expected in [
+        (12, "fecha"),
+        (13, "tipo_atencion"),
+        (14, "tipo_atencion"),
+        (15, "sexo"),
+        (16, "numero_documento"),
+        (17, "fecha"),
+        (18, "consulado"),
+        (19, "fecha_nacimiento"),
+    ] {
+        assert!(fields.contains(&expected), "{expected:?} in {fields:?}");
+    }
+    let unmapped = &report.unmapped_labels;
+    assert_eq!(unmapped.len(), 1, "{unmapped:?}");
+    assert_eq!(unmapped[0].label, "Trámite raro xyz");
+    assert_eq!(unmapped[0].rows, 2);
+    assert!(!unmapped[0].closest.is_empty());
+    assert_eq!(report.quality.missing_sex, 1, "Ana");
+
+    // the likely duplicate waits for review; nobody was merged
+    let open_pairs: i64 = duplicate_pairs::table
+        .filter(duplicate_pairs::status.eq("open"))
+        .count()
+        .get_result(&mut conn)
+        .expect("pairs");
+    assert!(open_pairs >= 1);
+
+    // OEI.05 for 2024 from the imported data equals the extract's truth
+    let r = app
+        .call(
+            "GET",
+            "/api/v1/indicators/oei05?year=2024",
+            Some(&planner.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let f = &r.json()["figures"];
+    assert_eq!(f["persons"], 6, "{f}");
+    assert_eq!(f["attentions"], 10);
+    assert_eq!(group(f, "sex", "female"), 2);
+    assert_eq!(group(f, "sex", "male"), 3);
+    assert_eq!(group(f, "sex", "not_recorded"), 1);
+    assert_eq!(group(f, "country", "ES"), 6);
+    assert_eq!(group(f, "country", "AR"), 1);
+    let r2023 = app
+        .call(
+            "GET",
+            "/api/v1/indicators/oei05?year=2023",
+            Some(&planner.token),
+            None,
+        )
+        .await;
+    assert_eq!(r2023.json()["figures"]["persons"], 1);
+
+    // HQ sees the imported attention in the matched person's history
+    let kinds = app.history_kinds(&hq, pedro, "").await;
+    assert!(kinds.iter().any(|k| k == "attention.recorded"), "{kinds:?}");
+
+    // the same file again: nothing new
+    let before = count(&mut conn);
+    let again = run(&mut conn, &file, Options::default());
+    assert_eq!(again.rows_imported, 0, "{again:#?}");
+    assert_eq!(again.rows_already_imported, 11);
+    assert_eq!(again.persons_new, 0);
+    assert_eq!(again.cases_new, 0);
+    let after = count(&mut conn);
+    assert_eq!(
+        (before.0, before.1, before.2, before.3),
+        (after.0, after.1, after.2, after.3)
+    );
+    assert_eq!(after.4, before.4 + 1, "the re-run is itself recorded");
+    let r = app
+        .call(
+            "GET",
+            "/api/v1/indicators/oei05?year=2024",
+            Some(&planner.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.json()["figures"]["persons"], 6);
+}
+
+#[actix_web::test]
+async fn a_dry_run_writes_nothing_and_a_refused_atomic_import_rolls_back() {
+    let db = TestDb::migrated();
+    let mut conn = db.connect();
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("extract.csv");
+    let mut rows: Vec<&str> = GOOD.to_vec();
+    rows.extend_from_slice(BAD);
+    std::fs::write(&file, extract(&rows)).expect("write extract");
+    let empty = count(&mut conn);
+
+    let dry = run(
+        &mut conn,
+        &file,
+        Options {
+            dry_run: true,
+            ..Options::default()
+        },
+    );
+    assert!(dry.dry_run);
+    assert_eq!(dry.rows_imported, 11, "what it would import");
+    assert_eq!(dry.persons_new, 6, "Pedro is new on this database");
+    assert_eq!(dry.rows_rejected, 8);
+    assert_eq!(count(&mut conn), empty, "a dry run writes nothing");
+
+    let atomic = run(
+        &mut conn,
+        &file,
+        Options {
+            atomic: true,
+            ..Options::default()
+        },
+    );
+    assert!(atomic.rolled_back, "{atomic:#?}");
+    assert_eq!(atomic.rows_imported, 0);
+    let after = count(&mut conn);
+    assert_eq!(
+        (after.0, after.1, after.2, after.3),
+        (empty.0, empty.1, empty.2, empty.3)
+    );
+    let status: String = imports::table
+        .select(imports::status)
+        .first(&mut conn)
+        .expect("import row");
+    assert_eq!(status, "failed");
+
+    // only good rows: atomic imports them all
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, extract(GOOD)).expect("write extract");
+    let ok = run(
+        &mut conn,
+        &good,
+        Options {
+            atomic: true,
+            ..Options::default()
+        },
+    );
+    assert!(!ok.rolled_back);
+    assert_eq!(ok.rows_imported, 11);
+    let n: i64 = attentions::table
+        .count()
+        .get_result(&mut conn)
+        .expect("count");
+    assert_eq!(n, 11);
+}
