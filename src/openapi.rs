@@ -32,6 +32,7 @@ pub const SPEC_PATH: &str = "openapi/openapi.json";
         (name = "repatriation", description = "Repatriation, return assistance and transfer of remains"),
         (name = "indicators", description = "OEI.05 (persons protected and assisted), targets, closed years, exports, charts and operational figures"),
         (name = "public", description = "Information for consulate web portals; no authentication"),
+        (name = "imports", description = "Legacy MAPCE imports as jobs, and the data-quality report"),
         (name = "audit", description = "The tamper-evident audit log"),
     ),
     components(schemas(Problem, FieldError)),

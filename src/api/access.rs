@@ -157,6 +157,12 @@ pub const GET_OEI05_CHART: Policy = policy("get_oei05_chart", &[Planner, HqAnaly
 pub const GET_OPERATIONS: Policy =
     policy("get_operations", &[Supervisor, Planner, HqAnalyst, Admin]);
 
+// --- legacy imports (admins) and data quality (admins, hq) ----------------------
+pub const CREATE_IMPORT: Policy = policy("create_import", &[Admin]);
+pub const GET_IMPORT: Policy = policy("get_import", &[Admin]);
+pub const LIST_IMPORT_REJECTIONS: Policy = policy("list_import_rejections", &[Admin]);
+pub const GET_DATA_QUALITY: Policy = policy("get_data_quality", &[HqAnalyst, Admin]);
+
 // --- audit -----------------------------------------------------------------------
 pub const LIST_AUDIT: Policy = policy("list_audit", &[Admin]);
 
@@ -246,5 +252,9 @@ pub const ALL: &[Policy] = &[
     EXPORT_OEI05,
     GET_OEI05_CHART,
     GET_OPERATIONS,
+    CREATE_IMPORT,
+    GET_IMPORT,
+    LIST_IMPORT_REJECTIONS,
+    GET_DATA_QUALITY,
     LIST_AUDIT,
 ];

@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod detention;
 pub mod followup;
 pub mod health;
+pub mod imports;
 pub mod indicators;
 pub mod ledger;
 pub mod operations;
@@ -141,6 +142,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(indicators::export_oei05)
             .service(indicators::get_oei05_chart)
             .service(operations::get_operations)
+            // legacy imports and data quality
+            .service(imports::create_import)
+            .service(imports::get_import)
+            .service(imports::list_import_rejections)
+            .service(imports::get_data_quality)
             // audit
             .service(audit::list_audit),
     );

@@ -55,6 +55,32 @@ pub fn likely_duplicates(
     Ok(found)
 }
 
+/// Likely duplicates of `person` among live persons with the same folded
+/// full name (one indexed lookup): the cheap check bulk imports run for each
+/// new person; `likely_duplicates` also catches misspellings.
+pub fn same_name_duplicates(
+    conn: &mut DbConn,
+    person: &Person,
+) -> Result<Vec<(Person, Likeness)>, AppError> {
+    use crate::db::schema::persons as p;
+    use diesel::prelude::*;
+    let candidates: Vec<Person> = p::table
+        .filter(p::name_key.eq(&person.name_key))
+        .filter(p::merged_into_id.is_null())
+        .filter(p::id.ne(person.id))
+        .limit(CANDIDATE_LIMIT)
+        .select(Person::as_select())
+        .load(conn)?;
+    Ok(candidates
+        .into_iter()
+        .filter_map(|c| {
+            let l = likeness(&comparable(person), &comparable(&c));
+            l.likely_same.then_some((c, l))
+        })
+        .take(10)
+        .collect())
+}
+
 /// Writes one timeline event.
 pub fn record_event(
     conn: &mut DbConn,

@@ -214,6 +214,10 @@ const MATRIX: &[Row] = &[
     Row { operation: "get_oei05_chart", method: "GET", path: "/api/v1/charts/oei05/country.svg?year=2026", body: None, expect: [U, F, F, A, A, A] },
     Row { operation: "get_operations", method: "GET", path: "/api/v1/indicators/operations?from=2026-01-01&to=2026-12-31", body: None, expect: [U, F, A, A, A, A] },
     // audit
+    Row { operation: "create_import", method: "POST", path: "/api/v1/imports", body: Some(bad_code), expect: [U, F, F, F, F, A] },
+    Row { operation: "get_import", method: "GET", path: "/api/v1/imports/{own_person}", body: None, expect: [U, F, F, F, F, M] },
+    Row { operation: "list_import_rejections", method: "GET", path: "/api/v1/imports/{own_person}/rejections", body: None, expect: [U, F, F, F, F, M] },
+    Row { operation: "get_data_quality", method: "GET", path: "/api/v1/data-quality", body: None, expect: [U, F, F, A, F, A] },
     Row { operation: "list_audit", method: "GET", path: "/api/v1/audit", body: None, expect: [U, F, F, F, F, A] },
     // logout last: it ends the caller's session
     Row { operation: "logout", method: "POST", path: "/api/v1/auth/logout", body: None, expect: [U, A, A, A, A, A] },

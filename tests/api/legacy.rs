@@ -2,6 +2,7 @@
 //! indicator equals the extract's truth; re-runs add nothing; dry runs and
 //! refused atomic imports write nothing. Runs on both backends.
 
+use crate::helpers::Caller;
 use diesel::prelude::*;
 use mapce::db::schema::{attentions, cases, duplicate_pairs, imports, persons, timeline_events};
 use mapce::db::{DbConn, Id};
@@ -284,4 +285,114 @@ async fn a_dry_run_writes_nothing_and_a_refused_atomic_import_rolls_back() {
         .get_result(&mut conn)
         .expect("count");
     assert_eq!(n, 11);
+}
+
+/// Polls an import job until it ends.
+async fn finished(app: &TestApp, admin: &Caller, id: &str) -> serde_json::Value {
+    for _ in 0..200 {
+        let r = app
+            .call(
+                "GET",
+                &format!("/api/v1/imports/{id}"),
+                Some(&admin.token),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.json());
+        let body = r.json();
+        if body["status"] == "succeeded" || body["status"] == "failed" {
+            return body;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("import {id} did not finish");
+}
+
+#[actix_web::test]
+async fn an_uploaded_extract_runs_as_a_job_with_its_report_and_refusals() {
+    let app = TestApp::spawn().await;
+    let admin = app.caller("admin.imp", Role::Admin, None);
+    let hq = app.caller("hq.quality", Role::HqAnalyst, None);
+    let mut rows: Vec<&str> = GOOD.to_vec();
+    rows.extend_from_slice(BAD);
+    let upload = |query: &'static str| {
+        let body = extract(&rows);
+        let app = &app;
+        let token = admin.token.clone();
+        async move {
+            let req = app
+                .request("POST", &format!("/api/v1/imports{query}"))
+                .await
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .insert_header(("Content-Type", "text/csv; charset=utf-8"));
+            app.send(req, Some(body)).await
+        }
+    };
+    // a dry run as a job: the report, nothing imported
+    let r = upload("?dry_run=true&name=legacy-2024.csv").await;
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some(format!("/api/v1/imports/{id}").as_str())
+    );
+    let job = finished(&app, &admin, &id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["dry_run"], true);
+    assert_eq!(job["report"]["rows_imported"], 11);
+    let mut conn = app.db.connect();
+    let n: i64 = attentions::table
+        .count()
+        .get_result(&mut conn)
+        .expect("count");
+    assert_eq!(n, 0, "a dry run writes no attention");
+
+    // the real run
+    let r = upload("").await;
+    assert_eq!(r.status, 202);
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    let job = finished(&app, &admin, &id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["rows_imported"], 11);
+    assert_eq!(job["rows_rejected"], 8);
+    assert_eq!(job["report"]["unmapped_labels"][0]["rows"], 2);
+    let page = app
+        .call(
+            "GET",
+            &format!("/api/v1/imports/{id}/rejections?limit=3"),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(page.status, 200);
+    let p = page.json();
+    assert_eq!(p["total"], 8);
+    assert_eq!(p["items"].as_array().expect("items").len(), 3);
+    assert_eq!(p["items"][0]["line"], 12);
+    assert_eq!(p["items"][0]["field"], "fecha");
+    assert!(p["next"].is_string());
+
+    // the wrong kind of body, and an unknown mapping field
+    let req = app
+        .request("POST", "/api/v1/imports")
+        .await
+        .insert_header(("Authorization", format!("Bearer {}", admin.token)))
+        .insert_header(("Content-Type", "application/json"));
+    app.send(req, Some(b"{}".to_vec()))
+        .await
+        .assert_problem(415, "unsupported_media_type");
+    upload("?mapping=colour%3Dx")
+        .await
+        .assert_problem(400, "invalid_query");
+
+    // the live data-quality report sees the import's findings
+    let q = app
+        .call("GET", "/api/v1/data-quality", Some(&hq.token), None)
+        .await;
+    assert_eq!(q.status, 200, "{:?}", q.json());
+    let q = q.json();
+    assert_eq!(q["persons_missing_sex"]["count"], 1, "Ana: {q}");
+    assert_eq!(q["unmapped_labels"][0]["label"], "Trámite raro xyz");
+    assert_eq!(q["unmapped_labels"][0]["rows"], 2);
+    assert_eq!(q["attentions_in_future"]["count"], 0);
 }

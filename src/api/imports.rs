@@ -1,0 +1,419 @@
+//! Legacy imports as jobs (`POST /imports` uploads an extract, `GET
+//! /imports/{id}` follows it) and the live data-quality report.
+
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use diesel::prelude::*;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{access, window, Page};
+use crate::audit::{self, Event, RequestMeta};
+use crate::auth::AuthUser;
+use crate::db::schema::{import_rejections, imports};
+use crate::db::{self, Id, Ts};
+use crate::error::{AppError, Problem};
+use crate::extract::QueryParams;
+use crate::services::legacy::quality::{self, LiveQuality};
+use crate::services::legacy::values::Rejection;
+use crate::services::legacy::{self, read::Mapping, Options, Report};
+use crate::AppState;
+
+/// Largest extract accepted by upload (a million legacy rows are ~150 MB).
+pub const MAX_UPLOAD_BYTES: usize = 1 << 30;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ImportParams {
+    /// Resolve and report, write nothing (the job keeps its report).
+    pub dry_run: Option<bool>,
+    /// All rows or none.
+    pub atomic: Option<bool>,
+    /// The file's name, for the record.
+    pub name: Option<String>,
+    /// Column mapping: `campo=Encabezado` pairs separated by `;`.
+    pub mapping: Option<String>,
+}
+
+/// An import job.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportResponse {
+    pub id: Id,
+    pub source_name: String,
+    pub format: String,
+    pub dry_run: bool,
+    pub atomic: bool,
+    /// queued, running, succeeded or failed.
+    pub status: String,
+    pub rows_read: i64,
+    pub rows_imported: i64,
+    pub rows_skipped: i64,
+    pub rows_rejected: i64,
+    pub error: Option<String>,
+    pub created_at: Ts,
+    pub finished_at: Option<Ts>,
+    /// The full report, once finished.
+    pub report: Option<Report>,
+}
+
+type ImportRow = (
+    Id,
+    String,
+    String,
+    bool,
+    bool,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Ts,
+    Option<Ts>,
+);
+
+fn find_import(conn: &mut db::DbConn, id: Id) -> Result<ImportResponse, AppError> {
+    let row: Option<ImportRow> = imports::table
+        .find(id)
+        .select((
+            imports::id,
+            imports::source_name,
+            imports::format,
+            imports::dry_run,
+            imports::atomic,
+            imports::status,
+            imports::rows_read,
+            imports::rows_imported,
+            imports::rows_skipped,
+            imports::rows_rejected,
+            imports::report,
+            imports::error,
+            imports::created_at,
+            imports::finished_at,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some(r) = row else {
+        return Err(AppError::not_found("import"));
+    };
+    Ok(ImportResponse {
+        id: r.0,
+        source_name: r.1,
+        format: r.2,
+        dry_run: r.3,
+        atomic: r.4,
+        status: r.5,
+        rows_read: r.6,
+        rows_imported: r.7,
+        rows_skipped: r.8,
+        rows_rejected: r.9,
+        report: r.10.and_then(|t| serde_json::from_str(&t).ok()),
+        error: r.11,
+        created_at: r.12,
+        finished_at: r.13,
+    })
+}
+
+/// Upload a legacy extract (CSV or XLSX, the request body) and import it as
+/// a job. Answers 202 at once with the job; follow it at
+/// `GET /imports/{id}`.
+#[utoipa::path(
+    tag = "imports",
+    operation_id = "create_import",
+    security(("bearer" = [])),
+    params(ImportParams),
+    request_body(content = Vec<u8>, content_type = "text/csv", description = "The extract: CSV (text/csv) or XLSX (application/vnd.openxmlformats-officedocument.spreadsheetml.sheet)"),
+    responses(
+        (status = 202, body = ImportResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/imports")]
+pub async fn create_import(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: QueryParams<ImportParams>,
+    mut body: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::CREATE_IMPORT)?;
+    let q = query.into_inner();
+    let content_type = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !matches!(
+        content_type.as_str(),
+        "text/csv"
+            | "text/plain"
+            | "application/octet-stream"
+            | "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    ) {
+        return Err(AppError::UnsupportedMediaType(
+            "send the extract as text/csv or as an XLSX workbook".into(),
+        ));
+    }
+    let mapping = match q.mapping.as_deref() {
+        Some(m) => Mapping::parse(m).map_err(|e| AppError::bad_query("query.mapping", e))?,
+        None => Mapping::default(),
+    };
+    let name = super::optional_text("query.name", q.name.as_deref(), 200)?
+        .unwrap_or_else(|| "upload".to_owned());
+    let id = Id::new();
+    let path = std::env::temp_dir().join(format!("mapce-import-{id}"));
+    let mut file = std::fs::File::create(&path).map_err(AppError::internal)?;
+    let mut size = 0_usize;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk
+            .map_err(|e| AppError::bad_query("body", format!("the upload was interrupted: {e}")))?;
+        size += chunk.len();
+        if size > MAX_UPLOAD_BYTES {
+            let _ = std::fs::remove_file(&path);
+            return Err(AppError::PayloadTooLarge {
+                limit: MAX_UPLOAD_BYTES,
+            });
+        }
+        file.write_all(&chunk).map_err(AppError::internal)?;
+    }
+    drop(file);
+    if size == 0 {
+        let _ = std::fs::remove_file(&path);
+        return Err(AppError::invalid("body", "is empty: send the extract"));
+    }
+    let (dry_run, atomic) = (q.dry_run.unwrap_or(false), q.atomic.unwrap_or(false));
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let job_actor = actor.clone();
+    let format = legacy::read::Format::detect(&path).map_err(AppError::internal)?;
+    let record_name = name.clone();
+    let created = db::run(&state.pool, move |conn| {
+        db::write_tx::<_, AppError, _>(conn, |conn| {
+            diesel::insert_into(imports::table)
+                .values((
+                    imports::id.eq(id),
+                    imports::source_name.eq(&record_name),
+                    imports::format.eq(format.as_str()),
+                    imports::dry_run.eq(dry_run),
+                    imports::atomic.eq(atomic),
+                    imports::status.eq("queued"),
+                    imports::rows_read.eq(0_i64),
+                    imports::rows_imported.eq(0_i64),
+                    imports::rows_skipped.eq(0_i64),
+                    imports::rows_rejected.eq(0_i64),
+                    imports::created_by.eq(Some(actor.user_id)),
+                    imports::created_at.eq(Ts::now()),
+                ))
+                .execute(conn)?;
+            audit::record(
+                conn,
+                Some(&actor),
+                &meta,
+                Event::new("import.requested", "import", Some(id.to_string())).details(
+                    serde_json::json!({ "name": record_name, "bytes": size, "dry_run": dry_run, "atomic": atomic }),
+                ),
+            )?;
+            find_import(conn, id)
+        })
+    })
+    .await?;
+    let pool = state.pool.clone();
+    std::thread::Builder::new()
+        .name(format!("import-{id}"))
+        .spawn(move || {
+            run_job(&pool, id, &path, &name, job_actor, dry_run, atomic, mapping);
+            let _ = std::fs::remove_file(&path);
+        })
+        .map_err(AppError::internal)?;
+    Ok(HttpResponse::Accepted()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/api/v1/imports/{id}"),
+        ))
+        .json(created))
+}
+
+/// Runs an import job to its end; every outcome lands in its `imports` row.
+#[allow(clippy::too_many_arguments)]
+fn run_job(
+    pool: &db::DbPool,
+    id: Id,
+    path: &std::path::Path,
+    name: &str,
+    actor: crate::audit::Actor,
+    dry_run: bool,
+    atomic: bool,
+    mapping: Mapping,
+) {
+    let mut conn = match pool.get() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(import = %id, error = %e, "import job got no connection");
+            return;
+        }
+    };
+    let opts = Options {
+        dry_run,
+        atomic,
+        mapping,
+        ..Options::default()
+    };
+    let outcome = legacy::run(&mut conn, path, name, id, Some(actor), opts, &mut ());
+    let result = match outcome {
+        Ok(report) if dry_run => serde_json::to_string(&report)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                diesel::update(imports::table.find(id))
+                    .set((
+                        imports::status.eq("succeeded"),
+                        imports::rows_read.eq(report.rows),
+                        imports::rows_imported.eq(report.rows_imported),
+                        imports::rows_skipped.eq(report.rows_already_imported),
+                        imports::rows_rejected.eq(report.rows_rejected),
+                        imports::report.eq(text),
+                        imports::finished_at.eq(Ts::now()),
+                    ))
+                    .execute(&mut *conn)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let why = e.to_string();
+            legacy::mark_failed(&mut conn, id, &why).map_err(|e| e.to_string())
+        }
+    };
+    if let Err(e) = result {
+        tracing::error!(import = %id, error = %e, "import job could not record its outcome");
+    }
+}
+
+/// An import job: status, progress and, once finished, its report.
+#[utoipa::path(
+    tag = "imports",
+    operation_id = "get_import",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Import id")),
+    responses(
+        (status = 200, body = ImportResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/imports/{id}")]
+pub async fn get_import(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<uuid::Uuid>,
+) -> Result<web::Json<ImportResponse>, AppError> {
+    user.require(&access::GET_IMPORT)?;
+    let id = Id(path.into_inner());
+    let r = db::run(&state.pool, move |conn| find_import(conn, id)).await?;
+    Ok(web::Json(r))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RejectionsQuery {
+    /// 1 to 500 (default 50).
+    pub limit: Option<u32>,
+    pub offset: Option<u64>,
+}
+
+/// The rows an import refused: line, field, value and reason, in file order.
+#[utoipa::path(
+    tag = "imports",
+    operation_id = "list_import_rejections",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Import id"), RejectionsQuery),
+    responses(
+        (status = 200, body = Page<Rejection>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/imports/{id}/rejections")]
+pub async fn list_import_rejections(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<uuid::Uuid>,
+    query: QueryParams<RejectionsQuery>,
+) -> Result<web::Json<Page<Rejection>>, AppError> {
+    user.require(&access::LIST_IMPORT_REJECTIONS)?;
+    let id = Id(path.into_inner());
+    let q = query.into_inner();
+    let w = window(q.limit, q.offset)?;
+    let (items, total) = db::run(&state.pool, move |conn| {
+        find_import(conn, id)?;
+        let total: i64 = import_rejections::table
+            .filter(import_rejections::import_id.eq(id))
+            .count()
+            .get_result(conn)?;
+        let rows: Vec<(i64, String, String, String)> = import_rejections::table
+            .filter(import_rejections::import_id.eq(id))
+            .order((import_rejections::line, import_rejections::field))
+            .limit(w.limit)
+            .offset(w.offset)
+            .select((
+                import_rejections::line,
+                import_rejections::field,
+                import_rejections::value,
+                import_rejections::reason,
+            ))
+            .load(conn)?;
+        let items: Vec<Rejection> = rows
+            .into_iter()
+            .map(|(line, field, value, reason)| Rejection {
+                line: line.max(0) as u64,
+                field,
+                value,
+                reason,
+            })
+            .collect();
+        Ok((items, total))
+    })
+    .await?;
+    Ok(web::Json(Page::new(&req, items, total, w)))
+}
+
+/// The live database's data quality: missing sex, implausible dates and
+/// ages, countries outside the consulate's jurisdiction, documents with
+/// conflicting sex or birth date, suspected duplicates, unmapped legacy
+/// labels, and outlier consulate-months (modified z-score above 3.5).
+#[utoipa::path(
+    tag = "imports",
+    operation_id = "get_data_quality",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = LiveQuality),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/data-quality")]
+pub async fn get_data_quality(
+    state: web::Data<AppState>,
+    user: AuthUser,
+) -> Result<web::Json<LiveQuality>, AppError> {
+    user.require(&access::GET_DATA_QUALITY)?;
+    let today = chrono::Utc::now().date_naive();
+    let q = db::run(&state.pool, move |conn| quality::live(conn, today)).await?;
+    Ok(web::Json(q))
+}
