@@ -264,6 +264,13 @@ fn run_job(
             return;
         }
     };
+    if let Err(e) = diesel::update(imports::table.find(id))
+        .set(imports::status.eq("running"))
+        .execute(&mut *conn)
+    {
+        tracing::error!(import = %id, error = %e, "import job could not start");
+        return;
+    }
     let opts = Options {
         dry_run,
         atomic,
