@@ -388,10 +388,10 @@ fn import(
     db::migrate(&mut conn)?;
     if let db::DbConn::Sqlite(c) = &mut conn {
         // This connection only imports: index pages stay in memory instead
-        // of being read again for every batch (64 MB at most), and the WAL
+        // of being read again for every batch (32 MB at most), and the WAL
         // is folded back less often.
         use diesel::connection::SimpleConnection;
-        c.batch_execute("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 10000;")?;
+        c.batch_execute("PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 10000;")?;
     }
     let opts = crate::services::legacy::Options {
         dry_run,

@@ -36,7 +36,7 @@ use utoipa::ToSchema;
 
 use crate::audit::{self, Actor, Event, RequestMeta};
 use crate::db::schema::{imports, legacy_cases, legacy_rows, person_documents, persons};
-use crate::db::{DbConn, Id, Ts};
+use crate::db::{Code, DbConn, Id, Ts};
 use crate::domain::person::name_key;
 use crate::error::AppError;
 use crate::models::cases::{Attention, Case};
@@ -149,9 +149,13 @@ struct State {
     report: Report,
     persons: HashMap<PersonKey, Id>,
     facts: HashMap<Id, PersonFacts>,
-    cases: HashMap<(Id, Id, String, i32), Id>,
+    /// (person, consulate, country, year) → legacy case
+    cases: HashMap<(Id, Id, Code, i32), Id>,
     /// content hash → rows seen with it
-    seen: HashMap<[u8; 16], u32>,
+    /// the first 64 bits of a row's content hash → rows seen with it (a
+    /// collision, ~1e-8 at a million rows, would only shift one occurrence
+    /// count, deterministically for the same file)
+    seen: HashMap<u64, u32>,
     unmapped: HashMap<String, i64>,
     conflicts: HashSet<Id>,
     /// persons found in the database (their earlier legacy cases are looked up)
@@ -314,7 +318,7 @@ pub fn run(
 /// many identical rows came before it, so a file's rows all differ but the
 /// same file always gives the same fingerprints.
 fn fingerprint(
-    seen: &mut HashMap<[u8; 16], u32>,
+    seen: &mut HashMap<u64, u32>,
     values: &[String; FIELDS.len()],
 ) -> (String, bool) {
     let mut h = Sha256::new();
@@ -323,9 +327,9 @@ fn fingerprint(
         h.update([0x1f]);
     }
     let content: [u8; 32] = h.finalize().into();
-    let mut key = [0_u8; 16];
-    key.copy_from_slice(&content[..16]);
-    let n = seen.entry(key).or_insert(0);
+    let mut key = [0_u8; 8];
+    key.copy_from_slice(&content[..8]);
+    let n = seen.entry(u64::from_le_bytes(key)).or_insert(0);
     let occurrence = *n;
     *n += 1;
     let mut h = Sha256::new();
@@ -479,7 +483,7 @@ fn write_batch(
     }
 
     // legacy cases of earlier runs for persons already in the database
-    let mut case_keys: Vec<(Id, Id, String, i32)> = Vec::new();
+    let mut case_keys: Vec<(Id, Id, Code, i32)> = Vec::new();
 
     let now = Ts::now();
     let mut resolved: Vec<(Parsed, String, Id, bool)> = Vec::with_capacity(rows.len());
@@ -558,7 +562,7 @@ fn write_batch(
         let ck = (
             person_id,
             p.consulate_id,
-            p.country.clone(),
+            Code::new(&p.country),
             p.attended_on.year(),
         );
         if in_db && !st.cases.contains_key(&ck) {
@@ -571,21 +575,20 @@ fn write_batch(
             let found: Option<Id> = legacy_cases::table
                 .filter(legacy_cases::person_id.eq(person))
                 .filter(legacy_cases::consulate_id.eq(consulate))
-                .filter(legacy_cases::country_code.eq(country))
+                .filter(legacy_cases::country_code.eq(country.as_str()))
                 .filter(legacy_cases::year.eq(year))
                 .select(legacy_cases::case_id)
                 .first(conn)
                 .optional()?;
             if let Some(c) = found {
-                st.cases
-                    .insert((*person, *consulate, country.clone(), *year), c);
+                st.cases.insert((*person, *consulate, *country, *year), c);
             }
         }
     }
 
     for (p, fp, person_id, _) in resolved {
         let year = p.attended_on.year();
-        let ck = (person_id, p.consulate_id, p.country.clone(), year);
+        let ck = (person_id, p.consulate_id, Code::new(&p.country), year);
         let case_id = match st.cases.get(&ck) {
             Some(id) => *id,
             None => {
