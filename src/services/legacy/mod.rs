@@ -317,10 +317,7 @@ pub fn run(
 /// The row's fingerprint: a hash of its values (in field order) and of how
 /// many identical rows came before it, so a file's rows all differ but the
 /// same file always gives the same fingerprints.
-fn fingerprint(
-    seen: &mut HashMap<u64, u32>,
-    values: &[String; FIELDS.len()],
-) -> (String, bool) {
+fn fingerprint(seen: &mut HashMap<u64, u32>, values: &[String; FIELDS.len()]) -> (String, bool) {
     let mut h = Sha256::new();
     for v in values {
         h.update(v.as_bytes());
