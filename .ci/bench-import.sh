@@ -8,22 +8,9 @@ cd "$(dirname "$0")/.."
 backend="${1:-sqlite}"
 rows="${2:-1000000}"
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
-cargo build --release --quiet
-bin="$PWD/target/release/mapce"
-work="$(mktemp -d)"
-cleanup() { [ "$backend" = postgres ] && pg_stop; rm -rf "$work"; }
-trap cleanup EXIT
-export MAPCE_DATA_DIR="$work" MAPCE_LOG_FORMAT=json RUST_LOG=warn
-if [ "$backend" = postgres ]; then
-    # shellcheck source=.ci/pg.sh
-    source .ci/pg.sh
-    pg_install
-    pg_start
-    psql -q "$PG_URL" -c "CREATE DATABASE mapce_import"
-    export MAPCE_DATABASE_URL="${PG_URL%/postgres}/mapce_import"
-else
-    export MAPCE_DATABASE_URL="sqlite://$work/import.sqlite3"
-fi
+# shellcheck source=.ci/bench-env.sh
+source .ci/bench-env.sh
+bench_env "$backend" 18086
 echo "== writing a $rows-row legacy extract"
 python3 .ci/legacy-extract.py "$rows" "$work/extract.csv"
 "$bin" migrate >/dev/null

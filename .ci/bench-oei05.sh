@@ -12,25 +12,9 @@ attentions="${3:-2500000}"
 rounds="${4:-7}"
 year="${5:-$(( $(date +%Y) - 1 ))}"
 command -v sqlite3 >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 >/dev/null; }
-cargo build --release --quiet
-bin="$PWD/target/release/mapce"
-work="$(mktemp -d)"
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; [ "$backend" = postgres ] && pg_stop; rm -rf "$work"; }
-trap cleanup EXIT
-export MAPCE_DATA_DIR="$work" MAPCE_LOG_FORMAT=json RUST_LOG=warn MAPCE_BIND="127.0.0.1:18085"
-if [ "$backend" = postgres ]; then
-    # shellcheck source=.ci/pg.sh
-    source .ci/pg.sh
-    pg_install
-    pg_start
-    psql -q "$PG_URL" -c "CREATE DATABASE mapce_bench"
-    export MAPCE_DATABASE_URL="${PG_URL%/postgres}/mapce_bench"
-    sql() { psql -qtA "$MAPCE_DATABASE_URL" -c "$1"; }
-else
-    export MAPCE_DATABASE_URL="sqlite://$work/bench.sqlite3"
-    sql() { sqlite3 "$work/bench.sqlite3" "$1"; }
-fi
+# shellcheck source=.ci/bench-env.sh
+source .ci/bench-env.sh
+bench_env "$backend" 18085
 
 if [ -n "${BENCH_SQLITE_DB:-}" ] && [ "$backend" = sqlite ]; then
     # reuse, in place, a population generated earlier by this script's command

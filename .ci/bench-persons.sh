@@ -11,25 +11,9 @@ persons="${2:-500000}"
 attentions="${3:-1000000}"
 secs="${4:-10}"
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet
-bin="$PWD/target/release/mapce"
-work="$(mktemp -d)"
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; [ "$backend" = postgres ] && pg_stop; rm -rf "$work"; }
-trap cleanup EXIT
-export MAPCE_DATA_DIR="$work" MAPCE_LOG_FORMAT=json RUST_LOG=warn MAPCE_BIND="127.0.0.1:18084"
-if [ "$backend" = postgres ]; then
-    # shellcheck source=.ci/pg.sh
-    source .ci/pg.sh
-    pg_install
-    pg_start
-    psql -q "$PG_URL" -c "CREATE DATABASE mapce_bench"
-    export MAPCE_DATABASE_URL="${PG_URL%/postgres}/mapce_bench"
-    sql() { psql -qtA "$MAPCE_DATABASE_URL" -c "$1"; }
-else
-    export MAPCE_DATABASE_URL="sqlite://$work/bench.sqlite3"
-    sql() { sqlite3 "$work/bench.sqlite3" "$1"; }
-fi
+# shellcheck source=.ci/bench-env.sh
+source .ci/bench-env.sh
+bench_env "$backend" 18084
 
 echo "== generating $persons persons and $attentions attentions ($backend)"
 "$bin" demo-data --persons "$persons" --attentions "$attentions" --heavy 5 --heavy-events 200 | tee "$work/gen.txt"

@@ -174,15 +174,14 @@ pub async fn create_import(
     let name = super::optional_text("query.name", q.name.as_deref(), 200)?
         .unwrap_or_else(|| "upload".to_owned());
     let id = Id::new();
-    let path = std::env::temp_dir().join(format!("mapce-import-{id}"));
-    let mut file = std::fs::File::create(&path).map_err(AppError::internal)?;
+    let upload = Upload(std::env::temp_dir().join(format!("mapce-import-{id}")));
+    let mut file = std::fs::File::create(&upload.0).map_err(AppError::internal)?;
     let mut size = 0_usize;
     while let Some(chunk) = body.next().await {
         let chunk = chunk
             .map_err(|e| AppError::bad_query("body", format!("the upload was interrupted: {e}")))?;
         size += chunk.len();
         if size > MAX_UPLOAD_BYTES {
-            let _ = std::fs::remove_file(&path);
             return Err(AppError::PayloadTooLarge {
                 limit: MAX_UPLOAD_BYTES,
             });
@@ -191,13 +190,12 @@ pub async fn create_import(
     }
     drop(file);
     if size == 0 {
-        let _ = std::fs::remove_file(&path);
         return Err(AppError::invalid("body", "is empty: send the extract"));
     }
     let (dry_run, atomic) = (q.dry_run.unwrap_or(false), q.atomic.unwrap_or(false));
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let job_actor = actor.clone();
-    let format = legacy::read::Format::detect(&path).map_err(AppError::internal)?;
+    let format = legacy::read::Format::detect(&upload.0).map_err(AppError::internal)?;
     let record_name = name.clone();
     let created = db::run(&state.pool, move |conn| {
         db::write_tx::<_, AppError, _>(conn, |conn| {
@@ -230,19 +228,40 @@ pub async fn create_import(
     })
     .await?;
     let pool = state.pool.clone();
-    std::thread::Builder::new()
+    let job_pool = pool.clone();
+    let spawned = std::thread::Builder::new()
         .name(format!("import-{id}"))
         .spawn(move || {
-            run_job(&pool, id, &path, &name, job_actor, dry_run, atomic, mapping);
-            let _ = std::fs::remove_file(&path);
+            run_job(
+                &job_pool, id, &upload.0, &name, job_actor, dry_run, atomic, mapping,
+            );
+            drop(upload);
+        });
+    if let Err(e) = spawned {
+        // the closure, and with it the upload, is gone: the job cannot run
+        db::run(&pool, move |conn| {
+            legacy::mark_failed(conn, id, "the import could not start")?;
+            Ok(())
         })
-        .map_err(AppError::internal)?;
+        .await?;
+        return Err(AppError::internal(e));
+    }
     Ok(HttpResponse::Accepted()
         .insert_header((
             actix_web::http::header::LOCATION,
             format!("/api/v1/imports/{id}"),
         ))
         .json(created))
+}
+
+/// An uploaded extract on disk, removed when dropped (after the job, or at
+/// once when the request fails).
+struct Upload(std::path::PathBuf);
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Runs an import job to its end; every outcome lands in its `imports` row.

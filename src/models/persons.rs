@@ -261,6 +261,22 @@ pub fn candidates_by_keys(
     q.limit(limit).select(Person::as_select()).load(conn)
 }
 
+/// Live persons other than `exclude` with exactly this folded name.
+pub fn candidates_by_name_key(
+    conn: &mut DbConn,
+    name_key: &str,
+    exclude: Id,
+    limit: i64,
+) -> QueryResult<Vec<Person>> {
+    persons::table
+        .filter(persons::name_key.eq(name_key))
+        .filter(persons::merged_into_id.is_null())
+        .filter(persons::id.ne(exclude))
+        .limit(limit)
+        .select(Person::as_select())
+        .load(conn)
+}
+
 /// Filters for the person search. Scope is applied by the caller.
 #[derive(Debug, Default, Clone)]
 pub struct PersonSearch {

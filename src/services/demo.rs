@@ -15,7 +15,6 @@ use crate::db::{DbConn, Id, Ts};
 use crate::domain::person::name_key;
 use crate::models::cases::{Attention, Case};
 use crate::models::persons::{Person, TimelineEvent};
-use crate::per_backend;
 
 const FEMALE: &[&str] = &[
     "María", "Rosa", "Ana", "Carmen", "Luz", "Juana", "Elena", "Sofía", "Lucía", "Milagros",
@@ -179,41 +178,8 @@ fn batch_insert(
     attentions: &[Attention],
     events: &[TimelineEvent],
 ) -> QueryResult<()> {
-    use crate::db::schema::{
-        attentions as at, cases as ct, person_match_keys as mk, persons as pt,
-        timeline_events as te,
-    };
     conn.transaction(|conn| {
-        for chunk in persons.chunks(1000) {
-            per_backend!(conn, |c| diesel::insert_into(pt::table)
-                .values(chunk)
-                .execute(c))?;
-        }
-        let key_rows: Vec<_> = keys
-            .iter()
-            .map(|(p, k)| (mk::person_id.eq(*p), mk::match_key.eq(k.as_str())))
-            .collect();
-        for chunk in key_rows.chunks(5000) {
-            per_backend!(conn, |c| diesel::insert_into(mk::table)
-                .values(chunk)
-                .execute(c))?;
-        }
-        for chunk in cases.chunks(1000) {
-            per_backend!(conn, |c| diesel::insert_into(ct::table)
-                .values(chunk)
-                .execute(c))?;
-        }
-        for chunk in attentions.chunks(1000) {
-            per_backend!(conn, |c| diesel::insert_into(at::table)
-                .values(chunk)
-                .execute(c))?;
-        }
-        for chunk in events.chunks(2000) {
-            per_backend!(conn, |c| diesel::insert_into(te::table)
-                .values(chunk)
-                .execute(c))?;
-        }
-        Ok(())
+        crate::models::bulk::insert_population(conn, persons, keys, cases, attentions, events)
     })
 }
 

@@ -39,6 +39,11 @@ pub fn likely_duplicates(
             candidates.push(c);
         }
     }
+    Ok(rank(person, candidates))
+}
+
+/// The candidates likely to be `person`, best first, at most ten.
+fn rank(person: &Person, candidates: Vec<Person>) -> Vec<(Person, Likeness)> {
     let mut found: Vec<(Person, Likeness)> = candidates
         .into_iter()
         .filter_map(|c| {
@@ -52,7 +57,7 @@ pub fn likely_duplicates(
             .unwrap_or(std::cmp::Ordering::Equal)
     });
     found.truncate(10);
-    Ok(found)
+    found
 }
 
 /// Likely duplicates of `person` among live persons with the same folded
@@ -62,23 +67,9 @@ pub fn same_name_duplicates(
     conn: &mut DbConn,
     person: &Person,
 ) -> Result<Vec<(Person, Likeness)>, AppError> {
-    use crate::db::schema::persons as p;
-    use diesel::prelude::*;
-    let candidates: Vec<Person> = p::table
-        .filter(p::name_key.eq(&person.name_key))
-        .filter(p::merged_into_id.is_null())
-        .filter(p::id.ne(person.id))
-        .limit(CANDIDATE_LIMIT)
-        .select(Person::as_select())
-        .load(conn)?;
-    Ok(candidates
-        .into_iter()
-        .filter_map(|c| {
-            let l = likeness(&comparable(person), &comparable(&c));
-            l.likely_same.then_some((c, l))
-        })
-        .take(10)
-        .collect())
+    let candidates =
+        model::candidates_by_name_key(conn, &person.name_key, person.id, CANDIDATE_LIMIT)?;
+    Ok(rank(person, candidates))
 }
 
 /// Writes one timeline event.

@@ -165,6 +165,7 @@ struct State {
 }
 
 /// The rows of one batch, ready to write.
+#[derive(Default)]
 struct Batch {
     import_id: Id,
     persons: Vec<Person>,
@@ -229,7 +230,7 @@ pub fn run(
     }
     let (read_bytes, total_bytes) = (rows.read_bytes.clone(), rows.total_bytes);
     let mut work = |conn: &mut DbConn, st: &mut State| -> Result<(), AppError> {
-        let mut pending: Vec<(Parsed, String, bool)> = Vec::with_capacity(st.opts.batch_rows);
+        let mut pending: Vec<(Parsed, String)> = Vec::with_capacity(st.opts.batch_rows);
         let mut rejected: Vec<Rejection> = Vec::new();
         for record in &mut rows {
             let (line, cells) = record.map_err(|e| AppError::invalid("file", e))?;
@@ -248,7 +249,7 @@ pub fn run(
                 st.report.identical_rows += 1;
             }
             match values::parse_row(conn, &mut lookup, line, &values, st.today)? {
-                Ok(p) => pending.push((p, fingerprint, identical)),
+                Ok(p) => pending.push((p, fingerprint)),
                 Err(errors) => {
                     st.report.rows_rejected += 1;
                     for e in &errors {
@@ -380,21 +381,12 @@ fn ensure_import_row(
 fn write_batch(
     conn: &mut DbConn,
     st: &mut State,
-    rows: Vec<(Parsed, String, bool)>,
+    rows: Vec<(Parsed, String)>,
     rejected: Vec<Rejection>,
 ) -> Result<(), AppError> {
     let mut b = Batch {
         import_id: st.import_id,
-        persons: Vec::new(),
-        documents: Vec::new(),
-        keys: Vec::new(),
-        cases: Vec::new(),
-        legacy_cases: Vec::new(),
-        attentions: Vec::new(),
-        events: Vec::new(),
-        legacy_rows: Vec::new(),
-        rejections: Vec::new(),
-        undocumented: Vec::new(),
+        ..Batch::default()
     };
     for r in &rejected {
         *st.report
@@ -408,7 +400,7 @@ fn write_batch(
     b.rejections = rejected;
 
     // rows an earlier run brought
-    let fps: Vec<&str> = rows.iter().map(|(_, f, _)| f.as_str()).collect();
+    let fps: Vec<&str> = rows.iter().map(|(_, f)| f.as_str()).collect();
     let mut done: HashSet<String> = HashSet::new();
     for chunk in fps.chunks(900) {
         let found: Vec<String> = legacy_rows::table
@@ -417,9 +409,9 @@ fn write_batch(
             .load(conn)?;
         done.extend(found);
     }
-    let rows: Vec<(Parsed, String, bool)> = rows
+    let rows: Vec<(Parsed, String)> = rows
         .into_iter()
-        .filter(|(_, f, _)| {
+        .filter(|(_, f)| {
             let old = done.contains(f);
             if old {
                 st.report.rows_already_imported += 1;
@@ -431,7 +423,7 @@ fn write_batch(
     // persons known by document in the database
     let wanted: Vec<String> = rows
         .iter()
-        .filter_map(|(p, _, _)| p.document.as_ref())
+        .filter_map(|(p, _)| p.document.as_ref())
         .filter(|(t, n, c)| {
             !st.persons
                 .contains_key(&PersonKey::Document(t.as_str(), n.clone(), c.clone()))
@@ -462,16 +454,11 @@ fn write_batch(
         .copied()
         .collect();
     for chunk in unknown_facts.chunks(900) {
-        let found: Vec<(Id, String, Option<NaiveDate>, Option<Id>)> = persons::table
+        let found: Vec<(Id, String, Option<NaiveDate>)> = persons::table
             .filter(persons::id.eq_any(chunk))
-            .select((
-                persons::id,
-                persons::sex,
-                persons::birth_date,
-                persons::merged_into_id,
-            ))
+            .select((persons::id, persons::sex, persons::birth_date))
             .load(conn)?;
-        for (id, sex, birth, _) in found {
+        for (id, sex, birth) in found {
             let sex = crate::domain::person::Sex::parse(&sex)
                 .map(|s| s.as_str())
                 .unwrap_or("not_recorded");
@@ -483,8 +470,8 @@ fn write_batch(
     let mut case_keys: Vec<(Id, Id, Code, i32)> = Vec::new();
 
     let now = Ts::now();
-    let mut resolved: Vec<(Parsed, String, Id, bool)> = Vec::with_capacity(rows.len());
-    for (p, fp, _) in rows {
+    let mut resolved: Vec<(Parsed, String, Id)> = Vec::with_capacity(rows.len());
+    for (p, fp) in rows {
         let key = match &p.document {
             Some((t, n, c)) => Some(PersonKey::Document(t.as_str(), n.clone(), c.clone())),
             None => p.birth.map(|b| {
@@ -565,7 +552,7 @@ fn write_batch(
         if in_db && !st.cases.contains_key(&ck) {
             case_keys.push(ck);
         }
-        resolved.push((p, fp, person_id, in_db));
+        resolved.push((p, fp, person_id));
     }
     for chunk in case_keys.chunks(200) {
         for (person, consulate, country, year) in chunk {
@@ -583,7 +570,7 @@ fn write_batch(
         }
     }
 
-    for (p, fp, person_id, _) in resolved {
+    for (p, fp, person_id) in resolved {
         let year = p.attended_on.year();
         let ck = (person_id, p.consulate_id, Code::new(&p.country), year);
         let case_id = match st.cases.get(&ck) {
@@ -785,33 +772,17 @@ fn legacy_case(p: &Parsed, person_id: Id, year: i32, today: NaiveDate, now: Ts) 
 
 /// Writes a batch's rows; returns how many likely-duplicate pairs it queued.
 fn insert_batch(conn: &mut DbConn, b: &Batch) -> Result<i64, AppError> {
-    use crate::db::schema::{
-        attentions as at, cases as ct, import_rejections as ir, person_documents as pd,
-        person_match_keys as mk, persons as pt, timeline_events as te,
-    };
-    for chunk in b.persons.chunks(1000) {
-        per_backend!(conn, |c| diesel::insert_into(pt::table)
-            .values(chunk)
-            .execute(c))?;
-    }
+    use crate::db::schema::{import_rejections as ir, person_documents as pd};
+    crate::models::bulk::insert_population(
+        conn,
+        &b.persons,
+        &b.keys,
+        &b.cases,
+        &b.attentions,
+        &b.events,
+    )?;
     for chunk in b.documents.chunks(1000) {
         per_backend!(conn, |c| diesel::insert_into(pd::table)
-            .values(chunk)
-            .execute(c))?;
-    }
-    let key_rows: Vec<_> = b
-        .keys
-        .iter()
-        .map(|(p, k)| (mk::person_id.eq(*p), mk::match_key.eq(k.as_str())))
-        .collect();
-    for chunk in key_rows.chunks(5000) {
-        per_backend!(conn, |c| diesel::insert_into(mk::table)
-            .values(chunk)
-            .on_conflict_do_nothing()
-            .execute(c))?;
-    }
-    for chunk in b.cases.chunks(1000) {
-        per_backend!(conn, |c| diesel::insert_into(ct::table)
             .values(chunk)
             .execute(c))?;
     }
@@ -830,16 +801,6 @@ fn insert_batch(conn: &mut DbConn, b: &Batch) -> Result<i64, AppError> {
         .collect();
     for chunk in lc.chunks(2000) {
         per_backend!(conn, |c| diesel::insert_into(legacy_cases::table)
-            .values(chunk)
-            .execute(c))?;
-    }
-    for chunk in b.attentions.chunks(1000) {
-        per_backend!(conn, |c| diesel::insert_into(at::table)
-            .values(chunk)
-            .execute(c))?;
-    }
-    for chunk in b.events.chunks(2000) {
-        per_backend!(conn, |c| diesel::insert_into(te::table)
             .values(chunk)
             .execute(c))?;
     }

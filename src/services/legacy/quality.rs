@@ -57,7 +57,7 @@ pub fn outliers(volumes: &HashMap<(Id, String), i64>) -> Vec<VolumeOutlier> {
             continue;
         }
         let values: Vec<f64> = months.iter().map(|(_, n)| *n as f64).collect();
-        let median = median(&values);
+        let median = median_of(values.clone());
         let deviations: Vec<f64> = values.iter().map(|v| (v - median).abs()).collect();
         let mad = median_of(deviations);
         if mad == 0.0 {
@@ -84,10 +84,6 @@ pub fn outliers(volumes: &HashMap<(Id, String), i64>) -> Vec<VolumeOutlier> {
             .then_with(|| a.month.cmp(&b.month))
     });
     out
-}
-
-fn median(values: &[f64]) -> f64 {
-    median_of(values.to_vec())
 }
 
 fn median_of(mut v: Vec<f64>) -> f64 {
@@ -144,6 +140,16 @@ pub struct LiveQuality {
 
 const EXAMPLES: i64 = 20;
 
+impl Finding {
+    /// Counts one more, keeping it as an example while there is room.
+    fn add(&mut self, id: Id) {
+        self.count += 1;
+        if (self.examples.len() as i64) < EXAMPLES {
+            self.examples.push(id);
+        }
+    }
+}
+
 /// Runs every check on the live database.
 pub fn live(conn: &mut DbConn, today: NaiveDate) -> Result<LiveQuality, AppError> {
     let mut q = LiveQuality::default();
@@ -173,29 +179,6 @@ pub fn live(conn: &mut DbConn, today: NaiveDate) -> Result<LiveQuality, AppError
             .limit(EXAMPLES)
             .load(conn)?,
     };
-    // dates compared in Rust: the same on both backends
-    let dated: Vec<(Id, NaiveDate, NaiveDate)> = attentions::table
-        .filter(attentions::voided_at.is_null())
-        .filter(attentions::person_birth_date.is_not_null())
-        .select((
-            attentions::id,
-            attentions::attended_on,
-            attentions::person_birth_date.assume_not_null(),
-        ))
-        .load(conn)?;
-    for (id, on, birth) in dated {
-        let finding = if on < birth {
-            &mut q.attentions_before_birth
-        } else if on.years_since(birth).is_some_and(|y| y > 110) {
-            &mut q.attentions_older_than_110
-        } else {
-            continue;
-        };
-        finding.count += 1;
-        if (finding.examples.len() as i64) < EXAMPLES {
-            finding.examples.push(id);
-        }
-    }
     let consulate_country: HashMap<Id, String> = consulates::table
         .select((consulates::id, consulates::country_code))
         .load::<(Id, String)>(conn)?
@@ -211,28 +194,36 @@ pub fn live(conn: &mut DbConn, today: NaiveDate) -> Result<LiveQuality, AppError
     {
         served.entry(c).or_default().push(country);
     }
-    let places: Vec<(Id, Id, Option<String>, NaiveDate)> = attentions::table
+    // One streamed pass over the non-voided attentions; dates are compared
+    // in Rust, the same on both backends.
+    let mut volumes: HashMap<(Id, String), i64> = HashMap::new();
+    let rows = attentions::table
         .filter(attentions::voided_at.is_null())
         .select((
             attentions::id,
             attentions::consulate_id,
             attentions::country_code,
             attentions::attended_on,
+            attentions::person_birth_date,
         ))
-        .load(conn)?;
-    let mut volumes: HashMap<(Id, String), i64> = HashMap::new();
-    for (id, consulate, country, on) in places {
+        .load_iter::<(Id, Id, Option<String>, NaiveDate, Option<NaiveDate>), diesel::connection::DefaultLoadingMode>(conn)?;
+    for row in rows {
+        let (id, consulate, country, on, birth) = row?;
         *volumes
             .entry((consulate, format!("{}-{:02}", on.year(), on.month())))
             .or_default() += 1;
+        if let Some(birth) = birth {
+            if on < birth {
+                q.attentions_before_birth.add(id);
+            } else if on.years_since(birth).is_some_and(|y| y > 110) {
+                q.attentions_older_than_110.add(id);
+            }
+        }
         let Some(country) = country else { continue };
         let inside = consulate_country.get(&consulate) == Some(&country)
             || served.get(&consulate).is_some_and(|s| s.contains(&country));
         if !inside {
-            q.outside_jurisdiction.count += 1;
-            if (q.outside_jurisdiction.examples.len() as i64) < EXAMPLES {
-                q.outside_jurisdiction.examples.push(id);
-            }
+            q.outside_jurisdiction.add(id);
         }
     }
     q.volume_outliers = outliers(&volumes);
@@ -287,10 +278,7 @@ fn conflicting_documents(conn: &mut DbConn) -> Result<Finding, AppError> {
             });
             if differs {
                 for (id, _, _) in people {
-                    f.count += 1;
-                    if (f.examples.len() as i64) < EXAMPLES {
-                        f.examples.push(*id);
-                    }
+                    f.add(*id);
                 }
             }
         }
