@@ -72,6 +72,12 @@ pub enum Command {
         /// Rows per transaction when not atomic.
         #[arg(long, default_value_t = 5000)]
         batch: usize,
+        /// Secondary indexes while writing: `defer` builds them after the
+        /// rows (faster for big loads; readers go without them meanwhile),
+        /// `keep` maintains them row by row, `auto` defers for files at least
+        /// as big as what is stored.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "defer", "keep"])]
+        indexes: String,
         /// Write the full report (JSON) here as well.
         #[arg(long)]
         report: Option<PathBuf>,
@@ -180,14 +186,19 @@ pub fn main() -> ExitCode {
             dry_run,
             atomic,
             batch,
+            indexes,
             report,
         } => import(
             &settings,
             &file,
             mapping.as_deref(),
-            dry_run,
-            atomic,
-            batch,
+            crate::services::legacy::Options {
+                dry_run,
+                atomic,
+                batch_rows: batch.max(1),
+                indexes: crate::services::legacy::IndexMode::parse(&indexes).unwrap_or_default(),
+                ..Default::default()
+            },
             report.as_deref(),
         ),
         Command::Quality => quality(&settings),
@@ -373,9 +384,7 @@ fn import(
     settings: &Settings,
     file: &std::path::Path,
     mapping: Option<&std::path::Path>,
-    dry_run: bool,
-    atomic: bool,
-    batch: usize,
+    mut opts: crate::services::legacy::Options,
     report_path: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     use std::io::IsTerminal;
@@ -393,13 +402,8 @@ fn import(
         use diesel::connection::SimpleConnection;
         c.batch_execute("PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 10000;")?;
     }
-    let opts = crate::services::legacy::Options {
-        dry_run,
-        atomic,
-        mapping,
-        batch_rows: batch.max(1),
-        ..Default::default()
-    };
+    opts.mapping = mapping;
+    let dry_run = opts.dry_run;
     let mut bar = Bar {
         started: std::time::Instant::now(),
         last: std::time::Instant::now(),
@@ -527,6 +531,8 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             anyhow::bail!(
                 "migrations are pending and MAPCE_AUTO_MIGRATE=false: run `mapce migrate` first"
             );
+        } else if db::bulk_indexes::restore(&mut conn)? > 0 {
+            tracing::warn!("rebuilt indexes an interrupted import had set aside");
         }
         bootstrap_admin(&mut conn)?;
     }

@@ -3,6 +3,7 @@
 //! The backend is chosen from the URL scheme by [`DatabaseUrl::parse`], never
 //! by trial and error: a PostgreSQL URL can never silently become a SQLite file.
 
+pub mod bulk_indexes;
 pub mod pool;
 pub mod raw_sqlite;
 pub mod schema;
@@ -328,6 +329,14 @@ pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
             .collect(),
     };
     seed::load_reference_data(conn)?;
+    // an import killed while it had set indexes aside
+    let rebuilt = bulk_indexes::restore(conn)?;
+    if rebuilt > 0 {
+        tracing::warn!(
+            rebuilt,
+            "rebuilt indexes an interrupted import had set aside"
+        );
+    }
     Ok(applied)
 }
 

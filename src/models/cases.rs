@@ -11,7 +11,7 @@ use crate::models::reference::Window;
 #[derive(
     Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Serialize, Deserialize,
 )]
-#[diesel(table_name = cases)]
+#[diesel(table_name = cases, treat_none_as_default_value = false)]
 #[diesel(treat_none_as_null = true)]
 pub struct Case {
     pub id: Id,
@@ -39,7 +39,7 @@ pub struct Case {
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
-#[diesel(table_name = attentions)]
+#[diesel(table_name = attentions, treat_none_as_default_value = false)]
 pub struct Attention {
     pub id: Id,
     pub case_id: Id,

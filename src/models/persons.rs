@@ -14,7 +14,7 @@ use crate::models::reference::Window;
 #[derive(
     Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Serialize, Deserialize,
 )]
-#[diesel(table_name = persons)]
+#[diesel(table_name = persons, treat_none_as_default_value = false)]
 #[diesel(treat_none_as_null = true)]
 pub struct Person {
     pub id: Id,
@@ -36,7 +36,7 @@ pub struct Person {
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
-#[diesel(table_name = person_documents)]
+#[diesel(table_name = person_documents, treat_none_as_default_value = false)]
 pub struct Document {
     pub id: Id,
     pub person_id: Id,
@@ -77,7 +77,7 @@ pub struct PersonMerge {
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
-#[diesel(table_name = timeline_events)]
+#[diesel(table_name = timeline_events, treat_none_as_default_value = false)]
 pub struct TimelineEvent {
     pub id: Id,
     pub person_id: Id,

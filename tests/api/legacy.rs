@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use mapce::db::schema::{attentions, cases, duplicate_pairs, imports, persons, timeline_events};
 use mapce::db::{DbConn, Id};
 use mapce::domain::role::Role;
-use mapce::services::legacy::{self, Options, Report};
+use mapce::services::legacy::{self, IndexMode, Options, Report};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -80,6 +80,48 @@ fn count(conn: &mut DbConn) -> (i64, i64, i64, i64, i64) {
     )
 }
 
+/// Every index of the database with its definition, sorted.
+fn index_definitions(conn: &mut DbConn) -> Vec<(String, String)> {
+    #[derive(QueryableByName)]
+    struct Def {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        def: String,
+    }
+    let defs: Vec<Def> = match conn {
+        DbConn::Pg(c) => diesel::sql_query(
+            "SELECT indexname AS name, indexdef AS def FROM pg_indexes \
+             WHERE schemaname = current_schema() ORDER BY 1",
+        )
+        .load(c),
+        DbConn::Sqlite(c) => diesel::sql_query(
+            "SELECT name, sql AS def FROM sqlite_master \
+             WHERE type = 'index' AND sql IS NOT NULL ORDER BY 1",
+        )
+        .load(c),
+    }
+    .expect("indexes");
+    defs.into_iter().map(|d| (d.name, d.def)).collect()
+}
+
+#[actix_web::test]
+async fn indexes_an_interrupted_import_set_aside_come_back_at_the_next_start() {
+    let app = TestApp::spawn().await;
+    let mut conn = app.db.connect();
+    let all = index_definitions(&mut conn);
+    mapce::db::bulk_indexes::set_aside(&mut conn).expect("set aside");
+    let missing = mapce::db::bulk_indexes::missing(&mut conn).expect("missing");
+    assert_eq!(missing.len(), mapce::db::bulk_indexes::DEFERRABLE.len());
+    assert!(index_definitions(&mut conn).len() < all.len());
+    // what `mapce migrate` and `mapce serve` run at start
+    mapce::db::migrate(&mut conn).expect("migrate");
+    assert_eq!(index_definitions(&mut conn), all);
+    assert!(mapce::db::bulk_indexes::missing(&mut conn)
+        .expect("missing")
+        .is_empty());
+}
+
 fn group(figures: &serde_json::Value, breakdown: &str, key: &str) -> i64 {
     figures["breakdowns"]
         .as_array()
@@ -120,7 +162,22 @@ async fn a_messy_extract_imports_to_the_truth_and_a_rerun_adds_nothing() {
     std::fs::write(&file, extract(&rows)).expect("write extract");
 
     let mut conn = app.db.connect();
-    let report = run(&mut conn, &file, Options::default());
+    let indexes = index_definitions(&mut conn);
+    // written with the secondary indexes set aside, as a big load would be
+    let report = run(
+        &mut conn,
+        &file,
+        Options {
+            indexes: IndexMode::Defer,
+            ..Options::default()
+        },
+    );
+    assert!(report.indexes_set_aside);
+    assert_eq!(
+        index_definitions(&mut conn),
+        indexes,
+        "the rebuilt indexes are the migrations' own"
+    );
     assert_eq!(report.rows, 19, "{report:#?}");
     assert_eq!(report.rows_rejected, 8, "{:#?}", report.rejections);
     assert_eq!(report.rows_imported, 11);
@@ -200,6 +257,7 @@ async fn a_messy_extract_imports_to_the_truth_and_a_rerun_adds_nothing() {
     // the same file again: nothing new
     let before = count(&mut conn);
     let again = run(&mut conn, &file, Options::default());
+    assert!(!again.indexes_set_aside, "a small file keeps them (auto)");
     assert_eq!(again.rows_imported, 0, "{again:#?}");
     assert_eq!(again.rows_already_imported, 11);
     assert_eq!(again.persons_new, 0);

@@ -35,7 +35,9 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::audit::{self, Actor, Event, RequestMeta};
-use crate::db::schema::{imports, legacy_cases, legacy_rows, person_documents, persons};
+use crate::db::schema::{
+    attentions, imports, legacy_cases, legacy_rows, person_documents, persons,
+};
 use crate::db::{Code, DbConn, Id, Ts};
 use crate::domain::person::name_key;
 use crate::error::AppError;
@@ -55,6 +57,32 @@ pub struct Options {
     pub batch_rows: usize,
     /// Refused rows kept in the report (all are counted).
     pub keep_rejections: usize,
+    /// Whether to set secondary indexes aside while writing.
+    pub indexes: IndexMode,
+}
+
+/// Large imports write faster with the secondary indexes built after the
+/// rows (see `db::bulk_indexes`); meanwhile the rest of the system reads
+/// those tables without them (slower, never wrong).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IndexMode {
+    /// Set aside when the file looks at least as big as the attentions
+    /// already stored and holds ~50 000 rows or more.
+    #[default]
+    Auto,
+    Defer,
+    Keep,
+}
+
+impl IndexMode {
+    pub fn parse(s: &str) -> Option<IndexMode> {
+        match s {
+            "auto" => Some(IndexMode::Auto),
+            "defer" => Some(IndexMode::Defer),
+            "keep" => Some(IndexMode::Keep),
+            _ => None,
+        }
+    }
 }
 
 impl Default for Options {
@@ -65,6 +93,7 @@ impl Default for Options {
             mapping: Mapping::default(),
             batch_rows: 5000,
             keep_rejections: 10_000,
+            indexes: IndexMode::Auto,
         }
     }
 }
@@ -115,6 +144,10 @@ pub struct Report {
     /// The first `keep_rejections` refused fields, in file order.
     pub rejections: Vec<Rejection>,
     pub quality: quality::ImportQuality,
+    /// Whether secondary indexes were set aside while writing, and how long
+    /// rebuilding them took (included in `seconds`).
+    pub indexes_set_aside: bool,
+    pub index_rebuild_seconds: f64,
     pub seconds: f64,
     pub rows_per_second: f64,
 }
@@ -150,7 +183,9 @@ struct State {
     persons: HashMap<PersonKey, Id>,
     facts: HashMap<Id, PersonFacts>,
     /// (person, consulate, country, year) → legacy case
-    cases: HashMap<(Id, Id, Code, i32), Id>,
+    cases: HashMap<CaseKey, Id>,
+    /// consulates as small numbers, for `CaseKey`
+    consulate_ix: HashMap<Id, u16>,
     /// content hash → rows seen with it
     /// the first 64 bits of a row's content hash → rows seen with it (a
     /// collision, ~1e-8 at a million rows, would only shift one occurrence
@@ -218,6 +253,7 @@ pub fn run(
         persons: HashMap::new(),
         facts: HashMap::new(),
         cases: HashMap::new(),
+        consulate_ix: HashMap::new(),
         seen: HashMap::new(),
         unmapped: HashMap::new(),
         conflicts: HashSet::new(),
@@ -229,6 +265,9 @@ pub fn run(
         ensure_import_row(conn, &st, source_name, format)?;
     }
     let (read_bytes, total_bytes) = (rows.read_bytes.clone(), rows.total_bytes);
+    if !st.opts.dry_run && set_indexes_aside(conn, st.opts.indexes, format, total_bytes)? {
+        st.report.indexes_set_aside = true;
+    }
     let mut work = |conn: &mut DbConn, st: &mut State| -> Result<(), AppError> {
         let mut pending: Vec<(Parsed, String)> = Vec::with_capacity(st.opts.batch_rows);
         let mut rejected: Vec<Rejection> = Vec::new();
@@ -306,13 +345,67 @@ pub fn run(
                 st.report.cases_new = 0;
                 st.report.duplicates_queued = 0;
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                if st.report.indexes_set_aside {
+                    crate::db::bulk_indexes::restore(conn)?;
+                }
+                return Err(e);
+            }
         }
     }
     if !st.opts.atomic || st.opts.dry_run {
-        work(conn, &mut st)?;
+        let outcome = work(conn, &mut st);
+        if let Err(e) = outcome {
+            if st.report.indexes_set_aside {
+                // failed or not, the indexes come back before returning
+                crate::db::bulk_indexes::restore(conn)?;
+            }
+            return Err(e);
+        }
+    }
+    // the maps that matched rows are done with: their memory goes to the
+    // index rebuild's sort instead of adding to it
+    st.persons = HashMap::new();
+    st.facts = HashMap::new();
+    st.cases = HashMap::new();
+    st.seen = HashMap::new();
+    st.db_persons = HashSet::new();
+    if st.report.indexes_set_aside {
+        let rebuild = std::time::Instant::now();
+        crate::db::bulk_indexes::restore(conn)?;
+        st.report.index_rebuild_seconds =
+            (rebuild.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     }
     finish(conn, st, lookup, started)
+}
+
+/// Decides (for `Auto`) and sets the indexes aside; true when it did.
+fn set_indexes_aside(
+    conn: &mut DbConn,
+    mode: IndexMode,
+    format: Format,
+    file_bytes: u64,
+) -> Result<bool, AppError> {
+    let defer = match mode {
+        IndexMode::Keep => false,
+        IndexMode::Defer => true,
+        IndexMode::Auto => {
+            // a legacy CSV row is ~100 bytes; XLSX compresses about 4×
+            let per_row = match format {
+                Format::Csv => 100,
+                Format::Xlsx => 25,
+            };
+            let rows = (file_bytes / per_row) as i64;
+            rows >= 50_000 && {
+                let stored: i64 = per_backend!(conn, |c| attentions::table.count().get_result(c))?;
+                rows >= stored
+            }
+        }
+    };
+    if defer {
+        crate::db::bulk_indexes::set_aside(conn)?;
+    }
+    Ok(defer)
 }
 
 /// The row's fingerprint: a hash of its values (in field order) and of how
@@ -374,6 +467,33 @@ fn ensure_import_row(
             .execute(conn)?;
     }
     Ok(())
+}
+
+/// A legacy case's key (person, consulate, country, year), compact: the
+/// import holds one per case it met, close to a million for a big extract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct CaseKey {
+    person: Id,
+    consulate: u16,
+    country: [u8; 2],
+    year: i16,
+}
+
+impl State {
+    fn case_key(&mut self, person: Id, consulate: Id, country: &str, year: i32) -> CaseKey {
+        let next = self.consulate_ix.len() as u16;
+        let consulate = *self.consulate_ix.entry(consulate).or_insert(next);
+        let mut code = [0u8; 2];
+        for (c, b) in code.iter_mut().zip(country.bytes()) {
+            *c = b;
+        }
+        CaseKey {
+            person,
+            consulate,
+            country: code,
+            year: year as i16,
+        }
+    }
 }
 
 /// Resolves persons and cases for a batch of parsed rows, then writes it
@@ -467,7 +587,7 @@ fn write_batch(
     }
 
     // legacy cases of earlier runs for persons already in the database
-    let mut case_keys: Vec<(Id, Id, Code, i32)> = Vec::new();
+    let mut case_keys: Vec<(CaseKey, Id, Id, Code, i32)> = Vec::new();
 
     let now = Ts::now();
     let mut resolved: Vec<(Parsed, String, Id)> = Vec::with_capacity(rows.len());
@@ -543,19 +663,20 @@ fn write_batch(
                 st.conflicts.insert(person_id);
             }
         }
-        let ck = (
-            person_id,
-            p.consulate_id,
-            Code::new(&p.country),
-            p.attended_on.year(),
-        );
+        let ck = st.case_key(person_id, p.consulate_id, &p.country, p.attended_on.year());
         if in_db && !st.cases.contains_key(&ck) {
-            case_keys.push(ck);
+            case_keys.push((
+                ck,
+                person_id,
+                p.consulate_id,
+                Code::new(&p.country),
+                p.attended_on.year(),
+            ));
         }
         resolved.push((p, fp, person_id));
     }
     for chunk in case_keys.chunks(200) {
-        for (person, consulate, country, year) in chunk {
+        for (ck, person, consulate, country, year) in chunk {
             let found: Option<Id> = legacy_cases::table
                 .filter(legacy_cases::person_id.eq(person))
                 .filter(legacy_cases::consulate_id.eq(consulate))
@@ -565,14 +686,14 @@ fn write_batch(
                 .first(conn)
                 .optional()?;
             if let Some(c) = found {
-                st.cases.insert((*person, *consulate, *country, *year), c);
+                st.cases.insert(*ck, c);
             }
         }
     }
 
     for (p, fp, person_id) in resolved {
         let year = p.attended_on.year();
-        let ck = (person_id, p.consulate_id, Code::new(&p.country), year);
+        let ck = st.case_key(person_id, p.consulate_id, &p.country, year);
         let case_id = match st.cases.get(&ck) {
             Some(id) => *id,
             None => {
