@@ -6,7 +6,11 @@
 //! the stored answer is written by [`Idempotency::complete`] *inside* the
 //! work's own transaction, so a crash can never leave a committed record
 //! without its stored answer (a retry would otherwise create it twice).
-//! A marker left by a crashed request is taken over after a minute.
+//! A marker left by a crashed request is taken over after a few seconds.
+//! The marker is a lease: its `created_at` is the holder's token, and the
+//! answer is only stored (so the work only commits) while the token is
+//! still the marker's. A request that outlives its lease and was taken over
+//! therefore rolls back instead of creating the record a second time.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
@@ -21,14 +25,17 @@ use crate::error::AppError;
 pub const HEADER: &str = "Idempotency-Key";
 /// Keys are kept at least this long.
 pub const RETENTION_HOURS: i64 = 48;
-/// An in-progress marker older than this belongs to a request that died.
-const ABANDONED_SECS: i64 = 60;
+/// An in-progress marker older than this belongs to a request that died
+/// (or is so slow that a retry may take over: its own work then rolls back).
+const ABANDONED_SECS: i64 = 5;
 
 /// A request's key and the hash of what it asked.
 #[derive(Debug, Clone)]
 pub struct Idempotency {
     key: Option<String>,
     hash: String,
+    /// The marker's `created_at` once this request holds it.
+    lease: std::sync::Arc<std::sync::OnceLock<Ts>>,
 }
 
 impl Idempotency {
@@ -60,6 +67,7 @@ impl Idempotency {
         Ok(Idempotency {
             key,
             hash: hex::encode(h.finalize()),
+            lease: Default::default(),
         })
     }
 
@@ -70,6 +78,7 @@ impl Idempotency {
             return Ok(None);
         };
         let hash = self.hash.clone();
+        let lease = Ts::now();
         let stored: Option<(i32, String)> = db::run(pool, move |conn| {
             db::write_tx::<_, AppError, _>(conn, |conn| {
                 let found: Option<(String, i32, Option<String>, Ts)> = idempotency_keys::table
@@ -90,11 +99,20 @@ impl Idempotency {
                     Some((_, 0, _, created)) if (chrono::Utc::now() - created.0).num_seconds() < ABANDONED_SECS => {
                         Err(AppError::conflict("request_in_progress", None, "the first request with this Idempotency-Key is still running; retry shortly"))
                     }
-                    Some((_, 0, _, _)) => {
-                        // Taken over from a request that died.
-                        diesel::update(idempotency_keys::table.find((user, key.clone())))
-                            .set(idempotency_keys::created_at.eq(Ts::now()))
-                            .execute(conn)?;
+                    Some((_, 0, _, created)) => {
+                        // Taken over from a request that died (or is late:
+                        // its answer can no longer be stored, see `complete`).
+                        let taken = diesel::update(
+                            idempotency_keys::table
+                                .find((user, key.clone()))
+                                .filter(idempotency_keys::response_status.eq(0))
+                                .filter(idempotency_keys::created_at.eq(created)),
+                        )
+                        .set(idempotency_keys::created_at.eq(lease))
+                        .execute(conn)?;
+                        if taken == 0 {
+                            return Err(AppError::conflict("request_in_progress", None, "the first request with this Idempotency-Key is still running; retry shortly"));
+                        }
                         Ok(None)
                     }
                     Some((_, status, body, _)) => Ok(Some((status, body.unwrap_or_default()))),
@@ -109,7 +127,7 @@ impl Idempotency {
                                 idempotency_keys::idem_key.eq(&key),
                                 idempotency_keys::request_hash.eq(&hash),
                                 idempotency_keys::response_status.eq(0),
-                                idempotency_keys::created_at.eq(Ts::now()),
+                                idempotency_keys::created_at.eq(lease),
                             ))
                             .execute(conn)?;
                         Ok(None)
@@ -125,6 +143,9 @@ impl Idempotency {
             }
             other => other,
         })?;
+        if stored.is_none() {
+            let _ = self.lease.set(lease);
+        }
         Ok(stored.map(|(status, body)| {
             HttpResponse::build(StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK))
                 .content_type("application/json")
@@ -142,24 +163,47 @@ impl Idempotency {
         body: &T,
     ) -> Result<(), AppError> {
         let Some(key) = &self.key else { return Ok(()) };
-        diesel::update(idempotency_keys::table.find((user, key.clone())))
-            .set((
-                idempotency_keys::response_status.eq(i32::from(status.as_u16())),
-                idempotency_keys::response_body
-                    .eq(serde_json::to_string(body).map_err(AppError::internal)?),
-            ))
-            .execute(conn)?;
+        let Some(lease) = self.lease.get() else {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "Idempotency::complete without a successful begin"
+            )));
+        };
+        let stored = diesel::update(
+            idempotency_keys::table
+                .find((user, key.clone()))
+                .filter(idempotency_keys::response_status.eq(0))
+                .filter(idempotency_keys::created_at.eq(*lease)),
+        )
+        .set((
+            idempotency_keys::response_status.eq(i32::from(status.as_u16())),
+            idempotency_keys::response_body
+                .eq(serde_json::to_string(body).map_err(AppError::internal)?),
+        ))
+        .execute(conn)?;
+        if stored == 0 {
+            // a retry took the key over while this request ran: its work
+            // counts, this one's rolls back with the transaction
+            return Err(AppError::conflict(
+                "request_in_progress",
+                None,
+                "a retry with this Idempotency-Key took over; this attempt was rolled back",
+            ));
+        }
         Ok(())
     }
 
     /// Releases the key after the work failed, so a corrected retry can run.
     pub async fn abandon(&self, pool: &DbPool, user: Id) {
         let Some(key) = self.key.clone() else { return };
+        let Some(lease) = self.lease.get().copied() else {
+            return;
+        };
         let _ = db::run(pool, move |conn| {
             diesel::delete(
                 idempotency_keys::table
                     .find((user, key))
-                    .filter(idempotency_keys::response_status.eq(0)),
+                    .filter(idempotency_keys::response_status.eq(0))
+                    .filter(idempotency_keys::created_at.eq(lease)),
             )
             .execute(conn)?;
             Ok(())

@@ -8,6 +8,7 @@ mod cases;
 mod catalogue;
 mod detention;
 mod errors;
+mod faults;
 mod health;
 mod helpers;
 mod indicators;
