@@ -44,6 +44,10 @@ pub enum Command {
     },
     /// Write a synthetic, deterministic population (for demos and benchmarks).
     DemoData {
+        /// Years of the national volume (1 ≈ 17 268 persons and 29 500
+        /// attentions over one year); replaces --persons and --attentions.
+        #[arg(long, conflicts_with_all = ["persons", "attentions"])]
+        scale: Option<f64>,
         #[arg(long, default_value_t = 10_000)]
         persons: usize,
         #[arg(long, default_value_t = 20_000)]
@@ -174,12 +178,30 @@ pub fn main() -> ExitCode {
             command: DedupCommand::Scan,
         } => dedup_scan(&settings),
         Command::DemoData {
+            scale,
             persons,
             attentions,
             seed,
             heavy,
             heavy_events,
-        } => demo_data(&settings, seed, persons, attentions, heavy, heavy_events),
+        } => demo_data(
+            &settings,
+            match scale {
+                Some(scale) => crate::services::demo::Spec {
+                    heavy,
+                    heavy_events,
+                    ..crate::services::demo::Spec::scale(seed, scale)
+                },
+                None => crate::services::demo::Spec {
+                    seed,
+                    persons,
+                    attentions,
+                    years: 10,
+                    heavy,
+                    heavy_events,
+                },
+            },
+        ),
         Command::Import {
             file,
             mapping,
@@ -315,24 +337,18 @@ fn describe(error: &crate::error::AppError) -> String {
     text
 }
 
-fn demo_data(
-    settings: &Settings,
-    seed: u64,
-    persons: usize,
-    attentions: usize,
-    heavy: usize,
-    heavy_events: usize,
-) -> anyhow::Result<()> {
+fn demo_data(settings: &Settings, spec: crate::services::demo::Spec) -> anyhow::Result<()> {
     let mut conn = connect(settings)?;
     db::migrate(&mut conn)?;
     let started = std::time::Instant::now();
-    let report =
-        crate::services::demo::generate(&mut conn, seed, persons, attentions, heavy, heavy_events)?;
+    let report = crate::services::demo::generate(&mut conn, &spec)?;
     println!(
-        "generated {} persons, {} cases, {} attentions, {} timeline events in {:.1} s",
+        "generated {} persons, {} cases, {} attentions, {} tasks, {} payments, {} timeline events in {:.1} s",
         report.persons,
         report.cases,
         report.attentions,
+        report.tasks,
+        report.payments,
         report.events,
         started.elapsed().as_secs_f64()
     );

@@ -1,6 +1,8 @@
 //! Synthetic, deterministic data for demos and benchmarks: persons spread
 //! over countries, sexes and attention types roughly like the 2024 report,
-//! each with cases, attentions and the timeline events the API would write.
+//! each with cases, attentions, follow-up tasks, payments for the paid kinds
+//! of assistance, and the timeline events the API would write. Dates run
+//! back from a fixed day (`END`), so one seed always gives the same data.
 //! Rows are written in large batches, not through the API.
 
 use std::collections::HashMap;
@@ -10,11 +12,12 @@ use diesel::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::db::schema::{attention_types, consulates};
+use crate::db::schema::{attention_types, consulates, payments, tasks, users};
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::person::name_key;
-use crate::models::cases::{Attention, Case};
+use crate::models::cases::{Attention, Case, Task};
 use crate::models::persons::{Person, TimelineEvent};
+use crate::models::support::Payment;
 
 const FEMALE: &[&str] = &[
     "María", "Rosa", "Ana", "Carmen", "Luz", "Juana", "Elena", "Sofía", "Lucía", "Milagros",
@@ -159,6 +162,43 @@ fn pick<'a, T>(rng: &mut StdRng, weights: &'a [(T, u32)]) -> &'a T {
     &weights[0].0
 }
 
+/// The last day of generated data: data never depend on when they are made.
+pub const END: (i32, u32, u32) = (2025, 12, 31);
+
+/// One year of the national volume (the report's 2024 figure: 17 268
+/// persons) and how many attentions they received, about 1.7 each.
+pub const PERSONS_PER_YEAR: usize = 17_268;
+pub const ATTENTIONS_PER_YEAR: usize = 29_500;
+
+/// What to generate: `scale` years of the national volume, or explicit
+/// counts spread over ten years.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub seed: u64,
+    pub persons: usize,
+    pub attentions: usize,
+    /// Years the data cover, ending at `END`.
+    pub years: u32,
+    pub heavy: usize,
+    pub heavy_events: usize,
+}
+
+impl Spec {
+    /// Scale 1 ≈ one year of the national volume; scale N covers N years
+    /// (at least one) with N times the persons and attentions.
+    pub fn scale(seed: u64, scale: f64) -> Spec {
+        let scale = scale.max(0.001);
+        Spec {
+            seed,
+            persons: ((PERSONS_PER_YEAR as f64 * scale).round() as usize).max(1),
+            attentions: ((ATTENTIONS_PER_YEAR as f64 * scale).round() as usize).max(1),
+            years: (scale.ceil() as u32).max(1),
+            heavy: 0,
+            heavy_events: 0,
+        }
+    }
+}
+
 /// What was generated.
 #[derive(Debug, Default)]
 pub struct DemoReport {
@@ -166,33 +206,164 @@ pub struct DemoReport {
     pub cases: i64,
     pub attentions: i64,
     pub events: i64,
+    pub tasks: i64,
+    pub payments: i64,
     /// Persons given `heavy_events` attentions each (for history benchmarks).
     pub heavy_persons: Vec<Id>,
 }
 
-fn batch_insert(
-    conn: &mut DbConn,
-    persons: &[Person],
-    keys: &[(Id, String)],
-    cases: &[Case],
-    attentions: &[Attention],
-    events: &[TimelineEvent],
-) -> QueryResult<()> {
-    conn.transaction(|conn| {
-        crate::models::bulk::insert_population(conn, persons, keys, cases, attentions, events)
-    })
+/// Attention types that come with a payment, and the payment's kind.
+const PAID: &[(&str, &str)] = &[
+    ("consular_fees_destitute", "consular_fees_destitute"),
+    ("economic_subsidy", "economic_subsidy"),
+    ("repatriation", "repatriation_cost"),
+];
+
+const TASKS: &[&str] = &[
+    "Llamar a la persona",
+    "Pedir documentos",
+    "Coordinar con la red de apoyo",
+    "Visitar",
+    "Informar a la familia",
+];
+
+/// A paid (or still requested) payment in US dollars for an attention.
+fn payment(rng: &mut StdRng, a: &Attention, kind: &str, requester: Id) -> Payment {
+    let amount_minor: i64 = rng.random_range(20..400) * 100;
+    let paid = rng.random_bool(0.85);
+    // 3.75 soles per dollar: one fixed rate keeps the data reproducible
+    let pen_per_unit_e9: i64 = 3_750_000_000;
+    Payment {
+        id: Id::new(),
+        case_id: a.case_id,
+        person_id: a.person_id,
+        consulate_id: a.consulate_id,
+        repatriation_id: None,
+        kind: kind.into(),
+        status: if paid { "paid" } else { "requested" }.into(),
+        amount_minor,
+        currency: "USD".into(),
+        currency_exponent: 2,
+        value_date: a.attended_on,
+        pen_per_unit_e9,
+        usd_per_unit_e9: 1_000_000_000,
+        amount_pen_cents: amount_minor * pen_per_unit_e9 / 1_000_000_000,
+        amount_usd_cents: amount_minor,
+        budget_line: "demo".into(),
+        description: "Pago de demostración".into(),
+        requested_by: requester,
+        requested_at: a.created_at,
+        decided_by: paid.then_some(requester),
+        decided_at: paid.then_some(a.created_at),
+        decision_note: None,
+        paid_by: paid.then_some(requester),
+        paid_at: paid.then_some(a.created_at),
+        payment_reference: paid.then(|| format!("DEMO-{}", a.id)),
+        reverses_id: None,
+        version: 1,
+        created_at: a.created_at,
+        updated_at: a.created_at,
+    }
 }
 
-/// Generates `persons` persons with about `attentions` attentions in all,
-/// the first `heavy` of them with `heavy_events` attentions each.
-pub fn generate(
-    conn: &mut DbConn,
-    seed: u64,
-    persons: usize,
-    attentions: usize,
-    heavy: usize,
-    heavy_events: usize,
-) -> anyhow::Result<DemoReport> {
+/// One batch of generated rows.
+#[derive(Default)]
+struct Rows {
+    persons: Vec<Person>,
+    keys: Vec<(Id, String)>,
+    cases: Vec<Case>,
+    attentions: Vec<Attention>,
+    events: Vec<TimelineEvent>,
+    tasks: Vec<Task>,
+    payments: Vec<Payment>,
+}
+
+impl Rows {
+    fn write(&mut self, conn: &mut DbConn, report: &mut DemoReport) -> QueryResult<()> {
+        report.persons += self.persons.len() as i64;
+        report.attentions += self.attentions.len() as i64;
+        report.events += self.events.len() as i64;
+        report.tasks += self.tasks.len() as i64;
+        report.payments += self.payments.len() as i64;
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            crate::models::bulk::insert_population(
+                conn,
+                &self.persons,
+                &self.keys,
+                &self.cases,
+                &self.attentions,
+                &self.events,
+            )?;
+            for chunk in self.tasks.chunks(1000) {
+                crate::per_backend!(conn, |c| diesel::insert_into(tasks::table)
+                    .values(chunk)
+                    .execute(c))?;
+            }
+            for chunk in self.payments.chunks(500) {
+                crate::per_backend!(conn, |c| diesel::insert_into(payments::table)
+                    .values(chunk)
+                    .execute(c))?;
+            }
+            Ok(())
+        })?;
+        *self = Rows::default();
+        Ok(())
+    }
+}
+
+/// The account generated payments are requested by: inactive, with a
+/// random password nobody knows (created once, found afterwards).
+fn demo_account(conn: &mut DbConn) -> anyhow::Result<Id> {
+    const NAME: &str = "demo.data";
+    let found: Option<Id> = users::table
+        .filter(users::username.eq(NAME))
+        .select(users::id)
+        .first(conn)
+        .optional()?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    let password: String = {
+        let mut rng = rand::rng();
+        (0..40)
+            .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+            .collect()
+    };
+    let id = crate::services::users::create(
+        conn,
+        crate::auth::password::HashCost::TESTING,
+        crate::services::users::NewAccount {
+            username: NAME.into(),
+            display_name: "Datos de demostración".into(),
+            role: crate::domain::role::Role::Admin,
+            consulate: None,
+            password,
+        },
+        "user.create_cli",
+    )
+    .map_err(|e| anyhow::anyhow!("demo account: {e}"))?;
+    diesel::update(users::table.find(id))
+        .set(users::active.eq(false))
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// Generates `spec.persons` persons with about `spec.attentions`
+/// attentions in all, the first `spec.heavy` of them with
+/// `spec.heavy_events` attentions each.
+pub fn generate(conn: &mut DbConn, spec: &Spec) -> anyhow::Result<DemoReport> {
+    let Spec {
+        seed,
+        persons,
+        attentions,
+        years,
+        heavy,
+        heavy_events,
+    } = spec.clone();
+    let end = NaiveDate::from_ymd_opt(END.0, END.1, END.2).unwrap_or_default();
+    let end_ts = Ts(end.and_hms_opt(18, 0, 0).unwrap_or_default().and_utc());
+    let span_days = i64::from(years.max(1)) * 365;
+    let requester = demo_account(conn)?;
     let mut rng = StdRng::seed_from_u64(seed);
     let consulate_rows: Vec<(Id, String)> = consulates::table
         .select((consulates::id, consulates::country_code))
@@ -204,6 +375,8 @@ pub fn generate(
     let type_rows: Vec<(Id, String)> = attention_types::table
         .select((attention_types::id, attention_types::code))
         .load(conn)?;
+    let type_codes: HashMap<Id, String> =
+        type_rows.iter().map(|(id, c)| (*id, c.clone())).collect();
     let type_ids: HashMap<String, Id> =
         type_rows.into_iter().map(|(id, code)| (code, id)).collect();
     let type_weights: Vec<(Id, u32)> = TYPE_WEIGHTS
@@ -225,8 +398,7 @@ pub fn generate(
     let normal = persons.saturating_sub(heavy).max(1);
     let per_person =
         (attentions.saturating_sub(heavy * heavy_events) as f64 / normal as f64).max(1.0);
-    let (mut ps, mut ks, mut cs, mut ats, mut evs) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut rows = Rows::default();
     for i in 0..persons {
         let female = rng.random_bool(0.48);
         let sex = if rng.random_bool(0.003) {
@@ -254,7 +426,7 @@ pub fn generate(
         let country = *pick(&mut rng, &countries);
         let consulate_list = &by_country[country];
         let consulate = consulate_list[rng.random_range(0..consulate_list.len())];
-        let created = Ts(chrono::Utc::now() - chrono::Duration::days(rng.random_range(0..3650)));
+        let created = Ts(end_ts.0 - chrono::Duration::days(rng.random_range(0..span_days)));
         let person = Person {
             id: Id::new(),
             given_names: given.to_owned(),
@@ -274,7 +446,7 @@ pub fn generate(
             updated_at: created,
         };
         for k in crate::services::persons::keys_for(&person) {
-            ks.push((person.id, k));
+            rows.keys.push((person.id, k));
         }
         let n_att = if i < heavy {
             heavy_events
@@ -315,7 +487,7 @@ pub fn generate(
                 created_at: opened,
                 updated_at: opened,
             };
-            evs.push(TimelineEvent {
+            rows.events.push(TimelineEvent {
                 id: Id::new(),
                 person_id: person.id,
                 case_id: Some(case.id),
@@ -331,8 +503,11 @@ pub fn generate(
         for a in 0..n_att {
             let case = &case_list[a % case_list.len()];
             let type_id = *pick(&mut rng, &type_weights);
-            let at = Ts(case.opened_at.0 + chrono::Duration::hours(rng.random_range(0..2000)));
-            let day = at.0.date_naive().min(chrono::Utc::now().date_naive());
+            let at = Ts(
+                (case.opened_at.0 + chrono::Duration::hours(rng.random_range(0..2000)))
+                    .min(end_ts.0),
+            );
+            let day = at.0.date_naive();
             let attention = Attention {
                 id: Id::new(),
                 case_id: case.id,
@@ -352,7 +527,7 @@ pub fn generate(
                 person_sex: Some(person.sex.clone()),
                 person_birth_date: person.birth_date,
             };
-            evs.push(TimelineEvent {
+            rows.events.push(TimelineEvent {
                 id: Id::new(),
                 person_id: person.id,
                 case_id: Some(case.id),
@@ -367,24 +542,41 @@ pub fn generate(
                     day.year()
                 ),
             });
-            ats.push(attention);
+            if let Some(kind) = PAID
+                .iter()
+                .find(|(code, _)| type_codes.get(&type_id).map(String::as_str) == Some(*code))
+            {
+                rows.payments
+                    .push(payment(&mut rng, &attention, kind.1, requester));
+            }
+            rows.attentions.push(attention);
+        }
+        for case in &case_list {
+            // follow-up: most cases had a task, done unless the case is open
+            if rng.random_bool(0.6) {
+                let due = Ts(case.opened_at.0 + chrono::Duration::days(rng.random_range(1..30)));
+                rows.tasks.push(Task {
+                    id: Id::new(),
+                    case_id: case.id,
+                    consulate_id: case.consulate_id,
+                    title: TASKS[rng.random_range(0..TASKS.len())].into(),
+                    assignee_id: None,
+                    due_at: Some(due),
+                    done_at: (case.status == "closed").then_some(Ts(due.0.min(end_ts.0))),
+                    case_step_id: None,
+                    created_by: None,
+                    created_at: case.opened_at,
+                });
+            }
         }
         if i < heavy {
             report.heavy_persons.push(person.id);
         }
         report.cases += case_list.len() as i64;
-        cs.extend(case_list);
-        ps.push(person);
-        if ps.len() >= 5000 || i + 1 == persons {
-            report.persons += ps.len() as i64;
-            report.attentions += ats.len() as i64;
-            report.events += evs.len() as i64;
-            batch_insert(conn, &ps, &ks, &cs, &ats, &evs)?;
-            ps.clear();
-            ks.clear();
-            cs.clear();
-            ats.clear();
-            evs.clear();
+        rows.cases.extend(case_list);
+        rows.persons.push(person);
+        if rows.persons.len() >= 5000 || i + 1 == persons {
+            rows.write(conn, &mut report)?;
         }
     }
     Ok(report)

@@ -198,7 +198,8 @@ async fn crash_round(round: usize) {
     let mut server = start(&app.db, dir.path(), port);
     wait_ready(&app, dir.path()).await;
     let mut retried: HashMap<String, String> = HashMap::new();
-    for key in unacked.borrow().iter() {
+    let unacked = unacked.borrow().clone();
+    for key in unacked.iter() {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match create_case(&app, &officer.token, key, &body).await {

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod cases;
 mod catalogue;
+mod demo;
 mod detention;
 mod errors;
 mod faults;
