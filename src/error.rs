@@ -115,7 +115,7 @@ pub enum AppError {
     },
     /// 405: the path exists, the method does not.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: String },
     /// 409: the request conflicts with the current state.
     #[error("{detail}")]
     Conflict {
@@ -228,7 +228,7 @@ impl AppError {
             AppError::UnknownLabel { .. } => "unknown_label",
             AppError::PossibleDuplicates { .. } => "possible_duplicates",
             AppError::Exists { .. } => "already_exists",
-            AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::PreconditionFailed(_) => "stale_version",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -248,7 +248,7 @@ impl AppError {
                 "Not found"
             }
             AppError::TooManyRequests { .. } => "Too many requests",
-            AppError::MethodNotAllowed => "Method not allowed",
+            AppError::MethodNotAllowed { .. } => "Method not allowed",
             AppError::Conflict { .. }
             | AppError::PossibleDuplicates { .. }
             | AppError::Exists { .. } => "Conflict",
@@ -289,7 +289,7 @@ impl AppError {
             AppError::Unavailable { .. } => {
                 "The database is not answering; retry after the time in Retry-After.".into()
             }
-            AppError::MethodNotAllowed => "This path does not accept this HTTP method.".into(),
+            AppError::MethodNotAllowed { .. } => "This path does not accept this HTTP method.".into(),
             other => other.to_string().into(),
         }
     }
@@ -332,7 +332,7 @@ impl ResponseError for AppError {
                 StatusCode::NOT_FOUND
             }
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict { .. }
             | AppError::PossibleDuplicates { .. }
             | AppError::Exists { .. } => StatusCode::CONFLICT,
@@ -358,6 +358,9 @@ pub fn problem_response(error: &AppError, problem: &Problem) -> HttpResponse {
     match error {
         AppError::Unavailable { retry_after_secs } => {
             builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        AppError::MethodNotAllowed { allow } => {
+            builder.insert_header((header::ALLOW, allow.as_str()));
         }
         AppError::TooManyRequests { retry_after_secs } => {
             builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));

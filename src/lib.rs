@@ -82,7 +82,7 @@ pub fn app(
         .app_data(web::PayloadConfig::new(extract::JSON_LIMIT))
         .configure(api::configure)
         .split_for_parts();
-    app.service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", api))
+    app.service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi::finish(api)))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(middleware::fallback))
         .wrap(actix_web::middleware::from_fn(middleware::request_context))

@@ -254,7 +254,9 @@ fn generic_problem(
 /// reached with another method is 405.
 pub async fn fallback(req: HttpRequest) -> Result<HttpResponse, AppError> {
     if req.resource_map().has_resource(req.path()) {
-        Err(AppError::MethodNotAllowed)
+        Err(AppError::MethodNotAllowed {
+            allow: crate::openapi::allowed_methods(req.path()),
+        })
     } else {
         Err(AppError::not_found(format!(
             "no resource at {}",

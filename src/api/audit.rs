@@ -56,6 +56,7 @@ pub struct AuditQuery {
     /// Up to this time (RFC 3339), exclusive.
     pub to: Option<chrono::DateTime<chrono::Utc>>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,

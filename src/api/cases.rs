@@ -565,6 +565,7 @@ pub struct CaseQuery {
     pub channel: Option<String>,
     pub person: Option<uuid::Uuid>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,

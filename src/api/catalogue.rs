@@ -130,6 +130,7 @@ pub struct TypeQuery {
     /// Part of any spelling, ignoring accents and case.
     pub q: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,
@@ -791,6 +792,7 @@ pub async fn merge_attention_type(
 #[into_params(parameter_in = Query)]
 pub struct PageOnly {
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,

@@ -821,6 +821,7 @@ pub struct DetaineeQuery {
     /// Include released and deported persons.
     pub include_released: Option<bool>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,

@@ -193,6 +193,7 @@ pub struct TaskQuery {
     pub officer: Option<uuid::Uuid>,
     pub case: Option<uuid::Uuid>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,
@@ -573,6 +574,7 @@ pub struct TransferQuery {
     /// `requested`, `accepted` or `rejected`.
     pub status: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,

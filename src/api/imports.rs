@@ -356,6 +356,7 @@ pub async fn get_import(
 #[into_params(parameter_in = Query)]
 pub struct RejectionsQuery {
     /// 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     pub offset: Option<u64>,
 }

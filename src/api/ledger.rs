@@ -198,6 +198,7 @@ pub struct ExchangeRateQuery {
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,
@@ -996,6 +997,7 @@ pub struct PaymentQuery {
     /// Value dates in this calendar year.
     pub year: Option<i32>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,

@@ -539,6 +539,7 @@ pub struct PersonQuery {
     /// other consulates this way.
     pub document: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,
@@ -883,6 +884,7 @@ pub struct HistoryQuery {
     /// are needed (audited); without it the event details are withheld.
     pub justification: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,
@@ -1068,6 +1070,7 @@ pub struct DuplicateQuery {
     /// Pairs involving this person.
     pub person: Option<uuid::Uuid>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,

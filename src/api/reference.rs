@@ -172,6 +172,7 @@ fn search_key(raw: &str) -> Result<String, AppError> {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,
@@ -221,6 +222,7 @@ pub struct CountryQuery {
     /// and case: `peru`, `PERÚ`, `cote`.
     pub q: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,
@@ -274,6 +276,7 @@ pub struct ConsulateQuery {
     /// Only active (`true`) or inactive (`false`) offices.
     pub active: Option<bool>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,

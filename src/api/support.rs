@@ -392,6 +392,7 @@ pub struct OrganisationQuery {
     /// Include deactivated entries.
     pub include_inactive: Option<bool>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,
@@ -997,6 +998,7 @@ pub struct ReferralQuery {
     /// Sent on or before this day.
     pub to: Option<NaiveDate>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,

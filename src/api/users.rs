@@ -219,6 +219,7 @@ pub struct UserQuery {
     /// Part of the username or display name.
     pub q: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,
