@@ -10,7 +10,7 @@
 # - legacy import rows/s (a 100 000-row extract into that database);
 # - server resident memory idle and at its peak under the load above.
 # Usage: .ci/bench.sh [scale] [seconds per load step]
-# Prints the table and writes it to bench-results.md.
+# Prints the table and writes it to target/bench-results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale="${1:-1}"
@@ -137,4 +137,4 @@ run_backend postgres
         p=$(awk -F'\t' -v m="$metric" '$1 == m {print $2}' "$out/postgres.tsv")
         echo "| $metric | $s | ${p:-—} |"
     done
-} | tee bench-results.md
+} | tee target/bench-results.md
