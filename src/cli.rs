@@ -560,6 +560,13 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         HashCost::PRODUCTION,
         settings.auth_cache_ttl,
     );
+    let state = match &settings.read_database_url {
+        Some(url) => {
+            tracing::info!(replica = %url, "histories, indicators and exports read from the replica");
+            state.with_read_pool(build_pool(url, &settings.pool))
+        }
+        None => state,
+    };
     // The dummy hash used for unknown usernames, computed before the first login.
     state.passwords.warm_up();
 

@@ -20,6 +20,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database_url: DatabaseUrl,
+    /// A PostgreSQL streaming replica for histories, indicators and exports.
+    pub read_database_url: Option<DatabaseUrl>,
     pub bind: SocketAddr,
     pub auto_migrate: bool,
     pub log_format: LogFormat,
@@ -39,6 +41,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "MAPCE_DATABASE_URL",
         "sqlite://data/mapce.sqlite3",
         "postgres://… or sqlite://PATH; the folder of a SQLite file is created if missing",
+    ),
+    (
+        "MAPCE_DATABASE_READ_URL",
+        "(none)",
+        "postgres://… of a streaming replica: histories, OEI.05, charts, exports and operational figures read there; writes and everything else stay on MAPCE_DATABASE_URL",
     ),
     (
         "MAPCE_BIND",
@@ -142,6 +149,20 @@ impl Settings {
             );
         }
 
+        let mut read_database_url = None;
+        if let Some(raw) = lookup("MAPCE_DATABASE_READ_URL").filter(|r| !r.trim().is_empty()) {
+            check(
+                "MAPCE_DATABASE_READ_URL",
+                DatabaseUrl::parse(&raw).and_then(|u| match (&u, &database_url) {
+                    (DatabaseUrl::Postgres(_), DatabaseUrl::Postgres(_)) => {
+                        read_database_url = Some(u);
+                        Ok(())
+                    }
+                    _ => Err("a read replica needs PostgreSQL for both URLs".into()),
+                }),
+            );
+        }
+
         let mut bind: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
         if let Some(raw) = lookup("MAPCE_BIND") {
             check(
@@ -239,6 +260,7 @@ impl Settings {
         }
         Ok(Settings {
             database_url,
+            read_database_url,
             bind,
             auto_migrate,
             log_format,
@@ -323,6 +345,26 @@ mod tests {
                 "README row for {name} lacks its default {default}"
             );
         }
+    }
+
+    #[test]
+    fn a_read_replica_needs_postgresql_on_both_sides() {
+        let ok = settings(&[
+            ("MAPCE_DATABASE_URL", "postgres://u@primary/mapce"),
+            ("MAPCE_DATABASE_READ_URL", "postgres://u@replica/mapce"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            ok.read_database_url,
+            Some(DatabaseUrl::Postgres("postgres://u@replica/mapce".into()))
+        );
+        let errors = settings(&[("MAPCE_DATABASE_READ_URL", "postgres://u@replica/mapce")])
+            .expect_err("SQLite primary");
+        assert!(
+            errors[0].starts_with("MAPCE_DATABASE_READ_URL"),
+            "{errors:?}"
+        );
+        assert_eq!(settings(&[]).expect("defaults").read_database_url, None);
     }
 
     #[test]

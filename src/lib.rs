@@ -31,6 +31,9 @@ use crate::db::{Backend, DbPool};
 #[derive(Clone)]
 pub struct AppState {
     pub pool: DbPool,
+    /// Where histories, indicators and exports read: a replica's pool when
+    /// `MAPCE_DATABASE_READ_URL` is set, else the same pool.
+    pub read_pool: DbPool,
     pub backend: Backend,
     pub jwt: auth::jwt::JwtKeys,
     pub passwords: auth::password::PasswordService,
@@ -47,6 +50,7 @@ impl AppState {
         auth_cache_ttl: std::time::Duration,
     ) -> Self {
         AppState {
+            read_pool: pool.clone(),
             pool,
             backend,
             jwt,
@@ -54,6 +58,14 @@ impl AppState {
             passwords: auth::password::PasswordService::new(cost, num_cpus_or_two() * 2),
             auth_cache: std::sync::Arc::new(auth::AuthCache::new(auth_cache_ttl)),
         }
+    }
+}
+
+impl AppState {
+    /// Sends the read-mostly endpoints to another pool (a replica).
+    pub fn with_read_pool(mut self, read_pool: DbPool) -> Self {
+        self.read_pool = read_pool;
+        self
     }
 }
 

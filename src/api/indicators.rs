@@ -312,7 +312,7 @@ pub async fn get_oei05(
     user.require(&access::GET_OEI05)?;
     let q = query.into_inner();
     period_of(&q)?;
-    let response = db::run(&state.pool, move |conn| oei05_view(conn, &q)).await?;
+    let response = db::run(&state.read_pool, move |conn| oei05_view(conn, &q)).await?;
     Ok(web::Json(response))
 }
 
@@ -481,7 +481,7 @@ pub async fn get_oei05_series(
             "must lie between `from` and `to`",
         ));
     }
-    let years = db::run(&state.pool, move |conn| {
+    let years = db::run(&state.read_pool, move |conn| {
         let closed: BTreeMap<i32, i64> = model::closed_years(conn, q.from, q.to)?
             .into_iter()
             .collect();
@@ -739,8 +739,10 @@ pub async fn export_oei05(
     period_of(&view_query)?;
     let suppress = q.suppress_below.filter(|k| *k > 1).map(i64::from);
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let view = db::run(&state.pool, move |conn| {
-        let view = oei05_view(conn, &view_query)?;
+    // figures from the read pool (a replica when configured), the audit row
+    // on the primary
+    let view = db::run(&state.read_pool, move |conn| oei05_view(conn, &view_query)).await?;
+    db::run(&state.pool, move |conn| {
         audit::record_alone(
             conn,
             Some(&actor),
@@ -749,7 +751,7 @@ pub async fn export_oei05(
                 serde_json::json!({ "format": format.extension(), "suppress_below": suppress, "top": q.top }),
             ),
         )?;
-        Ok::<_, AppError>(view)
+        Ok::<_, AppError>(())
     })
     .await?;
     let report = reports::Report::of(&view, suppress);
@@ -814,7 +816,7 @@ pub async fn get_oei05_chart(
         top: Some(q.top.unwrap_or(15)),
     };
     period_of(&view_query)?;
-    let view = db::run(&state.pool, move |conn| oei05_view(conn, &view_query)).await?;
+    let view = db::run(&state.read_pool, move |conn| oei05_view(conn, &view_query)).await?;
     let b = view
         .figures
         .breakdowns

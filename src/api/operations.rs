@@ -424,7 +424,10 @@ pub async fn get_operations(
     }
     let consulate = scoped_consulate(&user, q.consulate.map(Id));
     let (from, to) = (q.from, q.to);
-    let consulates = db::run(&state.pool, move |conn| compute(conn, from, to, consulate)).await?;
+    let consulates = db::run(&state.read_pool, move |conn| {
+        compute(conn, from, to, consulate)
+    })
+    .await?;
     Ok(web::Json(OperationsResponse {
         from,
         to,

@@ -962,15 +962,12 @@ pub async fn get_person_history(
     };
     let justification = q.justification;
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let (person_id, events, total, summary) = db::run(&state.pool, move |conn| {
-        let p = load_scoped(conn, &user, &raw)?;
-        let masked = masking_for_read(conn, &user, &meta, &p, justification.as_deref())?;
-        let (mut events, total) = model::history(conn, p.id, &filter, window)?;
-        if masked {
-            for e in &mut events {
-                e.payload = r#"{"masked":true}"#.to_owned();
-            }
-        }
+    // The history is read from the read pool (a replica when configured);
+    // the masking decision and the audit row go to the primary.
+    let reader = user.clone();
+    let (person, mut events, total, summary) = db::run(&state.read_pool, move |conn| {
+        let p = load_scoped(conn, &reader, &raw)?;
+        let (events, total) = model::history(conn, p.id, &filter, window)?;
         let all = model::all_events(conn, p.id)?;
         let mut by_type: Vec<CountByType> = Vec::new();
         let mut consulates: Vec<Id> = Vec::new();
@@ -997,15 +994,26 @@ pub async fn get_person_history(
             attentions_by_type: by_type,
             consulates,
         };
+        Ok((p, events, total, summary))
+    })
+    .await?;
+    let person_id = person.id;
+    let masked = db::run(&state.pool, move |conn| {
+        let masked = masking_for_read(conn, &user, &meta, &person, justification.as_deref())?;
         audit::record_alone(
             conn,
             Some(&actor),
             &meta,
-            Event::new("person.history", "person", Some(p.id.to_string())).subject(p.id),
+            Event::new("person.history", "person", Some(person.id.to_string())).subject(person.id),
         )?;
-        Ok((p.id, events, total, summary))
+        Ok(masked)
     })
     .await?;
+    if masked {
+        for e in &mut events {
+            e.payload = r#"{"masked":true}"#.to_owned();
+        }
+    }
     let items = events
         .into_iter()
         .map(|e| HistoryEvent {
