@@ -8,6 +8,9 @@
 # Usage: .ci/replica.sh   (installs PostgreSQL if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for tool in curl python3; do
+    command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null; }
+done
 cargo build --quiet
 bin="$PWD/target/debug/mapce"
 work="$(mktemp -d)"
