@@ -327,8 +327,9 @@ async fn sigterm_round(round: usize) {
         actix_web::rt::time::sleep(Duration::from_millis(5)).await;
     }
     let pid = server.id().to_string();
-    let term = Command::new("kill")
-        .args(["-TERM", &pid])
+    // the shell's own `kill`: no dependency on a kill binary being installed
+    let term = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
         .status()
         .expect("kill -TERM");
     assert!(term.success());
