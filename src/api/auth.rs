@@ -510,6 +510,7 @@ pub async fn get_me(user: AuthUser) -> Result<web::Json<MeResponse>, AppError> {
 pub struct ChangePasswordRequest {
     pub current_password: String,
     /// 12 to 128 characters, not a common password, not the username.
+    #[schema(min_length = 12, max_length = 128)]
     pub new_password: String,
 }
 

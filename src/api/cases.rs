@@ -562,6 +562,9 @@ pub struct CaseQuery {
     pub opened_from: Option<chrono::DateTime<chrono::Utc>>,
     pub opened_to: Option<chrono::DateTime<chrono::Utc>>,
     pub protected: Option<bool>,
+    #[param(
+        pattern = "^(phone|e_appointment|consulate_window|institutional_email|in_person_ministry)$"
+    )]
     pub channel: Option<String>,
     pub person: Option<uuid::Uuid>,
     /// Page size, 1 to 200 (default 50).
@@ -764,6 +767,7 @@ pub async fn add_attention(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VoidRequest {
+    #[schema(min_length = 1, max_length = 1000, pattern = "\\S")]
     pub reason: String,
 }
 
@@ -920,6 +924,7 @@ pub async fn transition_case(
 #[serde(deny_unknown_fields)]
 pub struct StepDecision {
     /// `done` or `waived`.
+    #[schema(pattern = "^(done|waived)$")]
     pub status: String,
     /// Required to waive.
     pub reason: Option<String>,
@@ -1026,6 +1031,7 @@ pub async fn decide_case_step(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteRequest {
+    #[schema(min_length = 1, max_length = 8000, pattern = "\\S")]
     pub text: String,
 }
 

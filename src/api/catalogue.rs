@@ -126,6 +126,7 @@ pub struct TypeQuery {
     pub category: Option<AttentionCategory>,
     pub kind: Option<AttentionKind>,
     /// `active`, `deprecated` or `merged`.
+    #[param(pattern = "^(active|deprecated|merged)$")]
     pub status: Option<String>,
     /// Part of any spelling, ignoring accents and case.
     pub q: Option<String>,

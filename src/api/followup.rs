@@ -249,6 +249,7 @@ pub async fn list_tasks(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTaskRequest {
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub title: String,
     pub assignee_id: Option<Id>,
     pub due_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -419,6 +420,7 @@ fn transfer_response(t: Transfer) -> TransferResponse {
 pub struct TransferRequest {
     /// The receiving consulate (id or code).
     pub to: String,
+    #[schema(min_length = 1, pattern = "\\S")]
     pub reason: String,
 }
 
@@ -570,8 +572,10 @@ pub async fn decide_transfer(
 #[into_params(parameter_in = Query)]
 pub struct TransferQuery {
     /// `incoming` (to the caller's consulate, default) or `outgoing`.
+    #[param(pattern = "^(incoming|outgoing)$")]
     pub direction: Option<String>,
     /// `requested`, `accepted` or `rejected`.
+    #[param(pattern = "^(requested|accepted|rejected)$")]
     pub status: Option<String>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]

@@ -299,6 +299,7 @@ pub struct PaymentDecisionRequest {
 #[serde(deny_unknown_fields)]
 pub struct MarkPaidRequest {
     /// Transfer, cheque or receipt number.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub reference: String,
 }
 

@@ -301,6 +301,7 @@ pub struct CreatePersonRequest {
     pub birth_date: Option<NaiveDate>,
     pub sex: Sex,
     /// Alpha-2 or alpha-3 codes; `["PE"]` by default.
+    #[schema(min_items = 1)]
     pub nationalities: Option<Vec<String>>,
     #[serde(default)]
     pub documents: Vec<DocumentBody>,
