@@ -330,7 +330,7 @@ fn prepare_attentions(
     tag = "cases",
     operation_id = "create_case",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation: 1 to 200 visible ASCII characters", pattern = "^[!-~]{1,200}$")),
     request_body = CreateCaseRequest,
     responses(
         (status = 201, body = CaseResponse, headers(("ETag" = String), ("Location" = String))),
@@ -694,7 +694,7 @@ pub async fn get_case(
     tag = "cases",
     operation_id = "add_attention",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Case id"), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
+    params(("id" = String, Path, description = "Case id"), ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation: 1 to 200 visible ASCII characters", pattern = "^[!-~]{1,200}$")),
     request_body = AttentionBody,
     responses(
         (status = 201, body = CaseResponse, headers(("ETag" = String))),

@@ -215,7 +215,9 @@ pub async fn get_attention_type(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ResolveQuery {
-    /// A label as an officer or a legacy extract wrote it.
+    /// A label as an officer or a legacy extract wrote it (at least one
+    /// letter or digit).
+    #[param(pattern = "[^\\W_]")]
     pub label: String,
 }
 

@@ -460,7 +460,7 @@ fn payment_event(
     security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "Case id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation: 1 to 200 visible ASCII characters", pattern = "^[!-~]{1,200}$"),
     ),
     request_body = PaymentRequest,
     responses(

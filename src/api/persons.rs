@@ -535,9 +535,11 @@ pub async fn create_person(
 #[into_params(parameter_in = Query)]
 pub struct PersonQuery {
     /// Names, in any order, ignoring accents and case.
+    #[param(pattern = "[^ ]")]
     pub q: Option<String>,
     /// An exact document number (any type): officers find people known at
-    /// other consulates this way.
+    /// other consulates this way. Only its letters and digits count.
+    #[param(pattern = "[A-Za-z0-9]")]
     pub document: Option<String>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]

@@ -219,7 +219,8 @@ pub struct CountryQuery {
     /// Region code or name (`america`, `Europa`, `África`).
     pub region: Option<String>,
     /// Part of the Spanish or English name or an ISO code, ignoring accents
-    /// and case: `peru`, `PERÚ`, `cote`.
+    /// and case: `peru`, `PERÚ`, `cote` (at least one letter or digit).
+    #[param(pattern = "[^\\W_]")]
     pub q: Option<String>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
