@@ -319,7 +319,7 @@ pub fn run(
         progress.update(st.report.rows, total_bytes, total_bytes);
         Ok(())
     };
-    if st.opts.atomic && !st.opts.dry_run {
+    let outcome = if st.opts.atomic && !st.opts.dry_run {
         // all or nothing: a refused row rolls every written row back
         let outcome = crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             work(conn, &mut st)?;
@@ -333,7 +333,6 @@ pub fn run(
             Ok(())
         });
         match outcome {
-            Ok(()) => {}
             Err(AppError::Conflict {
                 code: "import_rolled_back",
                 ..
@@ -344,25 +343,13 @@ pub fn run(
                 st.report.persons_matched = 0;
                 st.report.cases_new = 0;
                 st.report.duplicates_queued = 0;
+                Ok(())
             }
-            Err(e) => {
-                if st.report.indexes_set_aside {
-                    crate::db::bulk_indexes::restore(conn)?;
-                }
-                return Err(e);
-            }
+            other => other,
         }
-    }
-    if !st.opts.atomic || st.opts.dry_run {
-        let outcome = work(conn, &mut st);
-        if let Err(e) = outcome {
-            if st.report.indexes_set_aside {
-                // failed or not, the indexes come back before returning
-                crate::db::bulk_indexes::restore(conn)?;
-            }
-            return Err(e);
-        }
-    }
+    } else {
+        work(conn, &mut st)
+    };
     // the maps that matched rows are done with: their memory goes to the
     // index rebuild's sort instead of adding to it
     st.persons = HashMap::new();
@@ -371,11 +358,13 @@ pub fn run(
     st.seen = HashMap::new();
     st.db_persons = HashSet::new();
     if st.report.indexes_set_aside {
+        // failed or not, the indexes come back before returning
         let rebuild = std::time::Instant::now();
         crate::db::bulk_indexes::restore(conn)?;
         st.report.index_rebuild_seconds =
             (rebuild.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     }
+    outcome?;
     finish(conn, st, lookup, started)
 }
 
