@@ -6,15 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-1}"
-for tool in curl python3; do
-    command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null; }
-done
+# shellcheck source=.ci/pg.sh
+source .ci/pg.sh
+need curl python3
 cargo build --quiet
 bin="$PWD/target/debug/mapce"
 work="$(mktemp -d)"
 pid=""
-# shellcheck source=.ci/pg.sh
-source .ci/pg.sh
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; pg_stop; rm -rf "$work"; }
 trap cleanup EXIT
 pg_install

@@ -5,6 +5,14 @@
 
 PG_PORT="${PG_PORT:-55432}"
 
+# need TOOL…: installs (apt-get) the packages of those names that are missing
+need() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null; }
+    done
+}
+
 pg_install() {
     if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! dpkg -s libpq-dev >/dev/null 2>&1; then
         echo "== installing PostgreSQL and libpq-dev with apt-get"

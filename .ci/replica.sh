@@ -8,15 +8,13 @@
 # Usage: .ci/replica.sh   (installs PostgreSQL if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for tool in curl python3; do
-    command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null; }
-done
+# shellcheck source=.ci/pg.sh
+source .ci/pg.sh
+need curl python3
 cargo build --quiet
 bin="$PWD/target/debug/mapce"
 work="$(mktemp -d)"
 pid=""
-# shellcheck source=.ci/pg.sh
-source .ci/pg.sh
 pg_install
 PG_PORT=57432 pg_start
 primary_url="${PG_URL%/postgres}/mapce"
