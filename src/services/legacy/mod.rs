@@ -319,6 +319,7 @@ pub fn run(
         progress.update(st.report.rows, total_bytes, total_bytes);
         Ok(())
     };
+    bulk_session(conn, true)?;
     let outcome = if st.opts.atomic && !st.opts.dry_run {
         // all or nothing: a refused row rolls every written row back
         let outcome = crate::db::write_tx::<_, AppError, _>(conn, |conn| {
@@ -360,12 +361,35 @@ pub fn run(
     if st.report.indexes_set_aside {
         // failed or not, the indexes come back before returning
         let rebuild = std::time::Instant::now();
-        crate::db::bulk_indexes::restore(conn)?;
+        let restored = crate::db::bulk_indexes::restore(conn);
+        bulk_session(conn, false)?;
+        restored?;
         st.report.index_rebuild_seconds =
             (rebuild.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    } else {
+        bulk_session(conn, false)?;
     }
     outcome?;
     finish(conn, st, lookup, started)
+}
+
+/// On SQLite, a bigger page cache while the import writes (16 MiB instead
+/// of 2: more of the unique indexes it inserts into stay in memory; 1 M
+/// rows: 6 720 rows/s against 5 978, 281 MB peak; 64 MiB gave 7 264 rows/s
+/// but 351 MB); back to the default after, as the connection may return to
+/// the server's pool.
+fn bulk_session(conn: &mut DbConn, on: bool) -> Result<(), AppError> {
+    if let DbConn::Sqlite(c) = conn {
+        diesel::connection::SimpleConnection::batch_execute(
+            c,
+            if on {
+                "PRAGMA cache_size = -16384;"
+            } else {
+                "PRAGMA cache_size = -2000;"
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// Decides (for `Auto`) and sets the indexes aside; true when it did.
