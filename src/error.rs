@@ -52,14 +52,14 @@ pub struct Problem {
     pub instance: Option<String>,
     /// For `possible_duplicates`: the likely matches (masked names, scores, reasons).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub candidates: Option<serde_json::Value>,
     /// For a conflict with an existing record: its id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub existing_id: Option<String>,
     /// For an unknown label: the closest known ones.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub suggestions: Option<serde_json::Value>,
     /// The request id (also in the `X-Request-Id` header); quote it when
     /// reporting a problem.

@@ -556,6 +556,7 @@ pub struct CaseQuery {
     pub consulate: Option<uuid::Uuid>,
     pub status: Option<CaseStatus>,
     /// Attention type id, code or spelling.
+    #[param(pattern = "[^\\W_]")]
     pub attention_type: Option<String>,
     /// Assigned officer's user id.
     pub officer: Option<uuid::Uuid>,
@@ -611,7 +612,7 @@ pub async fn list_cases(
             Some(label) => Some(
                 crate::services::catalogue::resolve(conn, label)?
                     .ok_or_else(|| {
-                        AppError::bad_query(
+                        AppError::invalid(
                             "query.attention_type",
                             format!("no attention type is spelled `{label}`"),
                         )

@@ -498,6 +498,7 @@ pub async fn request_transfer(
 #[serde(deny_unknown_fields)]
 pub struct TransferDecision {
     /// `accept` or `reject`.
+    #[schema(pattern = "^(accept|reject)$")]
     pub decision: String,
 }
 

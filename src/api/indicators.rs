@@ -34,7 +34,8 @@ const MAX_DRIFT_CELLS: usize = 200;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Oei05Query {
-    /// A calendar year (or give `from` and `to`).
+    /// A calendar year, 2000 to 2100 (or give `from` and `to`).
+    #[param(minimum = 2000, maximum = 2100)]
     pub year: Option<i32>,
     /// First day, inclusive.
     pub from: Option<NaiveDate>,
@@ -340,7 +341,7 @@ fn year_in_path(raw: i32) -> Result<i32, AppError> {
     tag = "indicators",
     operation_id = "put_oei05_target",
     security(("bearer" = [])),
-    params(("year" = i32, Path, description = "Calendar year")),
+    params(("year" = i32, Path, description = "Calendar year, 2000 to 2100", minimum = 2000, maximum = 2100)),
     request_body = PutTargetRequest,
     responses(
         (status = 200, body = TargetResponse),
@@ -399,10 +400,13 @@ pub async fn put_oei05_target(
 #[into_params(parameter_in = Query)]
 pub struct SeriesQuery {
     /// First year.
+    #[param(minimum = 2000, maximum = 2100)]
     pub from: i32,
     /// Last year (at most 30 years after `from`).
+    #[param(minimum = 2000, maximum = 2100)]
     pub to: i32,
     /// The year changes are also compared with (default: `from`).
+    #[param(minimum = 2000, maximum = 2100)]
     pub base: Option<i32>,
 }
 
@@ -547,7 +551,7 @@ pub struct CloseResponse {
     tag = "indicators",
     operation_id = "close_oei05_year",
     security(("bearer" = [])),
-    params(("year" = i32, Path, description = "Calendar year")),
+    params(("year" = i32, Path, description = "Calendar year, 2000 to 2100", minimum = 2000, maximum = 2100)),
     responses(
         (status = 201, body = CloseResponse),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -645,7 +649,7 @@ pub struct ReopenRequest {
     tag = "indicators",
     operation_id = "reopen_oei05_year",
     security(("bearer" = [])),
-    params(("year" = i32, Path, description = "Calendar year")),
+    params(("year" = i32, Path, description = "Calendar year, 2000 to 2100", minimum = 2000, maximum = 2100)),
     request_body = ReopenRequest,
     responses(
         (status = 204, description = "Reopened"),
@@ -690,6 +694,7 @@ pub async fn reopen_oei05_year(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
+    #[param(minimum = 2000, maximum = 2100)]
     pub year: i32,
     /// Replace counts below k with "<k" for publication.
     pub suppress_below: Option<u32>,
@@ -776,6 +781,7 @@ pub async fn export_oei05(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ChartQuery {
+    #[param(minimum = 2000, maximum = 2100)]
     pub year: i32,
     /// Bars shown (default 15; the rest are "Otros").
     pub top: Option<u32>,

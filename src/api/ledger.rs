@@ -194,6 +194,8 @@ pub async fn put_exchange_rate(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ExchangeRateQuery {
+    /// ISO 4217 code (`USD`, `eur`).
+    #[param(pattern = "^\\s*[A-Za-z]{3}\\s*$")]
     pub currency: Option<String>,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
@@ -231,7 +233,7 @@ pub async fn list_exchange_rates(
         Some(c) => Some(
             money::currency(c)
                 .ok_or_else(|| {
-                    AppError::bad_query("query.currency", format!("unknown currency `{c}`"))
+                    AppError::invalid("query.currency", format!("unknown currency `{c}`"))
                 })?
                 .code,
         ),
@@ -306,6 +308,7 @@ pub struct MarkPaidRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReversalRequest {
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub reason: String,
 }
 
@@ -994,8 +997,11 @@ pub struct PaymentQuery {
     pub consulate: Option<uuid::Uuid>,
     pub status: Option<PaymentStatus>,
     pub kind: Option<PaymentKind>,
+    /// ISO 4217 code (`USD`, `eur`).
+    #[param(pattern = "^\\s*[A-Za-z]{3}\\s*$")]
     pub currency: Option<String>,
     /// Value dates in this calendar year.
+    #[param(minimum = 1900, maximum = 9998)]
     pub year: Option<i32>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -1025,7 +1031,7 @@ fn currency_filter(raw: Option<&str>) -> Result<Option<String>, AppError> {
     raw.map(|c| {
         money::currency(c)
             .map(|c| c.code.to_owned())
-            .ok_or_else(|| AppError::bad_query("query.currency", format!("unknown currency `{c}`")))
+            .ok_or_else(|| AppError::invalid("query.currency", format!("unknown currency `{c}`")))
     })
     .transpose()
 }
@@ -1086,10 +1092,13 @@ pub async fn list_payments(
 #[into_params(parameter_in = Query)]
 pub struct TotalsQuery {
     /// Value dates in this calendar year (all years by default).
+    #[param(minimum = 1900, maximum = 9998)]
     pub year: Option<i32>,
     /// Consulate id (national roles; staff get their own).
     pub consulate: Option<uuid::Uuid>,
     pub kind: Option<PaymentKind>,
+    /// ISO 4217 code (`USD`, `eur`).
+    #[param(pattern = "^\\s*[A-Za-z]{3}\\s*$")]
     pub currency: Option<String>,
     /// Which entries to add up: `paid` (default: paid entries net of their
     /// reversals), `approved` (committed, not yet paid) or `requested`.

@@ -148,7 +148,7 @@ fn resolve_region(field: &str, raw: &str) -> Result<String, AppError> {
         .map(|(code, _, _)| (*code).to_owned())
         .ok_or_else(|| {
             let known: Vec<&str> = REGIONS.iter().map(|r| r.0).collect();
-            AppError::bad_query(
+            AppError::invalid(
                 field,
                 format!("unknown region `{raw}`; one of {}", known.join(", ")),
             )
@@ -217,6 +217,7 @@ pub async fn list_regions(
 #[into_params(parameter_in = Query)]
 pub struct CountryQuery {
     /// Region code or name (`america`, `Europa`, `África`).
+    #[param(pattern = "[^\\W_]")]
     pub region: Option<String>,
     /// Part of the Spanish or English name or an ISO code, ignoring accents
     /// and case: `peru`, `PERÚ`, `cote` (at least one letter or digit).
@@ -269,10 +270,13 @@ pub async fn list_countries(
 #[into_params(parameter_in = Query)]
 pub struct ConsulateQuery {
     /// Country of the office, alpha-2 or alpha-3.
+    #[param(pattern = "^\\s*[A-Za-z]{2,3}\\s*$")]
     pub country: Option<String>,
     /// Region code or name of the office's country.
+    #[param(pattern = "[^\\W_]")]
     pub region: Option<String>,
     /// Offices whose jurisdiction includes this country (alpha-2 or alpha-3).
+    #[param(pattern = "^\\s*[A-Za-z]{2,3}\\s*$")]
     pub jurisdiction: Option<String>,
     /// Only active (`true`) or inactive (`false`) offices.
     pub active: Option<bool>,
@@ -313,7 +317,7 @@ pub async fn list_consulates(
                 None => Ok(None),
                 Some(code) => match model::find_country_by_code(conn, &code)? {
                     Some(country) => Ok(Some(country.alpha2)),
-                    None => Err(AppError::bad_query(
+                    None => Err(AppError::invalid(
                         field,
                         format!("unknown country code `{code}`"),
                     )),

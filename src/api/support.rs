@@ -379,6 +379,7 @@ pub async fn create_organisation(
 #[into_params(parameter_in = Query)]
 pub struct OrganisationQuery {
     /// Alpha-2 or alpha-3.
+    #[param(pattern = "^\\s*[A-Za-z]{2,3}\\s*$")]
     pub country: Option<String>,
     pub kind: Option<OrganisationKind>,
     /// Helps with this attention category.
@@ -427,7 +428,7 @@ pub async fn list_organisations(
             Some(c) => Some(
                 reference_model::find_country_by_code(conn, c)?
                     .ok_or_else(|| {
-                        AppError::bad_query("query.country", format!("unknown country code `{c}`"))
+                        AppError::invalid("query.country", format!("unknown country code `{c}`"))
                     })?
                     .alpha2,
             ),

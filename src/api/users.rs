@@ -214,6 +214,7 @@ pub async fn create_user(
 pub struct UserQuery {
     pub role: Option<Role>,
     /// Consulate id or code.
+    #[param(pattern = "[^\\W_]")]
     pub consulate: Option<String>,
     pub active: Option<bool>,
     /// Part of the username or display name.
@@ -261,7 +262,7 @@ pub async fn list_users(
                     reference_model::find_consulate(conn, &ConsulateKey::Code(raw.to_owned()))?
                         .map(|c| c.consulate.id)
                         .ok_or_else(|| {
-                            AppError::bad_query("query.consulate", format!("no consulate `{raw}`"))
+                            AppError::invalid("query.consulate", format!("no consulate `{raw}`"))
                         })?
                 }
             }),
