@@ -94,8 +94,22 @@ pub fn app(
         .app_data(web::PayloadConfig::new(extract::JSON_LIMIT))
         .configure(api::configure)
         .split_for_parts();
-    app.service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi::finish(api)))
-        .service(web::redirect("/docs", "/docs/"))
-        .default_service(web::to(middleware::fallback))
-        .wrap(actix_web::middleware::from_fn(middleware::request_context))
+    let spec = openapi::to_json(&openapi::finish(api));
+    app.route(
+        "/api/openapi.json",
+        web::get().to(move || {
+            let spec = spec.clone();
+            async move {
+                actix_web::HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(spec)
+            }
+        }),
+    )
+    .service(
+        SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api/openapi.json")),
+    )
+    .service(web::redirect("/docs", "/docs/"))
+    .default_service(web::to(middleware::fallback))
+    .wrap(actix_web::middleware::from_fn(middleware::request_context))
 }

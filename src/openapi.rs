@@ -235,6 +235,11 @@ fn add_common_responses(api: &mut utoipa::openapi::OpenApi) {
                 wanted.push(("413", "Body too large"));
                 wanted.push(("415", "Unsupported Content-Type"));
                 wanted.push(("422", "Invalid values: the problem names each field"));
+            } else if names_by_code(op) {
+                wanted.push((
+                    "422",
+                    "A well-formed filter names no known country, region, currency, consulate or attention type",
+                ));
             }
             wanted.push(("503", "Database not answering; see Retry-After"));
             for (code, description) in wanted {
@@ -247,13 +252,72 @@ fn add_common_responses(api: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// Whether an operation takes a query filter that names a country, region,
+/// currency, consulate or attention type by code or name (resolved, so an
+/// unknown one is refused with 422).
+fn names_by_code(op: &utoipa::openapi::path::Operation) -> bool {
+    use utoipa::openapi::path::ParameterIn;
+    op.parameters.iter().flatten().any(|p| {
+        p.parameter_in == ParameterIn::Query
+            && !is_uuid_param(p)
+            && matches!(
+                p.name.as_str(),
+                "country" | "jurisdiction" | "region" | "currency" | "attention_type" | "consulate"
+            )
+    })
+}
+
+fn is_uuid_param(p: &utoipa::openapi::path::Parameter) -> bool {
+    use utoipa::openapi::schema::{KnownFormat, SchemaFormat};
+    use utoipa::openapi::{RefOr, Schema};
+    matches!(&p.schema, Some(RefOr::T(Schema::Object(o)))
+        if matches!(o.format, Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))))
+}
+
 /// The spec as pretty JSON with a trailing newline (the committed form).
 pub fn spec_json() -> String {
-    let mut json = spec()
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    to_json(&spec())
+}
+
+/// A finished spec as pretty JSON with a trailing newline: what is
+/// committed and what `/api/openapi.json` serves.
+pub fn to_json(api: &utoipa::openapi::OpenApi) -> String {
+    let mut value =
+        serde_json::to_value(api).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
+    camel_case_links(&mut value);
+    let mut json =
+        serde_json::to_string_pretty(&value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     json.push('\n');
     json
+}
+
+/// utoipa 5 writes a Link's fields in snake case (`operation_id`), which
+/// OpenAPI does not know, so tools ignored or refused every link; renamed
+/// here to `operationId`, `operationRef` and `requestBody`.
+fn camel_case_links(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Value::Object(map) = value else {
+        if let Value::Array(items) = value {
+            items.iter_mut().for_each(camel_case_links);
+        }
+        return;
+    };
+    if let Some(Value::Object(links)) = map.get_mut("links") {
+        for link in links.values_mut() {
+            if let Value::Object(fields) = link {
+                for (from, to) in [
+                    ("operation_id", "operationId"),
+                    ("operation_ref", "operationRef"),
+                    ("request_body", "requestBody"),
+                ] {
+                    if let Some(v) = fields.remove(from) {
+                        fields.insert(to.to_owned(), v);
+                    }
+                }
+            }
+        }
+    }
+    map.values_mut().for_each(camel_case_links);
 }
 
 /// The methods the spec declares for a concrete path (`/api/v1/cases/…`),

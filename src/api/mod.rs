@@ -247,8 +247,16 @@ pub fn if_match_version(req: &HttpRequest) -> Result<i32, AppError> {
         })?
         .to_str()
         .unwrap_or("");
-    let trimmed = raw.trim().trim_start_matches("W/").trim_matches('"');
-    trimmed.parse::<i32>().map_err(|_| AppError::BadRequest {
+    // `"N"`, `W/"N"` or a bare `N`, N of 1 to 9 digits (the spec's pattern)
+    let t = raw.trim();
+    let t = t.strip_prefix("W/").unwrap_or(t);
+    let t = t
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(t);
+    let digits = (1..=9).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit());
+    let parsed = if digits { t.parse::<i32>().ok() } else { None };
+    parsed.ok_or_else(|| AppError::BadRequest {
         code: "invalid_header",
         detail: format!("If-Match `{raw}` is not an ETag this API issued"),
         errors: vec![crate::error::FieldError::new(
