@@ -70,3 +70,53 @@ fn every_operation_has_a_unique_id_a_tag_and_problem_responses() {
     }
     assert!(ids.contains("list_countries") && ids.contains("get_consulate"));
 }
+
+#[test]
+fn every_link_names_an_existing_operation_by_operation_id() {
+    let spec: Value = serde_json::from_str(&mapce::openapi::spec_json()).expect("JSON");
+    let mut ids = BTreeSet::new();
+    for item in spec["paths"].as_object().expect("paths").values() {
+        for op in item.as_object().expect("path item").values() {
+            if let Some(id) = op["operationId"].as_str() {
+                ids.insert(id.to_owned());
+            }
+        }
+    }
+    let mut links = 0;
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for op in item.as_object().expect("path item").values() {
+            let Some(responses) = op["responses"].as_object() else {
+                continue;
+            };
+            for response in responses.values() {
+                let Some(found) = response["links"].as_object() else {
+                    continue;
+                };
+                for (name, link) in found {
+                    links += 1;
+                    let target = link["operationId"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{path} → {name}: no operationId in {link}"));
+                    assert!(
+                        ids.contains(target),
+                        "{path} → {name}: no operation {target}"
+                    );
+                    assert!(
+                        link.get("operation_id").is_none(),
+                        "{path} → {name}: snake case"
+                    );
+                    assert!(
+                        link["parameters"]
+                            .as_object()
+                            .is_some_and(|p| !p.is_empty()),
+                        "{path} → {name}: no parameters"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        links >= 20,
+        "creations link to their reads and updates ({links} links)"
+    );
+}
