@@ -40,9 +40,11 @@ for role in "${roles[@]}"; do
     token=$(curl -fs -X POST "http://$MAPCE_BIND/api/v1/auth/login" -H 'Content-Type: application/json' \
         -d "{\"username\":\"fuzz.$role\",\"password\":\"fuzz $role password 42\"}" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["session"]["access_token"])')
-    # logout would end the run's own session
+    # logout would end the run's own session; one worker, because with two
+    # threads CPython 3.11 intermittently fails inside hypothesis
+    # ("AST constructor recursion depth mismatch"), an error of the tool
     if "$venv/bin/st" --config-file .ci/schemathesis.toml run openapi/openapi.json --url "http://$MAPCE_BIND" \
-        -H "Authorization: Bearer $token" --checks all --max-time "$secs" --workers 2 \
+        -H "Authorization: Bearer $token" --checks all --max-time "$secs" --workers 1 \
         --exclude-operation-id logout --no-color --seed 42 >"$work/st-$role.txt" 2>&1; then
         echo "== $role: no failures"
     else

@@ -87,6 +87,7 @@ pub fn spec() -> utoipa::openapi::OpenApi {
 /// What the route table cannot say by itself: the common problem answers
 /// of every operation, and the links between creations and their reads.
 pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    describe_if_match(&mut api);
     add_common_responses(&mut api);
     add_links(&mut api);
     api
@@ -185,6 +186,36 @@ fn add_links(api: &mut utoipa::openapi::OpenApi) {
                 link = link.parameter(p, value);
             }
             created.links.insert(op, RefOr::T(link.build()));
+        }
+    }
+}
+
+/// Every `If-Match` header gets the pattern of the ETags the server reads
+/// (`crate::api::IF_MATCH_PATTERN`), declared once here rather than on each
+/// update operation.
+fn describe_if_match(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    for item in api.paths.paths.values_mut() {
+        let ops = [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ];
+        for op in ops.into_iter().flatten() {
+            for p in op.parameters.iter_mut().flatten() {
+                if p.parameter_in == ParameterIn::Header && p.name.eq_ignore_ascii_case("If-Match")
+                {
+                    p.schema = Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .pattern(Some(crate::api::IF_MATCH_PATTERN))
+                            .into(),
+                    );
+                }
+            }
         }
     }
 }

@@ -859,7 +859,7 @@ pub struct TransitionRequest {
     tag = "cases",
     operation_id = "transition_case",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Case id"), ("If-Match" = String, Header, description = "ETag of the version being changed", pattern = "^\\s*(W/)?(\"[0-9]{1,9}\"|[0-9]{1,9})\\s*$")),
+    params(("id" = String, Path, description = "Case id"), ("If-Match" = String, Header, description = "ETag of the version being changed")),
     request_body = TransitionRequest,
     responses(
         (status = 200, body = CaseResponse, headers(("ETag" = String))),
@@ -936,7 +936,7 @@ pub struct StepDecision {
     tag = "cases",
     operation_id = "decide_case_step",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Case id"), ("step_id" = String, Path, description = "Step id"), ("If-Match" = String, Header, description = "ETag of the case", pattern = "^\\s*(W/)?(\"[0-9]{1,9}\"|[0-9]{1,9})\\s*$")),
+    params(("id" = String, Path, description = "Case id"), ("step_id" = String, Path, description = "Step id"), ("If-Match" = String, Header, description = "ETag of the case")),
     request_body = StepDecision,
     responses(
         (status = 200, body = CaseResponse, headers(("ETag" = String))),

@@ -486,7 +486,7 @@ pub struct UpdateTypeRequest {
     security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "Type id or code"),
-        ("If-Match" = String, Header, description = "ETag of the version being changed", pattern = "^\\s*(W/)?(\"[0-9]{1,9}\"|[0-9]{1,9})\\s*$"),
+        ("If-Match" = String, Header, description = "ETag of the version being changed"),
     ),
     request_body = UpdateTypeRequest,
     responses(

@@ -484,7 +484,7 @@ pub async fn get_detention(
     tag = "detention",
     operation_id = "update_detention",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Case id"), ("If-Match" = String, Header, description = "ETag of the version being changed", pattern = "^\\s*(W/)?(\"[0-9]{1,9}\"|[0-9]{1,9})\\s*$")),
+    params(("id" = String, Path, description = "Case id"), ("If-Match" = String, Header, description = "ETag of the version being changed")),
     request_body = UpdateDetentionRequest,
     responses(
         (status = 200, body = DetentionResponse, headers(("ETag" = String))),

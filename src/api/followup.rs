@@ -38,7 +38,7 @@ pub struct UpdateCaseRequest {
     tag = "cases",
     operation_id = "update_case",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Case id"), ("If-Match" = String, Header, description = "ETag of the version being changed", pattern = "^\\s*(W/)?(\"[0-9]{1,9}\"|[0-9]{1,9})\\s*$")),
+    params(("id" = String, Path, description = "Case id"), ("If-Match" = String, Header, description = "ETag of the version being changed")),
     request_body = UpdateCaseRequest,
     responses(
         (status = 200, body = CaseResponse, headers(("ETag" = String))),

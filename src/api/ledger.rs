@@ -611,7 +611,7 @@ fn immutable(p: &Payment) -> AppError {
     tag = "ledger",
     operation_id = "update_payment",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Payment id"), ("If-Match" = String, Header, description = "ETag of the version being changed", pattern = "^\\s*(W/)?(\"[0-9]{1,9}\"|[0-9]{1,9})\\s*$")),
+    params(("id" = String, Path, description = "Payment id"), ("If-Match" = String, Header, description = "ETag of the version being changed")),
     request_body = UpdatePaymentRequest,
     responses(
         (status = 200, body = PaymentResponse, headers(("ETag" = String))),

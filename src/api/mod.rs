@@ -234,6 +234,9 @@ pub fn window(limit: Option<u32>, offset: Option<u64>) -> Result<Window, AppErro
     })
 }
 
+/// The `If-Match` values `if_match_version` reads, as the spec declares them.
+pub const IF_MATCH_PATTERN: &str = r#"^\s*(W/)?("[0-9]{1,9}"|[0-9]{1,9})\s*$"#;
+
 /// The version a client says it is updating, from `If-Match: "N"`.
 /// Missing → 428; unparsable → 400.
 pub fn if_match_version(req: &HttpRequest) -> Result<i32, AppError> {
@@ -247,7 +250,7 @@ pub fn if_match_version(req: &HttpRequest) -> Result<i32, AppError> {
         })?
         .to_str()
         .unwrap_or("");
-    // `"N"`, `W/"N"` or a bare `N`, N of 1 to 9 digits (the spec's pattern)
+    // `"N"`, `W/"N"` or a bare `N`, N of 1 to 9 digits: IF_MATCH_PATTERN
     let t = raw.trim();
     let t = t.strip_prefix("W/").unwrap_or(t);
     let t = t
@@ -335,5 +338,52 @@ pub mod double_option {
         T: Deserialize<'de>,
     {
         Option::<T>::deserialize(de).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(value: &str) -> Result<i32, AppError> {
+        let req = actix_web::test::TestRequest::default()
+            .insert_header(("If-Match", value))
+            .to_http_request();
+        if_match_version(&req)
+    }
+
+    #[test]
+    fn if_match_reads_exactly_the_etags_the_spec_declares() {
+        for (value, expected) in [
+            ("\"3\"", 3),
+            ("W/\"12\"", 12),
+            ("7", 7),
+            ("\"999999999\"", 999_999_999),
+        ] {
+            assert_eq!(version(value).ok(), Some(expected), "{value}");
+        }
+        for value in [
+            "*",
+            "\"3",
+            "\"\"",
+            "\"-1\"",
+            "\"+1\"",
+            "\"1234567890\"",
+            "W/3x",
+            "\"1 2\"",
+        ] {
+            assert!(
+                matches!(
+                    version(value),
+                    Err(AppError::BadRequest {
+                        code: "invalid_header",
+                        ..
+                    })
+                ),
+                "{value} must be refused"
+            );
+        }
+        let missing = if_match_version(&actix_web::test::TestRequest::default().to_http_request());
+        assert!(matches!(missing, Err(AppError::PreconditionRequired(_))));
     }
 }

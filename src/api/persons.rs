@@ -705,7 +705,7 @@ pub struct UpdatePersonRequest {
     tag = "persons",
     operation_id = "update_person",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Person id"), ("If-Match" = String, Header, description = "ETag of the version being changed", pattern = "^\\s*(W/)?(\"[0-9]{1,9}\"|[0-9]{1,9})\\s*$")),
+    params(("id" = String, Path, description = "Person id"), ("If-Match" = String, Header, description = "ETag of the version being changed")),
     request_body = UpdatePersonRequest,
     responses(
         (status = 200, body = PersonResponse, headers(("ETag" = String))),

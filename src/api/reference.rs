@@ -555,7 +555,7 @@ pub struct UpdateConsulateRequest {
     security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "Consulate id or code"),
-        ("If-Match" = String, Header, description = "ETag of the version being changed", pattern = "^\\s*(W/)?(\"[0-9]{1,9}\"|[0-9]{1,9})\\s*$"),
+        ("If-Match" = String, Header, description = "ETag of the version being changed"),
     ),
     request_body = UpdateConsulateRequest,
     responses(

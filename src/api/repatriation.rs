@@ -377,7 +377,7 @@ fn terminal(r: &Repatriation) -> Result<(), AppError> {
     tag = "repatriation",
     operation_id = "update_repatriation",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Repatriation id"), ("If-Match" = String, Header, description = "ETag of the version being changed", pattern = "^\\s*(W/)?(\"[0-9]{1,9}\"|[0-9]{1,9})\\s*$")),
+    params(("id" = String, Path, description = "Repatriation id"), ("If-Match" = String, Header, description = "ETag of the version being changed")),
     request_body = UpdateRepatriationRequest,
     responses(
         (status = 200, body = RepatriationResponse, headers(("ETag" = String))),

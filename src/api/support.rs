@@ -490,7 +490,7 @@ pub async fn get_organisation(
     tag = "support",
     operation_id = "update_organisation",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Organisation id"), ("If-Match" = String, Header, description = "ETag of the version being changed", pattern = "^\\s*(W/)?(\"[0-9]{1,9}\"|[0-9]{1,9})\\s*$")),
+    params(("id" = String, Path, description = "Organisation id"), ("If-Match" = String, Header, description = "ETag of the version being changed")),
     request_body = UpdateOrganisationRequest,
     responses(
         (status = 200, body = OrganisationResponse, headers(("ETag" = String))),

@@ -360,7 +360,7 @@ pub struct UpdateUserRequest {
     security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "User id"),
-        ("If-Match" = String, Header, description = "ETag of the version being changed", pattern = "^\\s*(W/)?(\"[0-9]{1,9}\"|[0-9]{1,9})\\s*$"),
+        ("If-Match" = String, Header, description = "ETag of the version being changed"),
     ),
     request_body = UpdateUserRequest,
     responses(
