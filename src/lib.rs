@@ -94,7 +94,8 @@ pub fn app(
         .app_data(web::PayloadConfig::new(extract::JSON_LIMIT))
         .configure(api::configure)
         .split_for_parts();
-    let spec = openapi::to_json(&openapi::finish(api));
+    // built once; each answer shares the same bytes
+    let spec = web::Bytes::from(openapi::to_json(&openapi::finish(api)));
     app.route(
         "/api/openapi.json",
         web::get().to(move || {

@@ -190,6 +190,21 @@ fn add_links(api: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// The operations of a path item, for the passes that complete the spec.
+fn operations_mut(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.patch.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// Every `If-Match` header gets the pattern of the ETags the server reads
 /// (`crate::api::IF_MATCH_PATTERN`), declared once here rather than on each
 /// update operation.
@@ -197,14 +212,7 @@ fn describe_if_match(api: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::path::ParameterIn;
     use utoipa::openapi::schema::{ObjectBuilder, Type};
     for item in api.paths.paths.values_mut() {
-        let ops = [
-            item.get.as_mut(),
-            item.put.as_mut(),
-            item.post.as_mut(),
-            item.delete.as_mut(),
-            item.patch.as_mut(),
-        ];
-        for op in ops.into_iter().flatten() {
+        for op in operations_mut(item) {
             for p in op.parameters.iter_mut().flatten() {
                 if p.parameter_in == ParameterIn::Header && p.name.eq_ignore_ascii_case("If-Match")
                 {
@@ -245,14 +253,7 @@ fn add_common_responses(api: &mut utoipa::openapi::OpenApi) {
         let public = path.starts_with("/api/v1/public")
             || !path.starts_with("/api/")
             || path.starts_with("/api/v1/auth/login");
-        let ops = [
-            item.get.as_mut(),
-            item.put.as_mut(),
-            item.post.as_mut(),
-            item.delete.as_mut(),
-            item.patch.as_mut(),
-        ];
-        for op in ops.into_iter().flatten() {
+        for op in operations_mut(item) {
             let with_body = op.request_body.is_some();
             let mut wanted = vec![("400", "Malformed request: the problem names the field")];
             if !public {
