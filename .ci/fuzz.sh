@@ -51,6 +51,8 @@ for role in "${roles[@]}"; do
         failed=1
         echo "== $role: $(grep -E '^=+ .*(failures|passed)' "$work/st-$role.txt" | tr -d '=' | xargs)"
         grep -E '^  ❌ ST' "$work/st-$role.txt" | sed 's/^/   /' || true
+        # the failing cases themselves, with their curl reproductions
+        sed -n '/^=* FAILURES =*$/,/^=* WARNINGS =*$/p' "$work/st-$role.txt" | sed 's/^/   /'
         cp "$work/st-$role.txt" "/tmp/fuzz-$role.txt"
     fi
 done

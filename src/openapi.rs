@@ -317,6 +317,7 @@ pub fn to_json(api: &utoipa::openapi::OpenApi) -> String {
     let mut value =
         serde_json::to_value(api).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
     camel_case_links(&mut value);
+    spell_out_visible_text(&mut value, &crate::api::visible_text_pattern());
     let mut json =
         serde_json::to_string_pretty(&value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     json.push('\n');
@@ -350,6 +351,25 @@ fn camel_case_links(value: &mut serde_json::Value) {
         }
     }
     map.values_mut().for_each(camel_case_links);
+}
+
+/// `"pattern": "\\S"` (a text with something `trim` keeps) becomes the
+/// exact character set of `api::visible_text_pattern`.
+fn spell_out_visible_text(value: &mut serde_json::Value, visible: &str) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            if let Some(p) = map.get_mut("pattern").filter(|p| p.as_str() == Some("\\S")) {
+                *p = Value::String(visible.to_owned());
+            }
+            map.values_mut()
+                .for_each(|v| spell_out_visible_text(v, visible));
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| spell_out_visible_text(v, visible)),
+        _ => {}
+    }
 }
 
 /// The methods the spec declares for a concrete path (`/api/v1/cases/…`),

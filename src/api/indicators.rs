@@ -320,9 +320,11 @@ pub async fn get_oei05(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutTargetRequest {
-    /// The expected value (meta).
+    /// The expected value (meta): a count of people, so not negative.
+    #[schema(minimum = 0)]
     pub target: i64,
     pub sense: Sense,
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
 }
 

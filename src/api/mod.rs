@@ -234,6 +234,40 @@ pub fn window(limit: Option<u32>, offset: Option<u64>) -> Result<Window, AppErro
     })
 }
 
+/// The characters `str::trim` removes (Unicode White_Space), as ranges.
+const TRIMMED: &[(char, char)] = &[
+    ('\t', '\r'),
+    (' ', ' '),
+    ('\u{85}', '\u{85}'),
+    ('\u{a0}', '\u{a0}'),
+    ('\u{1680}', '\u{1680}'),
+    ('\u{2000}', '\u{200a}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{202f}', '\u{202f}'),
+    ('\u{205f}', '\u{205f}'),
+    ('\u{3000}', '\u{3000}'),
+];
+
+/// The spec's pattern for a text the server trims and refuses when blank:
+/// one character `trim` keeps. Annotations write it `\S`, and the spec's
+/// JSON spells the set out (`openapi::to_json`), because regex engines
+/// disagree on `\s`: ECMAScript's includes U+FEFF, Python's U+001C–U+001F
+/// but not U+0085 in every tool, and Rust trims neither U+FEFF nor U+001C.
+pub fn visible_text_pattern() -> String {
+    let u = |c: char| format!("\\u{:04x}", c as u32);
+    let set: String = TRIMMED
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                u(a)
+            } else {
+                format!("{}-{}", u(a), u(b))
+            }
+        })
+        .collect();
+    format!("[^{set}]")
+}
+
 /// The `If-Match` values `if_match_version` reads, as the spec declares them.
 pub const IF_MATCH_PATTERN: &str = r#"^\s*(W/)?("[0-9]{1,9}"|[0-9]{1,9})\s*$"#;
 
@@ -385,5 +419,17 @@ mod tests {
         }
         let missing = if_match_version(&actix_web::test::TestRequest::default().to_http_request());
         assert!(matches!(missing, Err(AppError::PreconditionRequired(_))));
+    }
+
+    #[test]
+    fn the_visible_text_pattern_excludes_exactly_what_trim_removes() {
+        let trimmed = |c: char| TRIMMED.iter().any(|&(a, b)| (a..=b).contains(&c));
+        for c in (0..=0x10ffff_u32).filter_map(char::from_u32) {
+            assert_eq!(c.is_whitespace(), trimmed(c), "U+{:04X}", c as u32);
+        }
+        assert_eq!(
+            visible_text_pattern(),
+            "[^\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028-\\u2029\\u202f\\u205f\\u3000]"
+        );
     }
 }

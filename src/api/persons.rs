@@ -534,8 +534,9 @@ pub async fn create_person(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PersonQuery {
-    /// Names, in any order, ignoring accents and case.
-    #[param(pattern = "[^ ]")]
+    /// Names, in any order, ignoring accents and case; at least one letter
+    /// or digit.
+    #[param(pattern = "[^\\W_]")]
     pub q: Option<String>,
     /// An exact document number (any type): officers find people known at
     /// other consulates this way. Only its letters and digits count.
