@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # A throw-away PostgreSQL cluster on 127.0.0.1 for tests and benchmarks.
 # Usage: source .ci/pg.sh; pg_install; pg_start; ...; pg_stop
-# Sets PG_URL (a superuser URL to the `postgres` database) and PG_PORT.
+# Sets PG_URL (a superuser URL to the `postgres` database) and PG_PORT;
+# PG_OPTS adds server settings (`-c name=value …`).
 
 PG_PORT="${PG_PORT:-55432}"
 
@@ -35,7 +36,7 @@ pg_start() {
     runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres -E UTF8 --no-sync >/dev/null
     # fsync off (-F): the cluster is thrown away, so durability is not needed.
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w \
-        -o "-F -h 127.0.0.1 -p $PG_PORT -k $PG_DATA -c max_connections=300" start >/dev/null
+        -o "-F -h 127.0.0.1 -p $PG_PORT -k $PG_DATA -c max_connections=300 ${PG_OPTS:-}" start >/dev/null
     PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
     export PG_URL PG_PORT PG_BIN PG_DATA
     echo "== PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT"

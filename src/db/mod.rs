@@ -4,6 +4,7 @@
 //! by trial and error: a PostgreSQL URL can never silently become a SQLite file.
 
 pub mod bulk_indexes;
+pub mod checked_load;
 pub mod pool;
 pub mod raw_sqlite;
 pub mod schema;
@@ -40,6 +41,33 @@ macro_rules! per_backend {
             $crate::db::DbConn::Sqlite($c) => $body,
         }
     };
+}
+
+/// Inserts many rows into one table: on PostgreSQL by `COPY … FROM STDIN`
+/// in the binary format (one round trip, no statement to parse, no
+/// bind-parameter limit); on SQLite by multi-row `INSERT`s of `$chunk` rows
+/// (each under SQLite's 32 766 bind parameters). The rows must be
+/// `Insertable` with `treat_none_as_default_value = false` (COPY has no
+/// `DEFAULT`). Evaluates to a `QueryResult<()>`; the caller owns the
+/// transaction.
+#[macro_export]
+macro_rules! bulk_insert {
+    ($conn:expr, $table:expr, $rows:expr, $chunk:expr) => {{
+        let rows = $rows;
+        match $conn {
+            $crate::db::DbConn::Pg(c) if !rows.is_empty() => diesel::copy_from($table)
+                .from_insertable(rows)
+                .execute(c)
+                .map(|_| ()),
+            $crate::db::DbConn::Pg(_) => Ok(()),
+            $crate::db::DbConn::Sqlite(c) => rows.chunks($chunk).try_for_each(|chunk| {
+                diesel::insert_into($table)
+                    .values(chunk)
+                    .execute(c)
+                    .map(|_| ())
+            }),
+        }
+    }};
 }
 
 /// Which database engine a connection talks to.

@@ -454,3 +454,103 @@ async fn an_uploaded_extract_runs_as_a_job_with_its_report_and_refusals() {
     assert_eq!(q["unmapped_labels"][0]["rows"], 2);
     assert_eq!(q["attentions_in_future"]["count"], 0);
 }
+
+/// On PostgreSQL the import skips the per-row foreign-key triggers and
+/// checks each batch's keys with one query per key: a dangling reference
+/// still fails its batch, which rolls back; rows written to a table not
+/// named for checking are refused; and a role that may not skip the
+/// triggers is told so (the import then inserts with them).
+#[actix_web::test]
+#[cfg_attr(
+    not(pg_tests),
+    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+)]
+async fn batch_checked_foreign_keys_refuse_a_dangling_reference() {
+    use diesel::result::{DatabaseErrorKind, Error};
+    use mapce::db::checked_load::{self, Written};
+    use mapce::db::schema::legacy_rows as lr;
+
+    let admin = pg_admin_url().expect("TEST_DATABASE_URL");
+    let db = TestDb::postgres(&admin);
+    let mut conn = db.connect();
+    mapce::db::migrate(&mut conn).expect("migrate");
+    let DbConn::Pg(pg) = &mut conn else {
+        unreachable!("postgres")
+    };
+    let keys = checked_load::foreign_keys(pg, &["legacy_rows"])
+        .expect("catalogue")
+        .expect("the test's superuser may skip the triggers");
+    let mut named: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| (k.columns.join(","), k.parent.clone()))
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            ("attention_id".to_owned(), "attentions".to_owned()),
+            ("import_id".to_owned(), "imports".to_owned())
+        ]
+    );
+
+    let ghost = [Id::new()];
+    let write_ghost = |conn: &mut DbConn, written: &[Written]| {
+        mapce::db::write_tx(conn, |conn| {
+            checked_load::write(conn, &keys, written, |conn| {
+                diesel::insert_into(lr::table)
+                    .values((
+                        lr::fingerprint.eq("ghost"),
+                        lr::import_id.eq(Id::new()),
+                        lr::line.eq(1_i64),
+                        lr::attention_id.eq(ghost[0]),
+                    ))
+                    .execute(conn)
+                    .map(|_| ())
+            })
+        })
+    };
+    let named = [Written {
+        table: "legacy_rows",
+        column: "attention_id",
+        ids: &ghost,
+    }];
+    match write_ghost(&mut conn, &named) {
+        Err(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info)) => {
+            assert!(info.message().contains("legacy_rows"), "{}", info.message())
+        }
+        other => panic!("a dangling reference must fail, got {other:?}"),
+    }
+    assert!(
+        matches!(
+            write_ghost(&mut conn, &[]),
+            Err(Error::QueryBuilderError(_))
+        ),
+        "rows written to a table not named for checking are refused"
+    );
+    let rows: i64 = lr::table.count().get_result(&mut conn).expect("count");
+    assert_eq!(rows, 0, "both transactions rolled back");
+
+    // a login role without the privilege: no shortcut
+    let role = format!("mapce_limited_{}", std::process::id());
+    diesel::sql_query(format!("CREATE ROLE {role} LOGIN"))
+        .execute(&mut conn)
+        .expect("create role");
+    let mapce::db::DatabaseUrl::Postgres(url) = &db.url else {
+        unreachable!("postgres")
+    };
+    let scheme = url.find("://").expect("scheme") + 3;
+    let at = url.find('@').expect("user@host");
+    let limited_url = format!("{}{role}{}", &url[..scheme], &url[at..]);
+    let outcome = diesel::PgConnection::establish(&limited_url)
+        .map_err(|e| e.to_string())
+        .and_then(|mut c| {
+            checked_load::foreign_keys(&mut c, &["legacy_rows"]).map_err(|e| e.to_string())
+        });
+    diesel::sql_query(format!("DROP ROLE {role}"))
+        .execute(&mut conn)
+        .expect("drop role");
+    assert!(
+        matches!(outcome, Ok(None)),
+        "a role without the privilege keeps the triggers: {outcome:?}"
+    );
+}

@@ -35,6 +35,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::audit::{self, Actor, Event, RequestMeta};
+use crate::db::checked_load::{self, ForeignKey, Written};
 use crate::db::schema::{
     attentions, imports, legacy_cases, legacy_rows, person_documents, persons,
 };
@@ -43,7 +44,7 @@ use crate::domain::person::name_key;
 use crate::error::AppError;
 use crate::models::cases::{Attention, Case};
 use crate::models::persons::{Document, Person, TimelineEvent};
-use crate::per_backend;
+use crate::{bulk_insert, per_backend};
 use read::{Format, Mapping, FIELDS};
 use values::{Lookup, Parsed, Rejection};
 
@@ -197,6 +198,9 @@ struct State {
     db_persons: HashSet<Id>,
     volumes: HashMap<(Id, String), i64>,
     today: NaiveDate,
+    /// On PostgreSQL when allowed: the foreign keys of the tables a batch
+    /// writes, checked per batch instead of per row (`db::checked_load`).
+    foreign_keys: Option<std::sync::Arc<[ForeignKey]>>,
 }
 
 /// The rows of one batch, ready to write.
@@ -260,9 +264,13 @@ pub fn run(
         db_persons: HashSet::new(),
         volumes: HashMap::new(),
         today: Utc::now().date_naive(),
+        foreign_keys: None,
     };
     if !st.opts.dry_run {
         ensure_import_row(conn, &st, source_name, format)?;
+        if let DbConn::Pg(c) = conn {
+            st.foreign_keys = checked_load::foreign_keys(c, BATCH_TABLES)?.map(Into::into);
+        }
     }
     let (read_bytes, total_bytes) = (rows.read_bytes.clone(), rows.total_bytes);
     if !st.opts.dry_run && set_indexes_aside(conn, st.opts.indexes, format, total_bytes)? {
@@ -808,6 +816,7 @@ fn write_batch(
         return Ok(());
     }
     let (import_id, actor) = (st.import_id, st.actor.clone());
+    let foreign_keys = st.foreign_keys.clone();
     let counts = serde_json::json!({
         "attentions": b.attentions.len(),
         "persons": b.persons.len(),
@@ -821,7 +830,7 @@ fn write_batch(
         st.report.rows_rejected,
     );
     let queued = crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-        let queued = insert_batch(conn, &b)?;
+        let queued = insert_batch(conn, &b, foreign_keys.as_deref())?;
         diesel::update(imports::table.find(import_id))
             .set((
                 imports::rows_read.eq(progress.0),
@@ -905,8 +914,91 @@ fn legacy_case(p: &Parsed, person_id: Id, year: i32, today: NaiveDate, now: Ts) 
     }
 }
 
-/// Writes a batch's rows; returns how many likely-duplicate pairs it queued.
-fn insert_batch(conn: &mut DbConn, b: &Batch) -> Result<i64, AppError> {
+/// The tables `write_rows` writes.
+const BATCH_TABLES: &[&str] = &[
+    "persons",
+    "person_match_keys",
+    "person_documents",
+    "cases",
+    "attentions",
+    "timeline_events",
+    "legacy_cases",
+    "legacy_rows",
+    "import_rejections",
+];
+
+/// Writes a batch's rows (with its foreign keys checked per batch when
+/// `foreign_keys` is given) and queues likely duplicates; returns how many
+/// pairs it queued.
+fn insert_batch(
+    conn: &mut DbConn,
+    b: &Batch,
+    foreign_keys: Option<&[ForeignKey]>,
+) -> Result<i64, AppError> {
+    match foreign_keys {
+        Some(keys) => {
+            let persons: Vec<Id> = b.persons.iter().map(|p| p.id).collect();
+            let documents: Vec<Id> = b.documents.iter().map(|d| d.id).collect();
+            let cases: Vec<Id> = b.cases.iter().map(|c| c.id).collect();
+            let attentions: Vec<Id> = b.attentions.iter().map(|a| a.id).collect();
+            let events: Vec<Id> = b.events.iter().map(|e| e.id).collect();
+            let import = [b.import_id];
+            let written = [
+                Written {
+                    table: "persons",
+                    column: "id",
+                    ids: &persons,
+                },
+                Written {
+                    table: "person_match_keys",
+                    column: "person_id",
+                    ids: &persons,
+                },
+                Written {
+                    table: "person_documents",
+                    column: "id",
+                    ids: &documents,
+                },
+                Written {
+                    table: "cases",
+                    column: "id",
+                    ids: &cases,
+                },
+                Written {
+                    table: "attentions",
+                    column: "id",
+                    ids: &attentions,
+                },
+                Written {
+                    table: "timeline_events",
+                    column: "id",
+                    ids: &events,
+                },
+                Written {
+                    table: "legacy_cases",
+                    column: "case_id",
+                    ids: &cases,
+                },
+                Written {
+                    table: "legacy_rows",
+                    column: "attention_id",
+                    ids: &attentions,
+                },
+                Written {
+                    table: "import_rejections",
+                    column: "import_id",
+                    ids: &import,
+                },
+            ];
+            checked_load::write(conn, keys, &written, |conn| write_rows(conn, b))?
+        }
+        None => write_rows(conn, b)?,
+    }
+    queue_duplicates(conn, b)
+}
+
+/// Inserts a batch's rows into `BATCH_TABLES`.
+fn write_rows(conn: &mut DbConn, b: &Batch) -> QueryResult<()> {
     use crate::db::schema::{import_rejections as ir, person_documents as pd};
     crate::models::bulk::insert_population(
         conn,
@@ -916,11 +1008,7 @@ fn insert_batch(conn: &mut DbConn, b: &Batch) -> Result<i64, AppError> {
         &b.attentions,
         &b.events,
     )?;
-    for chunk in b.documents.chunks(1000) {
-        per_backend!(conn, |c| diesel::insert_into(pd::table)
-            .values(chunk)
-            .execute(c))?;
-    }
+    bulk_insert!(conn, pd::table, &b.documents, 1000)?;
     let lc: Vec<_> = b
         .legacy_cases
         .iter()
@@ -934,11 +1022,7 @@ fn insert_batch(conn: &mut DbConn, b: &Batch) -> Result<i64, AppError> {
             )
         })
         .collect();
-    for chunk in lc.chunks(2000) {
-        per_backend!(conn, |c| diesel::insert_into(legacy_cases::table)
-            .values(chunk)
-            .execute(c))?;
-    }
+    bulk_insert!(conn, legacy_cases::table, &lc, 2000)?;
     let lr: Vec<_> = b
         .legacy_rows
         .iter()
@@ -951,11 +1035,7 @@ fn insert_batch(conn: &mut DbConn, b: &Batch) -> Result<i64, AppError> {
             )
         })
         .collect();
-    for chunk in lr.chunks(5000) {
-        per_backend!(conn, |c| diesel::insert_into(legacy_rows::table)
-            .values(chunk)
-            .execute(c))?;
-    }
+    bulk_insert!(conn, legacy_rows::table, &lr, 5000)?;
     let rj: Vec<_> = b
         .rejections
         .iter()
@@ -970,11 +1050,13 @@ fn insert_batch(conn: &mut DbConn, b: &Batch) -> Result<i64, AppError> {
             )
         })
         .collect();
-    for chunk in rj.chunks(2000) {
-        per_backend!(conn, |c| diesel::insert_into(ir::table)
-            .values(chunk)
-            .execute(c))?;
-    }
+    bulk_insert!(conn, ir::table, &rj, 2000)?;
+    Ok(())
+}
+
+/// Puts likely duplicates of the batch's new persons without a document in
+/// the review queue; returns how many pairs it queued.
+fn queue_duplicates(conn: &mut DbConn, b: &Batch) -> Result<i64, AppError> {
     let mut queued = 0;
     for p in &b.undocumented {
         for (other, likeness) in crate::services::persons::same_name_duplicates(conn, p)? {
