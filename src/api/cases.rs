@@ -63,6 +63,7 @@ pub struct CreateCaseRequest {
     #[schema(example = "ventanilla del consulado")]
     pub channel: String,
     pub requester: RequesterBody,
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
     pub summary: String,
     #[serde(default)]
     pub flags: Vec<Flag>,
@@ -850,6 +851,7 @@ pub struct TransitionRequest {
     /// Required to close.
     pub outcome: Option<CaseOutcome>,
     /// Required to reopen.
+    #[schema(min_length = 1, max_length = 1000, pattern = "\\S")]
     pub reason: Option<String>,
 }
 

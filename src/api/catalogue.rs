@@ -304,15 +304,23 @@ pub struct CreateTypeRequest {
     /// Stable code: lowercase letters, digits and underscores.
     #[schema(example = "consular_protection_elderly")]
     pub code: String,
+    #[schema(min_length = 1, max_length = 150, pattern = "\\S")]
     pub name_es: String,
+    #[schema(min_length = 1, max_length = 150, pattern = "\\S")]
     pub name_en: String,
     pub category: AttentionCategory,
     pub kind: AttentionKind,
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub description_es: String,
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub description_en: String,
+    #[schema(min_length = 1, max_length = 1000, pattern = "\\S")]
     pub who_may_ask_es: String,
+    #[schema(min_length = 1, max_length = 1000, pattern = "\\S")]
     pub who_may_ask_en: String,
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub requirements_es: String,
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub requirements_en: String,
     /// Defaults to all five channels.
     pub channels: Option<Vec<IntakeChannel>>,
@@ -463,15 +471,23 @@ pub async fn create_attention_type(
 #[serde(deny_unknown_fields)]
 pub struct UpdateTypeRequest {
     /// A new name; the old one stays as an alias so old records still resolve.
+    #[schema(min_length = 1, max_length = 150, pattern = "\\S")]
     pub name_es: Option<String>,
+    #[schema(min_length = 1, max_length = 150, pattern = "\\S")]
     pub name_en: Option<String>,
     pub category: Option<AttentionCategory>,
     pub kind: Option<AttentionKind>,
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub description_es: Option<String>,
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub description_en: Option<String>,
+    #[schema(min_length = 1, max_length = 1000, pattern = "\\S")]
     pub who_may_ask_es: Option<String>,
+    #[schema(min_length = 1, max_length = 1000, pattern = "\\S")]
     pub who_may_ask_en: Option<String>,
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub requirements_es: Option<String>,
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub requirements_en: Option<String>,
     pub channels: Option<Vec<IntakeChannel>>,
     pub protected_by_default: Option<bool>,
@@ -618,6 +634,7 @@ pub async fn update_attention_type(
 #[serde(deny_unknown_fields)]
 pub struct AddAliasRequest {
     /// A spelling officers use, e.g. a legacy MAPCE label.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub label: String,
 }
 
@@ -689,6 +706,7 @@ pub struct MergeRequest {
     /// The surviving type (id or code).
     pub into: String,
     /// Why the two are one type.
+    #[schema(min_length = 1, max_length = 1000, pattern = "\\S")]
     pub reason: String,
 }
 
@@ -839,11 +857,18 @@ pub async fn list_attention_type_merges(
 #[serde(deny_unknown_fields)]
 pub struct ProtocolStepBody {
     /// What the officer must do.
+    #[schema(min_length = 1, max_length = 300, pattern = "\\S")]
     pub title_es: String,
+    #[schema(min_length = 1, max_length = 300, pattern = "\\S")]
     pub title_en: String,
     /// Must be done (or waived with a reason) before the case can close.
     pub required_to_close: bool,
-    /// Hours after the case opens by which it is due, if any.
+    /// Hours after the case opens by which it is due, if any: 1 to 8760.
+    #[schema(minimum = 1, maximum = 8760)]
+    #[serde(
+        default,
+        deserialize_with = "crate::api::whole_number::option::deserialize"
+    )]
     pub deadline_hours: Option<i32>,
 }
 

@@ -33,8 +33,10 @@ pub const FIRST_CONTACT_HOURS: i64 = 24;
 #[serde(deny_unknown_fields)]
 pub struct LawyerBody {
     pub kind: LawyerKind,
+    #[schema(max_length = 200)]
     pub name: Option<String>,
     /// Phone or e-mail.
+    #[schema(max_length = 200)]
     pub contact: Option<String>,
 }
 
@@ -42,7 +44,9 @@ pub struct LawyerBody {
 #[serde(deny_unknown_fields)]
 pub struct OpenDetentionRequest {
     /// Prison, police station or immigration centre.
+    #[schema(min_length = 1, max_length = 300, pattern = "\\S")]
     pub place: String,
+    #[schema(max_length = 200)]
     pub place_city: Option<String>,
     pub arrested_on: NaiveDate,
     /// When the consulate learnt of the detention.
@@ -51,6 +55,7 @@ pub struct OpenDetentionRequest {
     pub first_contact_at: Option<chrono::DateTime<chrono::Utc>>,
     /// `arrested` by default.
     pub legal_situation: Option<LegalSituation>,
+    #[schema(max_length = 2000)]
     pub charges: Option<String>,
     pub lawyer: Option<LawyerBody>,
     /// Creates a follow-up task due that day.
@@ -60,7 +65,9 @@ pub struct OpenDetentionRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateDetentionRequest {
+    #[schema(min_length = 1, max_length = 300, pattern = "\\S")]
     pub place: Option<String>,
+    #[schema(max_length = 200)]
     pub place_city: Option<String>,
     pub arrested_on: Option<NaiveDate>,
     pub notified_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -68,6 +75,7 @@ pub struct UpdateDetentionRequest {
     /// `released` or `deported` ends the follow-up (`released_on` defaults to today).
     pub legal_situation: Option<LegalSituation>,
     pub released_on: Option<NaiveDate>,
+    #[schema(max_length = 2000)]
     pub charges: Option<String>,
     pub lawyer: Option<LawyerBody>,
     pub next_visit_due: Option<NaiveDate>,
@@ -78,6 +86,7 @@ pub struct UpdateDetentionRequest {
 pub struct VisitRequest {
     pub visited_at: chrono::DateTime<chrono::Utc>,
     pub kind: VisitKind,
+    #[schema(max_length = 4000)]
     pub notes: Option<String>,
     /// The next visit: closes the open visit task and creates a new one.
     pub next_visit_due: Option<NaiveDate>,
@@ -87,10 +96,13 @@ pub struct VisitRequest {
 #[serde(deny_unknown_fields)]
 pub struct HearingRequest {
     pub held_on: NaiveDate,
+    #[schema(min_length = 1, max_length = 300, pattern = "\\S")]
     pub court: String,
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
     pub outcome: String,
     /// Creates a task due that day.
     pub next_hearing_on: Option<NaiveDate>,
+    #[schema(max_length = 4000)]
     pub notes: Option<String>,
 }
 

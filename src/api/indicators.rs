@@ -322,6 +322,7 @@ pub async fn get_oei05(
 pub struct PutTargetRequest {
     /// The expected value (meta): a count of people, so not negative.
     #[schema(minimum = 0)]
+    #[serde(deserialize_with = "crate::api::whole_number::deserialize")]
     pub target: i64,
     pub sense: Sense,
     #[schema(max_length = 2000)]
@@ -642,6 +643,7 @@ pub async fn close_oei05_year(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReopenRequest {
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub reason: String,
 }
 

@@ -64,6 +64,7 @@ pub struct PutExchangeRateRequest {
     #[schema(value_type = Option<String>, example = "1.0800")]
     pub usd_per_unit: Option<DecimalInput>,
     /// Where the rate comes from, e.g. `SBS` or `BCRP`.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub source: String,
 }
 
@@ -264,7 +265,9 @@ pub struct PaymentRequest {
     /// up to it); today by default, not in the future.
     pub value_date: Option<NaiveDate>,
     /// The budget line (meta presupuestal / partida) it is charged to.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub budget_line: String,
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
     pub description: String,
     /// A repatriation of the same case this pays for.
     pub repatriation_id: Option<Id>,
@@ -278,7 +281,9 @@ pub struct UpdatePaymentRequest {
     pub amount: Option<DecimalInput>,
     pub currency: Option<String>,
     pub value_date: Option<NaiveDate>,
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub budget_line: Option<String>,
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
     pub description: Option<String>,
 }
 
@@ -294,6 +299,7 @@ pub enum PaymentDecision {
 pub struct PaymentDecisionRequest {
     pub decision: PaymentDecision,
     /// Required to reject.
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
 }
 

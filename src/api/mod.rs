@@ -375,6 +375,48 @@ pub mod double_option {
     }
 }
 
+/// Deserialises an integer body field from any JSON number without a
+/// fraction: JSON Schema counts `177.0` as an integer, serde's integers do
+/// not. `177.5`, and numbers outside the field's type, are refused.
+pub mod whole_number {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    fn whole<E: Error, T: TryFrom<i64>>(n: serde_json::Number) -> Result<T, E> {
+        n.as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() <= 9.0e15)
+                    .map(|f| f as i64)
+            })
+            .and_then(|v| T::try_from(v).ok())
+            .ok_or_else(|| E::custom(format!("`{n}` is not a whole number in range")))
+    }
+
+    pub fn deserialize<'de, D, T>(de: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: TryFrom<i64>,
+    {
+        whole(serde_json::Number::deserialize(de)?)
+    }
+
+    /// The same for an optional field (absent or `null` is `None`).
+    pub mod option {
+        use super::*;
+
+        pub fn deserialize<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+        where
+            D: Deserializer<'de>,
+            T: TryFrom<i64>,
+        {
+            Option::<serde_json::Number>::deserialize(de)?
+                .map(whole)
+                .transpose()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,5 +473,31 @@ mod tests {
             visible_text_pattern(),
             "[^\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028-\\u2029\\u202f\\u205f\\u3000]"
         );
+    }
+
+    #[test]
+    fn whole_numbers_are_read_with_or_without_a_zero_fraction() {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            #[serde(deserialize_with = "whole_number::deserialize")]
+            n: i32,
+            #[serde(default, deserialize_with = "whole_number::option::deserialize")]
+            m: Option<i64>,
+        }
+        let read = |json: &str| serde_json::from_str::<Body>(json).map(|b| (b.n, b.m));
+        assert_eq!(read(r#"{"n": 177}"#).ok(), Some((177, None)));
+        assert_eq!(
+            read(r#"{"n": 177.0, "m": -3.0}"#).ok(),
+            Some((177, Some(-3)))
+        );
+        assert_eq!(read(r#"{"n": 1e3, "m": null}"#).ok(), Some((1000, None)));
+        for bad in [
+            r#"{"n": 177.5}"#,
+            r#"{"n": 3000000000}"#,
+            r#"{"n": "7"}"#,
+            r#"{"n": 1e300}"#,
+        ] {
+            assert!(read(bad).is_err(), "{bad} must be refused");
+        }
     }
 }

@@ -27,8 +27,10 @@ use crate::AppState;
 pub struct CreateRepatriationRequest {
     pub kind: RepatriationKind,
     /// Where in Peru the person (or the remains) goes.
+    #[schema(min_length = 1, max_length = 300, pattern = "\\S")]
     pub destination: String,
     pub planned_on: Option<NaiveDate>,
+    #[schema(max_length = 4000)]
     pub notes: Option<String>,
 }
 
@@ -38,6 +40,7 @@ pub struct UpdateRepatriationRequest {
     /// `planned → in_progress | cancelled`, `in_progress → completed |
     /// cancelled`. Completing needs the last step done and a return date.
     pub status: Option<RepatriationStatus>,
+    #[schema(min_length = 1, max_length = 300, pattern = "\\S")]
     pub destination: Option<String>,
     pub planned_on: Option<NaiveDate>,
     /// The day the person (or the remains) arrived in Peru.
@@ -45,6 +48,7 @@ pub struct UpdateRepatriationRequest {
     /// Return assistance only: the Returning Migrant Card was issued.
     pub migrant_card_issued: Option<bool>,
     pub migrant_card_issued_on: Option<NaiveDate>,
+    #[schema(max_length = 4000)]
     pub notes: Option<String>,
 }
 
@@ -54,6 +58,7 @@ pub struct RepatriationStepRequest {
     pub status: StepStatus,
     /// When it was done (today by default).
     pub done_on: Option<NaiveDate>,
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
 }
 

@@ -47,11 +47,14 @@ pub(super) fn past_date(field: &str, d: NaiveDate) -> Result<NaiveDate, AppError
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrganisationRequest {
+    #[schema(min_length = 1, max_length = 300, pattern = "\\S")]
     pub name: String,
     pub kind: OrganisationKind,
     /// Alpha-2 or alpha-3.
     pub country: String,
+    #[schema(max_length = 200)]
     pub city: Option<String>,
+    #[schema(max_length = 500)]
     pub address: Option<String>,
     /// The areas it helps with.
     #[serde(default)]
@@ -59,10 +62,14 @@ pub struct CreateOrganisationRequest {
     /// ISO 639-1 codes, e.g. `es`, `en`, `it`.
     #[serde(default)]
     pub languages: Vec<String>,
+    #[schema(max_length = 200)]
     pub contact_name: Option<String>,
     pub email: Option<String>,
+    #[schema(max_length = 50)]
     pub phone: Option<String>,
+    #[schema(max_length = 500)]
     pub website: Option<String>,
+    #[schema(max_length = 4000)]
     pub notes: Option<String>,
     /// Visible to every consulate, not only the ones it serves.
     #[serde(default)]
@@ -75,16 +82,23 @@ pub struct CreateOrganisationRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrganisationRequest {
+    #[schema(min_length = 1, max_length = 300, pattern = "\\S")]
     pub name: Option<String>,
     pub kind: Option<OrganisationKind>,
+    #[schema(max_length = 200)]
     pub city: Option<String>,
+    #[schema(max_length = 500)]
     pub address: Option<String>,
     pub attention_categories: Option<Vec<AttentionCategory>>,
     pub languages: Option<Vec<String>>,
+    #[schema(max_length = 200)]
     pub contact_name: Option<String>,
     pub email: Option<String>,
+    #[schema(max_length = 50)]
     pub phone: Option<String>,
+    #[schema(max_length = 500)]
     pub website: Option<String>,
+    #[schema(max_length = 4000)]
     pub notes: Option<String>,
     pub public: Option<bool>,
     /// Deactivated entries leave listings and take no new referrals.
@@ -673,6 +687,7 @@ pub async fn verify_organisation(
 #[serde(deny_unknown_fields)]
 pub struct CreateReferralRequest {
     pub organisation_id: Id,
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
     pub reason: String,
     /// Today by default; not in the future.
     pub sent_on: Option<NaiveDate>,
@@ -686,6 +701,7 @@ pub struct ReferralStatusRequest {
     /// When it happened: today by default; not before it was sent.
     pub date: Option<NaiveDate>,
     /// What came of it; required to complete.
+    #[schema(max_length = 4000)]
     pub outcome: Option<String>,
 }
 
