@@ -165,6 +165,18 @@ pub fn text(field: &str, v: &str, max: usize) -> Result<String, AppError> {
     Ok(v)
 }
 
+/// A name search's folded key (`domain::text::fold_key`). Blank is 400;
+/// a text with no letter or digit (`+`, `¿?`) finds nothing, `None`. (The
+/// spec can only say "not blank": which characters are letters depends on
+/// the Unicode version of whoever reads the pattern.)
+pub fn search_text(field: &str, raw: &str) -> Result<Option<String>, AppError> {
+    if raw.trim().is_empty() {
+        return Err(AppError::bad_query(field, "must not be blank"));
+    }
+    let key = crate::domain::text::fold_key(raw);
+    Ok((!key.is_empty()).then_some(key))
+}
+
 /// An optional text field, trimmed; blank means absent.
 pub fn optional_text(field: &str, v: Option<&str>, max: usize) -> Result<Option<String>, AppError> {
     match v.map(str::trim).filter(|v| !v.is_empty()) {

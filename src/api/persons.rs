@@ -16,7 +16,6 @@ use crate::domain::person::{
     self as rules, clean_name, document_number_problem, mask_name, name_key,
     normalize_document_number, DocumentType, Sex,
 };
-use crate::domain::text::fold_key;
 use crate::error::{AppError, FieldError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::models::persons::{self as model, Document, HistoryFilter, Person, PersonSearch};
@@ -534,9 +533,9 @@ pub async fn create_person(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PersonQuery {
-    /// Names, in any order, ignoring accents and case; at least one letter
-    /// or digit.
-    #[param(pattern = "[^\\W_]")]
+    /// Names, in any order, ignoring accents and case; not blank (one
+    /// without a letter or digit finds nobody).
+    #[param(pattern = "\\S")]
     pub q: Option<String>,
     /// An exact document number (any type): officers find people known at
     /// other consulates this way. Only its letters and digits count.
@@ -572,20 +571,13 @@ pub async fn list_persons(
     user.require(&access::LIST_PERSONS)?;
     let q = query.into_inner();
     let window = window(q.limit, q.offset)?;
-    let tokens: Vec<String> =
-        q.q.as_deref()
-            .map(fold_key)
-            .unwrap_or_default()
-            .split(' ')
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
-            .collect();
-    if q.q.is_some() && tokens.is_empty() {
-        return Err(AppError::bad_query(
-            "query.q",
-            "needs at least one letter or digit",
-        ));
-    }
+    let tokens: Vec<String> = match q.q.as_deref() {
+        None => Vec::new(),
+        Some(raw) => match super::search_text("query.q", raw)? {
+            Some(key) => key.split(' ').map(str::to_owned).collect(),
+            None => return Ok(web::Json(Page::new(&req, Vec::new(), 0, window))),
+        },
+    };
     let document = q.document.as_deref().map(normalize_document_number);
     if document.as_deref() == Some("") {
         return Err(AppError::bad_query(

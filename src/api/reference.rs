@@ -155,18 +155,6 @@ fn resolve_region(field: &str, raw: &str) -> Result<String, AppError> {
         })
 }
 
-/// Folds a search text; one with no letter or digit would match everything.
-fn search_key(raw: &str) -> Result<String, AppError> {
-    let key = fold_key(raw);
-    if key.is_empty() {
-        return Err(AppError::bad_query(
-            "query.q",
-            "needs at least one letter or digit",
-        ));
-    }
-    Ok(key)
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -220,8 +208,9 @@ pub struct CountryQuery {
     #[param(pattern = "[^\\W_]")]
     pub region: Option<String>,
     /// Part of the Spanish or English name or an ISO code, ignoring accents
-    /// and case: `peru`, `PERÚ`, `cote` (at least one letter or digit).
-    #[param(pattern = "[^\\W_]")]
+    /// and case: `peru`, `PERÚ`, `cote`; not blank (one without a letter or
+    /// digit finds nothing).
+    #[param(pattern = "\\S")]
     pub q: Option<String>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -249,13 +238,20 @@ pub async fn list_countries(
 ) -> Result<web::Json<Page<CountryResponse>>, AppError> {
     let query = query.into_inner();
     let window = window(query.limit, query.offset)?;
+    let search = match query.q.as_deref() {
+        None => None,
+        Some(q) => match super::search_text("query.q", q)? {
+            Some(key) => Some(key),
+            None => return Ok(web::Json(Page::new(&req, Vec::new(), 0, window))),
+        },
+    };
     let filter = CountryFilter {
         region: query
             .region
             .as_deref()
             .map(|r| resolve_region("query.region", r))
             .transpose()?,
-        search: query.q.as_deref().map(search_key).transpose()?,
+        search,
     };
     let (countries, total) = db::run(&state.pool, move |conn| {
         Ok(model::list_countries(conn, &filter, window)?)

@@ -102,8 +102,14 @@ async fn country_search_ignores_accents_and_case() {
     }
     let none = app.get("/api/v1/countries?q=atlantida").await.json();
     assert_eq!(none["total"], 0);
-    // A query of wildcards or punctuation alone would match everything.
-    for q in ["%25", "_", "...", "%20"] {
+    // Wildcards or punctuation alone find nothing (not everything); a
+    // blank query is refused.
+    for q in ["%25", "_", "...", "%C2%BF%3F"] {
+        let body = app.get(&format!("/api/v1/countries?q={q}")).await.json();
+        assert_eq!(body["total"], 0, "q={q}: {body}");
+        assert_eq!(body["items"].as_array().map(Vec::len), Some(0), "q={q}");
+    }
+    for q in ["%20", "%09%C2%A0"] {
         let body = app
             .get(&format!("/api/v1/countries?q={q}"))
             .await
