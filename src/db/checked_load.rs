@@ -40,11 +40,27 @@ pub struct ForeignKey {
     pub parent_columns: Vec<String>,
 }
 
-/// The rows a batch wrote to one table: those whose `column` is in `ids`.
+/// The rows a batch wrote to one table: those whose `column` is in `keys`
+/// (an indexed column, or each check scans the table).
 pub struct Written<'a> {
     pub table: &'static str,
     pub column: &'static str,
-    pub ids: &'a [Id],
+    pub keys: Keys<'a>,
+}
+
+/// Values of a `Written` column.
+pub enum Keys<'a> {
+    Ids(&'a [Id]),
+    Texts(&'a [String]),
+}
+
+impl Keys<'_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            Keys::Ids(v) => v.is_empty(),
+            Keys::Texts(v) => v.is_empty(),
+        }
+    }
 }
 
 #[derive(QueryableByName)]
@@ -137,7 +153,7 @@ pub fn check(conn: &mut PgConnection, keys: &[ForeignKey], written: &[Written]) 
             format!("rows written to {} are not named for checking", k.child).into(),
         ));
     }
-    for w in written.iter().filter(|w| !w.ids.is_empty()) {
+    for w in written.iter().filter(|w| !w.keys.is_empty()) {
         for key in keys.iter().filter(|k| k.child == w.table) {
             let present: Vec<String> = key
                 .columns
@@ -159,9 +175,11 @@ pub fn check(conn: &mut PgConnection, keys: &[ForeignKey], written: &[Written]) 
                 parent = quoted(&key.parent),
                 joined = joined.join(" AND "),
             );
-            let dangling: Dangling = diesel::sql_query(sql)
-                .bind::<Array<DbUuid>, _>(w.ids)
-                .get_result(conn)?;
+            let query = diesel::sql_query(sql);
+            let dangling: Dangling = match w.keys {
+                Keys::Ids(ids) => query.bind::<Array<DbUuid>, _>(ids).get_result(conn)?,
+                Keys::Texts(texts) => query.bind::<Array<Text>, _>(texts).get_result(conn)?,
+            };
             if dangling.n > 0 {
                 return Err(diesel::result::Error::DatabaseError(
                     diesel::result::DatabaseErrorKind::ForeignKeyViolation,

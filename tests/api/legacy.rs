@@ -467,7 +467,7 @@ async fn an_uploaded_extract_runs_as_a_job_with_its_report_and_refusals() {
 )]
 async fn batch_checked_foreign_keys_refuse_a_dangling_reference() {
     use diesel::result::{DatabaseErrorKind, Error};
-    use mapce::db::checked_load::{self, Written};
+    use mapce::db::checked_load::{self, Keys, Written};
     use mapce::db::schema::legacy_rows as lr;
 
     let admin = pg_admin_url().expect("TEST_DATABASE_URL");
@@ -509,10 +509,11 @@ async fn batch_checked_foreign_keys_refuse_a_dangling_reference() {
             })
         })
     };
+    let fingerprints = ["ghost".to_owned()];
     let named = [Written {
         table: "legacy_rows",
-        column: "attention_id",
-        ids: &ghost,
+        column: "fingerprint",
+        keys: Keys::Texts(&fingerprints),
     }];
     match write_ghost(&mut conn, &named) {
         Err(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info)) => {

@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::audit::{self, Actor, Event, RequestMeta};
-use crate::db::checked_load::{self, ForeignKey, Written};
+use crate::db::checked_load::{self, ForeignKey, Keys, Written};
 use crate::db::schema::{
     attentions, imports, legacy_cases, legacy_rows, person_documents, persons,
 };
@@ -937,59 +937,31 @@ fn insert_batch(
 ) -> Result<i64, AppError> {
     match foreign_keys {
         Some(keys) => {
+            // each table by an indexed column, or every check scans it
             let persons: Vec<Id> = b.persons.iter().map(|p| p.id).collect();
             let documents: Vec<Id> = b.documents.iter().map(|d| d.id).collect();
             let cases: Vec<Id> = b.cases.iter().map(|c| c.id).collect();
+            let case_persons: Vec<Id> = b.legacy_cases.iter().map(|c| c.0).collect();
             let attentions: Vec<Id> = b.attentions.iter().map(|a| a.id).collect();
             let events: Vec<Id> = b.events.iter().map(|e| e.id).collect();
+            let fingerprints: Vec<String> = b.legacy_rows.iter().map(|r| r.0.clone()).collect();
             let import = [b.import_id];
             let written = [
-                Written {
-                    table: "persons",
-                    column: "id",
-                    ids: &persons,
-                },
-                Written {
-                    table: "person_match_keys",
-                    column: "person_id",
-                    ids: &persons,
-                },
-                Written {
-                    table: "person_documents",
-                    column: "id",
-                    ids: &documents,
-                },
-                Written {
-                    table: "cases",
-                    column: "id",
-                    ids: &cases,
-                },
-                Written {
-                    table: "attentions",
-                    column: "id",
-                    ids: &attentions,
-                },
-                Written {
-                    table: "timeline_events",
-                    column: "id",
-                    ids: &events,
-                },
-                Written {
-                    table: "legacy_cases",
-                    column: "case_id",
-                    ids: &cases,
-                },
-                Written {
-                    table: "legacy_rows",
-                    column: "attention_id",
-                    ids: &attentions,
-                },
-                Written {
-                    table: "import_rejections",
-                    column: "import_id",
-                    ids: &import,
-                },
-            ];
+                ("persons", "id", Keys::Ids(&persons)),
+                ("person_match_keys", "person_id", Keys::Ids(&persons)),
+                ("person_documents", "id", Keys::Ids(&documents)),
+                ("cases", "id", Keys::Ids(&cases)),
+                ("attentions", "id", Keys::Ids(&attentions)),
+                ("timeline_events", "id", Keys::Ids(&events)),
+                ("legacy_cases", "person_id", Keys::Ids(&case_persons)),
+                ("legacy_rows", "fingerprint", Keys::Texts(&fingerprints)),
+                ("import_rejections", "import_id", Keys::Ids(&import)),
+            ]
+            .map(|(table, column, keys)| Written {
+                table,
+                column,
+                keys,
+            });
             checked_load::write(conn, keys, &written, |conn| write_rows(conn, b))?
         }
         None => write_rows(conn, b)?,
