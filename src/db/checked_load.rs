@@ -143,18 +143,11 @@ fn quoted(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// Fails when a row of `written` references a row that does not exist.
-pub fn check(conn: &mut PgConnection, keys: &[ForeignKey], written: &[Written]) -> QueryResult<()> {
-    if let Some(k) = keys
+/// How many rows of `w` break any of `keys` (all of `w`'s table).
+fn dangling(conn: &mut PgConnection, w: &Written, keys: &[&ForeignKey]) -> QueryResult<i64> {
+    let broken: Vec<String> = keys
         .iter()
-        .find(|k| !written.iter().any(|w| w.table == k.child))
-    {
-        return Err(diesel::result::Error::QueryBuilderError(
-            format!("rows written to {} are not named for checking", k.child).into(),
-        ));
-    }
-    for w in written.iter().filter(|w| !w.keys.is_empty()) {
-        for key in keys.iter().filter(|k| k.child == w.table) {
+        .map(|key| {
             let present: Vec<String> = key
                 .columns
                 .iter()
@@ -166,26 +159,56 @@ pub fn check(conn: &mut PgConnection, keys: &[ForeignKey], written: &[Written]) 
                 .zip(&key.parent_columns)
                 .map(|(c, p)| format!("p.{} = c.{}", quoted(p), quoted(c)))
                 .collect();
-            let sql = format!(
-                "SELECT count(*) AS n FROM {child} c WHERE c.{column} = ANY($1) AND {present} \
-                 AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {joined})",
-                child = quoted(&key.child),
-                column = quoted(w.column),
+            format!(
+                "({present} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {joined}))",
                 present = present.join(" AND "),
                 parent = quoted(&key.parent),
                 joined = joined.join(" AND "),
-            );
-            let query = diesel::sql_query(sql);
-            let dangling: Dangling = match w.keys {
-                Keys::Ids(ids) => query.bind::<Array<DbUuid>, _>(ids).get_result(conn)?,
-                Keys::Texts(texts) => query.bind::<Array<Text>, _>(texts).get_result(conn)?,
-            };
-            if dangling.n > 0 {
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT count(*) AS n FROM {child} c WHERE c.{column} = ANY($1) AND ({broken})",
+        child = quoted(w.table),
+        column = quoted(w.column),
+        broken = broken.join(" OR "),
+    );
+    let query = diesel::sql_query(sql);
+    let found: Dangling = match w.keys {
+        Keys::Ids(ids) => query.bind::<Array<DbUuid>, _>(ids).get_result(conn)?,
+        Keys::Texts(texts) => query.bind::<Array<Text>, _>(texts).get_result(conn)?,
+    };
+    Ok(found.n)
+}
+
+/// Fails when a row of `written` references a row that does not exist.
+pub fn check(conn: &mut PgConnection, keys: &[ForeignKey], written: &[Written]) -> QueryResult<()> {
+    if let Some(k) = keys
+        .iter()
+        .find(|k| !written.iter().any(|w| w.table == k.child))
+    {
+        return Err(diesel::result::Error::QueryBuilderError(
+            format!("rows written to {} are not named for checking", k.child).into(),
+        ));
+    }
+    for w in written.iter().filter(|w| !w.keys.is_empty()) {
+        let table_keys: Vec<&ForeignKey> = keys.iter().filter(|k| k.child == w.table).collect();
+        if table_keys.is_empty() {
+            continue;
+        }
+        // one pass over the batch's rows for all the table's keys; only when
+        // it finds something is each key counted alone, to name it
+        if dangling(conn, w, &table_keys)? == 0 {
+            continue;
+        }
+        for key in table_keys {
+            let n = dangling(conn, w, &[key])?;
+            if n > 0 {
                 return Err(diesel::result::Error::DatabaseError(
                     diesel::result::DatabaseErrorKind::ForeignKeyViolation,
                     Box::new(format!(
-                        "{} rows of {} break foreign key {}",
-                        dangling.n, key.child, key.name
+                        "{n} rows of {} break foreign key {}",
+                        key.child, key.name
                     )),
                 ));
             }
