@@ -112,8 +112,9 @@ pub fn foreign_keys(
 }
 
 /// Runs `write` with the foreign-key triggers off (for this transaction's
-/// statements inside it only), then checks `keys` over `written`, which
-/// must name every table `keys` were loaded for. On SQLite it just writes.
+/// statements inside it only: call it inside a transaction), then checks
+/// `keys` over `written`, which must name every table `keys` were loaded
+/// for. On SQLite it just writes.
 pub fn write<T>(
     conn: &mut DbConn,
     keys: &[ForeignKey],
@@ -124,9 +125,10 @@ pub fn write<T>(
         return write(conn);
     }
     conn.batch_execute("SET LOCAL session_replication_role = replica")?;
-    let outcome = write(conn);
+    // a failed write has aborted the transaction, which takes the setting
+    // with it: its own error is the one to report
+    let value = write(conn)?;
     conn.batch_execute("SET LOCAL session_replication_role = origin")?;
-    let value = outcome?;
     if let DbConn::Pg(c) = conn {
         check(c, keys, written)?;
     }
