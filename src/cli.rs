@@ -136,6 +136,7 @@ pub enum AuditCommand {
 /// Parses arguments, loads `.env`, runs the command, maps failures to exit
 /// codes: 2 for bad configuration, 1 for anything else.
 pub fn main() -> ExitCode {
+    crate::memory::tune_allocator();
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
@@ -571,13 +572,18 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     state.passwords.warm_up();
 
     actix_web::rt::System::new().block_on(async move {
-        let server = HttpServer::new(move || app(state.clone()))
-            .workers(settings.workers)
-            .shutdown_timeout(settings.shutdown_timeout.as_secs())
-            .disable_signals()
-            .bind(settings.bind)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?
-            .run();
+        let server = HttpServer::new(move || {
+            let app = app(state.clone());
+            // building the routes and the spec freed megabytes on this thread
+            crate::memory::release_freed();
+            app
+        })
+        .workers(settings.workers)
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .disable_signals()
+        .bind(settings.bind)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?
+        .run();
         let handle = server.handle();
         actix_web::rt::spawn(async move {
             let signal = shutdown_signal().await;

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod memory;
 pub mod middleware;
 pub mod models;
 pub mod openapi;
@@ -94,8 +95,12 @@ pub fn app(
         .app_data(web::PayloadConfig::new(extract::JSON_LIMIT))
         .configure(api::configure)
         .split_for_parts();
-    // built once; each answer shares the same bytes
-    let spec = web::Bytes::from(openapi::to_json(&openapi::finish(api)));
+    // Built once per process (each worker builds its own route table, but
+    // the spec is the same for all); each answer shares the same bytes.
+    static SPEC: std::sync::OnceLock<web::Bytes> = std::sync::OnceLock::new();
+    let spec = SPEC
+        .get_or_init(|| web::Bytes::from(openapi::to_json(&openapi::finish(api))))
+        .clone();
     app.route(
         "/api/openapi.json",
         web::get().to(move || {
