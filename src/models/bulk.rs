@@ -22,14 +22,14 @@ pub fn insert_population(
     attentions: &[Attention],
     events: &[TimelineEvent],
 ) -> QueryResult<()> {
-    bulk_insert!(conn, pt::table, persons, 1000)?;
+    bulk_insert!(conn, pt::table, persons, 100)?;
     let key_rows: Vec<_> = keys
         .iter()
-        .map(|(p, k)| (mk::person_id.eq(*p), mk::match_key.eq(k.as_str())))
+        .map(|(p, k)| (mk::person_id.eq(*p), mk::match_key.eq(k.clone())))
         .collect();
-    bulk_insert!(conn, mk::table, &key_rows, 5000)?;
-    bulk_insert!(conn, ct::table, cases, 1000)?;
-    bulk_insert!(conn, at::table, attentions, 1000)?;
-    bulk_insert!(conn, te::table, events, 2000)?;
+    bulk_insert!(conn, mk::table, &key_rows, 500)?;
+    bulk_insert!(conn, ct::table, cases, 100)?;
+    bulk_insert!(conn, at::table, attentions, 100)?;
+    bulk_insert!(conn, te::table, events, 200)?;
     Ok(())
 }

@@ -980,7 +980,7 @@ fn write_rows(conn: &mut DbConn, b: &Batch) -> QueryResult<()> {
         &b.attentions,
         &b.events,
     )?;
-    bulk_insert!(conn, pd::table, &b.documents, 1000)?;
+    bulk_insert!(conn, pd::table, &b.documents, 100)?;
     let lc: Vec<_> = b
         .legacy_cases
         .iter()
@@ -988,26 +988,26 @@ fn write_rows(conn: &mut DbConn, b: &Batch) -> QueryResult<()> {
             (
                 legacy_cases::person_id.eq(*p),
                 legacy_cases::consulate_id.eq(*cons),
-                legacy_cases::country_code.eq(country.as_str()),
+                legacy_cases::country_code.eq(country.clone()),
                 legacy_cases::year.eq(*y),
                 legacy_cases::case_id.eq(*case),
             )
         })
         .collect();
-    bulk_insert!(conn, legacy_cases::table, &lc, 2000)?;
+    bulk_insert!(conn, legacy_cases::table, &lc, 200)?;
     let lr: Vec<_> = b
         .legacy_rows
         .iter()
         .map(|(fp, import, line, attention)| {
             (
-                legacy_rows::fingerprint.eq(fp.as_str()),
+                legacy_rows::fingerprint.eq(fp.clone()),
                 legacy_rows::import_id.eq(*import),
                 legacy_rows::line.eq(*line),
                 legacy_rows::attention_id.eq(*attention),
             )
         })
         .collect();
-    bulk_insert!(conn, legacy_rows::table, &lr, 5000)?;
+    bulk_insert!(conn, legacy_rows::table, &lr, 250)?;
     let rj: Vec<_> = b
         .rejections
         .iter()
@@ -1016,13 +1016,13 @@ fn write_rows(conn: &mut DbConn, b: &Batch) -> QueryResult<()> {
                 ir::id.eq(Id::new()),
                 ir::import_id.eq(b.import_id),
                 ir::line.eq(r.line as i64),
-                ir::field.eq(r.field.as_str()),
-                ir::value.eq(r.value.as_str()),
-                ir::reason.eq(r.reason.as_str()),
+                ir::field.eq(r.field.clone()),
+                ir::value.eq(r.value.clone()),
+                ir::reason.eq(r.reason.clone()),
             )
         })
         .collect();
-    bulk_insert!(conn, ir::table, &rj, 2000)?;
+    bulk_insert!(conn, ir::table, &rj, 100)?;
     Ok(())
 }
 
