@@ -467,7 +467,7 @@ async fn an_uploaded_extract_runs_as_a_job_with_its_report_and_refusals() {
 )]
 async fn batch_checked_foreign_keys_refuse_a_dangling_reference() {
     use diesel::result::{DatabaseErrorKind, Error};
-    use mapce::db::checked_load::{self, Keys, Written};
+    use mapce::db::checked_load::{self, Values, Written};
     use mapce::db::schema::legacy_rows as lr;
 
     let admin = pg_admin_url().expect("TEST_DATABASE_URL");
@@ -493,28 +493,35 @@ async fn batch_checked_foreign_keys_refuse_a_dangling_reference() {
         ]
     );
 
-    let ghost = [Id::new()];
+    let ghost = Id::new();
+    let import = Id::new();
     let write_ghost = |conn: &mut DbConn, written: &[Written]| {
         mapce::db::write_tx(conn, |conn| {
             checked_load::write(conn, &keys, written, |conn| {
                 diesel::insert_into(lr::table)
                     .values((
                         lr::fingerprint.eq("ghost"),
-                        lr::import_id.eq(Id::new()),
+                        lr::import_id.eq(import),
                         lr::line.eq(1_i64),
-                        lr::attention_id.eq(ghost[0]),
+                        lr::attention_id.eq(ghost),
                     ))
                     .execute(conn)
                     .map(|_| ())
             })
         })
     };
-    let fingerprints = ["ghost".to_owned()];
-    let named = [Written {
-        table: "legacy_rows",
-        column: "fingerprint",
-        keys: Keys::Texts(&fingerprints),
-    }];
+    let named = [
+        Written {
+            table: "legacy_rows",
+            column: "attention_id",
+            values: Values::ids([ghost]),
+        },
+        Written {
+            table: "legacy_rows",
+            column: "import_id",
+            values: Values::ids([import]),
+        },
+    ];
     match write_ghost(&mut conn, &named) {
         Err(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info)) => {
             assert!(info.message().contains("legacy_rows"), "{}", info.message())
@@ -523,10 +530,10 @@ async fn batch_checked_foreign_keys_refuse_a_dangling_reference() {
     }
     assert!(
         matches!(
-            write_ghost(&mut conn, &[]),
+            write_ghost(&mut conn, &named[..1]),
             Err(Error::QueryBuilderError(_))
         ),
-        "rows written to a table not named for checking are refused"
+        "a key column whose values are not given refuses the batch"
     );
     let rows: i64 = lr::table.count().get_result(&mut conn).expect("count");
     assert_eq!(rows, 0, "both transactions rolled back");

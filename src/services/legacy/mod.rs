@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::audit::{self, Actor, Event, RequestMeta};
-use crate::db::checked_load::{self, ForeignKey, Keys, Written};
+use crate::db::checked_load::{self, ForeignKey, Values, Written};
 use crate::db::schema::{
     attentions, imports, legacy_cases, legacy_rows, person_documents, persons,
 };
@@ -936,37 +936,165 @@ fn insert_batch(
     foreign_keys: Option<&[ForeignKey]>,
 ) -> Result<i64, AppError> {
     match foreign_keys {
-        Some(keys) => {
-            // each table by an indexed column, or every check scans it
-            let persons: Vec<Id> = b.persons.iter().map(|p| p.id).collect();
-            let documents: Vec<Id> = b.documents.iter().map(|d| d.id).collect();
-            let cases: Vec<Id> = b.cases.iter().map(|c| c.id).collect();
-            let case_persons: Vec<Id> = b.legacy_cases.iter().map(|c| c.0).collect();
-            let attentions: Vec<Id> = b.attentions.iter().map(|a| a.id).collect();
-            let events: Vec<Id> = b.events.iter().map(|e| e.id).collect();
-            let fingerprints: Vec<String> = b.legacy_rows.iter().map(|r| r.0.clone()).collect();
-            let import = [b.import_id];
-            let written = [
-                ("persons", "id", Keys::Ids(&persons)),
-                ("person_match_keys", "person_id", Keys::Ids(&persons)),
-                ("person_documents", "id", Keys::Ids(&documents)),
-                ("cases", "id", Keys::Ids(&cases)),
-                ("attentions", "id", Keys::Ids(&attentions)),
-                ("timeline_events", "id", Keys::Ids(&events)),
-                ("legacy_cases", "person_id", Keys::Ids(&case_persons)),
-                ("legacy_rows", "fingerprint", Keys::Texts(&fingerprints)),
-                ("import_rejections", "import_id", Keys::Ids(&import)),
-            ]
-            .map(|(table, column, keys)| Written {
-                table,
-                column,
-                keys,
-            });
-            checked_load::write(conn, keys, &written, |conn| write_rows(conn, b))?
-        }
+        Some(keys) => checked_load::write(conn, keys, &referenced(b), |conn| write_rows(conn, b))?,
         None => write_rows(conn, b)?,
     }
     queue_duplicates(conn, b)
+}
+
+/// The values a batch writes to each key column of `BATCH_TABLES`, for
+/// `checked_load` (which refuses the batch if a key column is missing here).
+fn referenced(b: &Batch) -> Vec<Written> {
+    use Values as V;
+    let (persons, cases, attentions, events) = (&b.persons, &b.cases, &b.attentions, &b.events);
+    [
+        (
+            "persons",
+            "merged_into_id",
+            V::some_ids(persons.iter().map(|p| p.merged_into_id)),
+        ),
+        (
+            "persons",
+            "registered_consulate_id",
+            V::some_ids(persons.iter().map(|p| p.registered_consulate_id)),
+        ),
+        (
+            "person_match_keys",
+            "person_id",
+            V::ids(b.keys.iter().map(|k| k.0)),
+        ),
+        (
+            "person_documents",
+            "person_id",
+            V::ids(b.documents.iter().map(|d| d.person_id)),
+        ),
+        (
+            "person_documents",
+            "issuing_country",
+            V::texts(b.documents.iter().map(|d| d.issuing_country.as_str())),
+        ),
+        (
+            "cases",
+            "person_id",
+            V::ids(cases.iter().map(|c| c.person_id)),
+        ),
+        (
+            "cases",
+            "consulate_id",
+            V::ids(cases.iter().map(|c| c.consulate_id)),
+        ),
+        (
+            "cases",
+            "country_code",
+            V::texts(cases.iter().map(|c| c.country_code.as_str())),
+        ),
+        (
+            "cases",
+            "assigned_officer_id",
+            V::some_ids(cases.iter().map(|c| c.assigned_officer_id)),
+        ),
+        (
+            "cases",
+            "created_by",
+            V::some_ids(cases.iter().map(|c| c.created_by)),
+        ),
+        (
+            "attentions",
+            "case_id",
+            V::ids(attentions.iter().map(|a| a.case_id)),
+        ),
+        (
+            "attentions",
+            "person_id",
+            V::ids(attentions.iter().map(|a| a.person_id)),
+        ),
+        (
+            "attentions",
+            "consulate_id",
+            V::ids(attentions.iter().map(|a| a.consulate_id)),
+        ),
+        (
+            "attentions",
+            "attention_type_id",
+            V::ids(attentions.iter().map(|a| a.attention_type_id)),
+        ),
+        (
+            "attentions",
+            "country_code",
+            V::texts(attentions.iter().filter_map(|a| a.country_code.as_deref())),
+        ),
+        (
+            "attentions",
+            "officer_id",
+            V::some_ids(attentions.iter().map(|a| a.officer_id)),
+        ),
+        (
+            "attentions",
+            "voided_by",
+            V::some_ids(attentions.iter().map(|a| a.voided_by)),
+        ),
+        (
+            "timeline_events",
+            "person_id",
+            V::ids(events.iter().map(|e| e.person_id)),
+        ),
+        (
+            "timeline_events",
+            "consulate_id",
+            V::some_ids(events.iter().map(|e| e.consulate_id)),
+        ),
+        (
+            "timeline_events",
+            "actor_id",
+            V::some_ids(events.iter().map(|e| e.actor_id)),
+        ),
+        (
+            "timeline_events",
+            "attention_type_id",
+            V::some_ids(events.iter().map(|e| e.attention_type_id)),
+        ),
+        (
+            "legacy_cases",
+            "person_id",
+            V::ids(b.legacy_cases.iter().map(|c| c.0)),
+        ),
+        (
+            "legacy_cases",
+            "consulate_id",
+            V::ids(b.legacy_cases.iter().map(|c| c.1)),
+        ),
+        (
+            "legacy_cases",
+            "country_code",
+            V::texts(b.legacy_cases.iter().map(|c| c.2.as_str())),
+        ),
+        (
+            "legacy_cases",
+            "case_id",
+            V::ids(b.legacy_cases.iter().map(|c| c.4)),
+        ),
+        (
+            "legacy_rows",
+            "import_id",
+            V::ids(b.legacy_rows.iter().map(|r| r.1)),
+        ),
+        (
+            "legacy_rows",
+            "attention_id",
+            V::ids(b.legacy_rows.iter().map(|r| r.3)),
+        ),
+        (
+            "import_rejections",
+            "import_id",
+            V::ids(b.rejections.iter().map(|_| b.import_id)),
+        ),
+    ]
+    .map(|(table, column, values)| Written {
+        table,
+        column,
+        values,
+    })
+    .into()
 }
 
 /// Inserts a batch's rows into `BATCH_TABLES`.
