@@ -261,18 +261,12 @@ pub fn candidates_by_keys(
     q.limit(limit).select(Person::as_select()).load(conn)
 }
 
-/// Live persons other than `exclude` with exactly this folded name.
-pub fn candidates_by_name_key(
-    conn: &mut DbConn,
-    name_key: &str,
-    exclude: Id,
-    limit: i64,
-) -> QueryResult<Vec<Person>> {
+/// The unmerged persons whose folded name is one of `name_keys`.
+pub fn candidates_by_name_keys(conn: &mut DbConn, name_keys: &[&str]) -> QueryResult<Vec<Person>> {
     persons::table
-        .filter(persons::name_key.eq(name_key))
+        .filter(persons::name_key.eq_any(name_keys))
         .filter(persons::merged_into_id.is_null())
-        .filter(persons::id.ne(exclude))
-        .limit(limit)
+        .order(persons::id)
         .select(Person::as_select())
         .load(conn)
 }

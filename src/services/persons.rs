@@ -60,16 +60,39 @@ fn rank(person: &Person, candidates: Vec<Person>) -> Vec<(Person, Likeness)> {
     found
 }
 
-/// Likely duplicates of `person` among live persons with the same folded
-/// full name (one indexed lookup): the cheap check bulk imports run for each
-/// new person; `likely_duplicates` also catches misspellings.
+/// Likely duplicates of each of `persons` among live persons with the same
+/// folded full name, one list per person, in order: the cheap check bulk
+/// imports run for their new persons without a document
+/// (`likely_duplicates` also catches misspellings). One indexed query per
+/// 900 distinct names instead of one per person: a million-row import
+/// checks some 37 000 new persons.
 pub fn same_name_duplicates(
     conn: &mut DbConn,
-    person: &Person,
-) -> Result<Vec<(Person, Likeness)>, AppError> {
-    let candidates =
-        model::candidates_by_name_key(conn, &person.name_key, person.id, CANDIDATE_LIMIT)?;
-    Ok(rank(person, candidates))
+    persons: &[Person],
+) -> Result<Vec<Vec<(Person, Likeness)>>, AppError> {
+    let mut names: Vec<&str> = persons.iter().map(|p| p.name_key.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut by_name: std::collections::HashMap<String, Vec<Person>> = Default::default();
+    for chunk in names.chunks(900) {
+        for c in model::candidates_by_name_keys(conn, chunk)? {
+            by_name.entry(c.name_key.clone()).or_default().push(c);
+        }
+    }
+    Ok(persons
+        .iter()
+        .map(|p| {
+            let candidates: Vec<Person> = by_name
+                .get(&p.name_key)
+                .into_iter()
+                .flatten()
+                .filter(|c| c.id != p.id)
+                .take(CANDIDATE_LIMIT as usize)
+                .cloned()
+                .collect();
+            rank(p, candidates)
+        })
+        .collect())
 }
 
 /// Writes one timeline event.

@@ -808,11 +808,8 @@ fn write_batch(
     // likely duplicates of new persons without a document (against
     // everyone already in the database; written only when not dry)
     if st.opts.dry_run {
-        for p in &b.undocumented {
-            if !crate::services::persons::same_name_duplicates(conn, p)?.is_empty() {
-                st.report.duplicates_queued += 1;
-            }
-        }
+        let found = crate::services::persons::same_name_duplicates(conn, &b.undocumented)?;
+        st.report.duplicates_queued += found.iter().filter(|f| !f.is_empty()).count() as i64;
         return Ok(());
     }
     let (import_id, actor) = (st.import_id, st.actor.clone());
@@ -1158,8 +1155,9 @@ fn write_rows(conn: &mut DbConn, b: &Batch) -> QueryResult<()> {
 /// the review queue; returns how many pairs it queued.
 fn queue_duplicates(conn: &mut DbConn, b: &Batch) -> Result<i64, AppError> {
     let mut queued = 0;
-    for p in &b.undocumented {
-        for (other, likeness) in crate::services::persons::same_name_duplicates(conn, p)? {
+    let found = crate::services::persons::same_name_duplicates(conn, &b.undocumented)?;
+    for (p, duplicates) in b.undocumented.iter().zip(found) {
+        for (other, likeness) in duplicates {
             if crate::models::persons::queue_pair(
                 conn,
                 p.id,
