@@ -412,12 +412,15 @@ fn import(
     };
     let mut conn = connect(settings)?;
     db::migrate(&mut conn)?;
-    if let db::DbConn::Sqlite(c) = &mut conn {
-        // This connection only imports: index pages stay in memory instead
-        // of being read again for every batch (32 MB at most), and the WAL
-        // is folded back less often.
-        use diesel::connection::SimpleConnection;
-        c.batch_execute("PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 10000;")?;
+    // a second connection writes batches while this one resolves the next
+    let mut writer = connect(settings)?;
+    for c in [&mut conn, &mut writer] {
+        if let db::DbConn::Sqlite(c) = c {
+            // These connections only import: the WAL is folded back less
+            // often (the page cache is set by the import itself).
+            use diesel::connection::SimpleConnection;
+            c.batch_execute("PRAGMA wal_autocheckpoint = 10000;")?;
+        }
     }
     opts.mapping = mapping;
     let dry_run = opts.dry_run;
@@ -431,18 +434,24 @@ fn import(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let report =
-        match crate::services::legacy::run(&mut conn, file, &name, import_id, None, opts, &mut bar)
-        {
-            Ok(r) => r,
-            Err(e) => {
-                if !dry_run {
-                    let _ =
-                        crate::services::legacy::mark_failed(&mut conn, import_id, &describe(&e));
-                }
-                anyhow::bail!("{}", describe(&e));
+    let report = match crate::services::legacy::run(
+        &mut conn,
+        Some(&mut writer),
+        file,
+        &name,
+        import_id,
+        None,
+        opts,
+        &mut bar,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            if !dry_run {
+                let _ = crate::services::legacy::mark_failed(&mut conn, import_id, &describe(&e));
             }
-        };
+            anyhow::bail!("{}", describe(&e));
+        }
+    };
     let json = serde_json::to_string_pretty(&report)?;
     if let Some(p) = report_path {
         std::fs::write(p, &json)?;

@@ -296,7 +296,19 @@ fn run_job(
         mapping,
         ..Options::default()
     };
-    let outcome = legacy::run(&mut conn, path, name, id, Some(actor), opts, &mut ());
+    // a second connection, when the pool has one soon, writes batches while
+    // this one resolves the next; without it the import writes in turn
+    let mut writer = pool.get_timeout(std::time::Duration::from_millis(500)).ok();
+    let outcome = legacy::run(
+        &mut conn,
+        writer.as_deref_mut(),
+        path,
+        name,
+        id,
+        Some(actor),
+        opts,
+        &mut (),
+    );
     let result = match outcome {
         Ok(report) if dry_run => serde_json::to_string(&report)
             .map_err(|e| e.to_string())

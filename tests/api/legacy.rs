@@ -60,8 +60,21 @@ fn extract(rows: &[&str]) -> Vec<u8> {
     out
 }
 
-fn run(conn: &mut DbConn, file: &std::path::Path, opts: Options) -> Report {
-    legacy::run(conn, file, "extract.csv", Id::new(), None, opts, &mut ()).expect("import runs")
+/// Imports with a writer connection, as the CLI does (batches written on
+/// a second connection while the next is resolved).
+fn run(db: &TestDb, conn: &mut DbConn, file: &std::path::Path, opts: Options) -> Report {
+    let mut writer = db.connect();
+    legacy::run(
+        conn,
+        Some(&mut writer),
+        file,
+        "extract.csv",
+        Id::new(),
+        None,
+        opts,
+        &mut (),
+    )
+    .expect("import runs")
 }
 
 fn count(conn: &mut DbConn) -> (i64, i64, i64, i64, i64) {
@@ -165,6 +178,7 @@ async fn a_messy_extract_imports_to_the_truth_and_a_rerun_adds_nothing() {
     let indexes = index_definitions(&mut conn);
     // written with the secondary indexes set aside, as a big load would be
     let report = run(
+        &app.db,
         &mut conn,
         &file,
         Options {
@@ -256,7 +270,7 @@ async fn a_messy_extract_imports_to_the_truth_and_a_rerun_adds_nothing() {
 
     // the same file again: nothing new
     let before = count(&mut conn);
-    let again = run(&mut conn, &file, Options::default());
+    let again = run(&app.db, &mut conn, &file, Options::default());
     assert!(!again.indexes_set_aside, "a small file keeps them (auto)");
     assert_eq!(again.rows_imported, 0, "{again:#?}");
     assert_eq!(again.rows_already_imported, 11);
@@ -291,6 +305,7 @@ async fn a_dry_run_writes_nothing_and_a_refused_atomic_import_rolls_back() {
     let empty = count(&mut conn);
 
     let dry = run(
+        &db,
         &mut conn,
         &file,
         Options {
@@ -305,6 +320,7 @@ async fn a_dry_run_writes_nothing_and_a_refused_atomic_import_rolls_back() {
     assert_eq!(count(&mut conn), empty, "a dry run writes nothing");
 
     let atomic = run(
+        &db,
         &mut conn,
         &file,
         Options {
@@ -329,6 +345,7 @@ async fn a_dry_run_writes_nothing_and_a_refused_atomic_import_rolls_back() {
     let good = dir.path().join("good.csv");
     std::fs::write(&good, extract(GOOD)).expect("write extract");
     let ok = run(
+        &db,
         &mut conn,
         &good,
         Options {

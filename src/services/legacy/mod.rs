@@ -221,9 +221,14 @@ struct Batch {
 }
 
 /// Imports `path`. The import is recorded in `imports` (unless dry) under
-/// `import_id`, which the caller may have created as `queued`.
+/// `import_id`, which the caller may have created as `queued`. With a
+/// `writer` connection to the same database (and neither atomic nor dry),
+/// batches are written there on a second thread while `conn` reads and
+/// resolves the next one; without it, `conn` does both in turn.
+#[allow(clippy::too_many_arguments)] // the import's identity, its two connections and its options
 pub fn run(
     conn: &mut DbConn,
+    writer: Option<&mut DbConn>,
     path: &Path,
     source_name: &str,
     import_id: Id,
@@ -276,7 +281,7 @@ pub fn run(
     if !st.opts.dry_run && set_indexes_aside(conn, st.opts.indexes, format, total_bytes)? {
         st.report.indexes_set_aside = true;
     }
-    let mut work = |conn: &mut DbConn, st: &mut State| -> Result<(), AppError> {
+    let mut work = |conn: &mut DbConn, st: &mut State, sink: &Sink| -> Result<(), AppError> {
         let mut pending: Vec<(Parsed, String)> = Vec::with_capacity(st.opts.batch_rows);
         let mut rejected: Vec<Rejection> = Vec::new();
         for record in &mut rows {
@@ -310,12 +315,13 @@ pub fn run(
                 }
             }
             if pending.len() >= st.opts.batch_rows {
-                write_batch(
+                let batch = resolve_batch(
                     conn,
                     st,
                     std::mem::take(&mut pending),
                     std::mem::take(&mut rejected),
                 )?;
+                sink.take(conn, st, batch)?;
                 progress.update(
                     st.report.rows,
                     read_bytes.load(std::sync::atomic::Ordering::Relaxed),
@@ -323,7 +329,8 @@ pub fn run(
                 );
             }
         }
-        write_batch(conn, st, pending, rejected)?;
+        let batch = resolve_batch(conn, st, pending, rejected)?;
+        sink.take(conn, st, batch)?;
         progress.update(st.report.rows, total_bytes, total_bytes);
         Ok(())
     };
@@ -331,7 +338,7 @@ pub fn run(
     let outcome = if st.opts.atomic && !st.opts.dry_run {
         // all or nothing: a refused row rolls every written row back
         let outcome = crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            work(conn, &mut st)?;
+            work(conn, &mut st, &Sink::Inline)?;
             if st.report.rows_rejected > 0 {
                 return Err(AppError::conflict(
                     "import_rolled_back",
@@ -356,8 +363,40 @@ pub fn run(
             }
             other => other,
         }
+    } else if let (Some(writer), false) = (writer, st.opts.dry_run) {
+        // resolving the next batch overlaps with writing this one; the big
+        // page cache goes to the connection that writes (this one only
+        // looks up, and two would add 14 MB to the peak)
+        bulk_session(conn, false)?;
+        bulk_session(writer, true)?;
+        let outcome = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Pending>(0);
+            let writing = scope.spawn(move || -> Result<i64, AppError> {
+                let mut queued = 0;
+                for batch in rx {
+                    queued += commit_batch(writer, &batch)?;
+                }
+                bulk_session(writer, false)?;
+                Ok(queued)
+            });
+            let reading = work(conn, &mut st, &Sink::Writer(tx));
+            let written = writing.join().unwrap_or_else(|_| {
+                Err(AppError::internal(anyhow::anyhow!(
+                    "the import's writer thread panicked"
+                )))
+            });
+            match written {
+                Ok(queued) => {
+                    st.report.duplicates_queued += queued;
+                    reading
+                }
+                // the reader's own error, if any, only says the writer stopped
+                Err(e) => Err(e),
+            }
+        });
+        outcome
     } else {
-        work(conn, &mut st)
+        work(conn, &mut st, &Sink::Inline)
     };
     // the maps that matched rows are done with: their memory goes to the
     // index rebuild's sort instead of adding to it
@@ -518,14 +557,49 @@ impl State {
     }
 }
 
-/// Resolves persons and cases for a batch of parsed rows, then writes it
-/// (unless dry) in one transaction with its audit row.
-fn write_batch(
+/// Where resolved batches go: written at once on the reading connection, or
+/// handed to the writer thread (which has its own connection).
+enum Sink {
+    Inline,
+    Writer(std::sync::mpsc::SyncSender<Pending>),
+}
+
+impl Sink {
+    fn take(
+        &self,
+        conn: &mut DbConn,
+        st: &mut State,
+        batch: Option<Pending>,
+    ) -> Result<(), AppError> {
+        let Some(batch) = batch else { return Ok(()) };
+        match self {
+            Sink::Inline => st.report.duplicates_queued += commit_batch(conn, &batch)?,
+            // a closed channel means the writer failed: `run` reports its error
+            Sink::Writer(tx) => tx
+                .send(batch)
+                .map_err(|_| AppError::internal(anyhow::anyhow!("the import's writer stopped")))?,
+        }
+        Ok(())
+    }
+}
+
+/// A resolved batch and what its transaction records besides its rows.
+struct Pending {
+    batch: Batch,
+    actor: Option<Actor>,
+    foreign_keys: Option<std::sync::Arc<[ForeignKey]>>,
+    /// rows read, imported, already imported and refused so far
+    progress: (i64, i64, i64, i64),
+}
+
+/// Resolves persons and cases for a batch of parsed rows; `None` on a dry
+/// run (which only counts the likely duplicates it would queue).
+fn resolve_batch(
     conn: &mut DbConn,
     st: &mut State,
     rows: Vec<(Parsed, String)>,
     rejected: Vec<Rejection>,
-) -> Result<(), AppError> {
+) -> Result<Option<Pending>, AppError> {
     let mut b = Batch {
         import_id: st.import_id,
         ..Batch::default()
@@ -810,24 +884,34 @@ fn write_batch(
     if st.opts.dry_run {
         let found = crate::services::persons::same_name_duplicates(conn, &b.undocumented)?;
         st.report.duplicates_queued += found.iter().filter(|f| !f.is_empty()).count() as i64;
-        return Ok(());
+        return Ok(None);
     }
-    let (import_id, actor) = (st.import_id, st.actor.clone());
-    let foreign_keys = st.foreign_keys.clone();
+    Ok(Some(Pending {
+        batch: b,
+        actor: st.actor.clone(),
+        foreign_keys: st.foreign_keys.clone(),
+        progress: (
+            st.report.rows,
+            st.report.rows_imported,
+            st.report.rows_already_imported,
+            st.report.rows_rejected,
+        ),
+    }))
+}
+
+/// Writes a resolved batch in one transaction with the import's progress
+/// and its audit row; returns how many likely-duplicate pairs it queued.
+fn commit_batch(conn: &mut DbConn, pending: &Pending) -> Result<i64, AppError> {
+    let b = &pending.batch;
+    let (import_id, progress) = (b.import_id, pending.progress);
     let counts = serde_json::json!({
         "attentions": b.attentions.len(),
         "persons": b.persons.len(),
         "cases": b.cases.len(),
         "rejected_fields": b.rejections.len(),
     });
-    let progress = (
-        st.report.rows,
-        st.report.rows_imported,
-        st.report.rows_already_imported,
-        st.report.rows_rejected,
-    );
-    let queued = crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-        let queued = insert_batch(conn, &b, foreign_keys.as_deref())?;
+    crate::db::write_tx::<_, AppError, _>(conn, |conn| {
+        let queued = insert_batch(conn, b, pending.foreign_keys.as_deref())?;
         diesel::update(imports::table.find(import_id))
             .set((
                 imports::rows_read.eq(progress.0),
@@ -838,14 +922,12 @@ fn write_batch(
             .execute(conn)?;
         audit::record(
             conn,
-            actor.as_ref(),
+            pending.actor.as_ref(),
             &RequestMeta::default(),
             Event::new("import.batch", "import", Some(import_id.to_string())).details(counts),
         )?;
         Ok(queued)
-    })?;
-    st.report.duplicates_queued += queued;
-    Ok(())
+    })
 }
 
 fn new_person(p: &Parsed, now: Ts) -> Person {
