@@ -293,6 +293,43 @@ async fn a_messy_extract_imports_to_the_truth_and_a_rerun_adds_nothing() {
     assert_eq!(r.json()["figures"]["persons"], 6);
 }
 
+#[test]
+fn a_failing_writer_stops_the_import_with_its_own_error() {
+    let db = TestDb::migrated();
+    let mut conn = db.connect();
+    // the writer's database has no tables: its first batch fails
+    let elsewhere = TestDb::new();
+    let mut writer = elsewhere.connect();
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("extract.csv");
+    std::fs::write(&file, extract(GOOD)).expect("write extract");
+    let before = count(&mut conn);
+    let outcome = legacy::run(
+        &mut conn,
+        Some(&mut writer),
+        &file,
+        "extract.csv",
+        Id::new(),
+        None,
+        Options {
+            batch_rows: 2, // more batches than the writer takes
+            ..Options::default()
+        },
+        &mut (),
+    );
+    let error = format!("{:?}", outcome.expect_err("the writer failed"));
+    assert!(
+        !error.contains("writer stopped"),
+        "the writer's own error is reported, not the reader's: {error}"
+    );
+    let after = count(&mut conn);
+    assert_eq!(
+        (after.0, after.1, after.2, after.3),
+        (before.0, before.1, before.2, before.3),
+        "no row was written (only the import's own record)"
+    );
+}
+
 #[actix_web::test]
 async fn a_dry_run_writes_nothing_and_a_refused_atomic_import_rolls_back() {
     let db = TestDb::migrated();
