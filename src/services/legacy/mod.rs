@@ -371,12 +371,12 @@ pub fn run(
         bulk_session(writer, true)?;
         let outcome = std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Pending>(0);
+            let w = &mut *writer;
             let writing = scope.spawn(move || -> Result<i64, AppError> {
                 let mut queued = 0;
                 for batch in rx {
-                    queued += commit_batch(writer, &batch)?;
+                    queued += commit_batch(w, &batch)?;
                 }
-                bulk_session(writer, false)?;
                 Ok(queued)
             });
             let reading = work(conn, &mut st, &Sink::Writer(tx));
@@ -394,7 +394,9 @@ pub fn run(
                 Err(e) => Err(e),
             }
         });
-        outcome
+        // failed or not (the connection may go back to a pool)
+        let reset = bulk_session(writer, false);
+        outcome.and(reset)
     } else {
         work(conn, &mut st, &Sink::Inline)
     };
