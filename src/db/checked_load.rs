@@ -1,18 +1,25 @@
-//! Bulk loads on PostgreSQL with foreign keys checked per batch instead of
-//! per row.
+//! Bulk loads with foreign keys checked per batch instead of per row.
 //!
-//! A foreign key's trigger runs one `SELECT … FOR KEY SHARE` per inserted
-//! row through SPI, each with its own executor start-up: in a 200 000-row
-//! legacy import it was 75 % of the server's time (`perf`). Where the
-//! session may set `session_replication_role` (a superuser, or since
-//! PostgreSQL 15 a role granted `SET` on it), a loader writes its rows with
-//! that role set to `replica` for the statement block, which skips those
-//! triggers, then checks every foreign key of every table it wrote, in the
-//! same transaction: a dangling reference fails the batch, which rolls
+//! On PostgreSQL a foreign key's trigger runs one `SELECT … FOR KEY SHARE`
+//! per inserted row through SPI, each with its own executor start-up: in a
+//! 200 000-row legacy import it was 75 % of the server's time (`perf`).
+//! Where the session may set `session_replication_role` (a superuser, or
+//! since PostgreSQL 15 a role granted `SET` on it), a loader writes its rows
+//! with that role set to `replica` for the statement block, which skips
+//! those triggers, then checks every foreign key of every table it wrote, in
+//! the same transaction: a dangling reference fails the batch, which rolls
 //! back, as the triggers would have. The keys come from `pg_constraint`, so
 //! a key added by a later migration is covered without changing this code:
 //! the loader must give the values of every key column it wrote, or the
 //! batch is refused.
+//!
+//! On SQLite each inserted row probes the parent's index once per key
+//! (about twenty probes per legacy row, most into `persons` and `cases`,
+//! which outgrow the page cache): the loading connection turns enforcement
+//! off outside its transactions (`enforce`; SQLite ignores the pragma inside
+//! one) and checks the same way, with the keys read from
+//! `pragma_foreign_key_list`. Enforcement is turned back on, and verified,
+//! before the connection does anything else.
 //!
 //! The loader gives those values from the rows it holds in memory; the
 //! check looks each distinct value up once in its parent (one query per
@@ -27,8 +34,8 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Text};
-use diesel::PgConnection;
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
+use diesel::{PgConnection, SqliteConnection};
 
 use super::types::DbUuid;
 use super::{DbConn, Id};
@@ -111,9 +118,17 @@ struct Allowed {
     allowed: bool,
 }
 
-/// The foreign keys of `tables` when this session may skip the triggers,
-/// `None` when it may not (the loader then inserts with them, slower).
-pub fn foreign_keys(
+/// The foreign keys of `tables` when they may be checked per batch: on
+/// PostgreSQL when this session may skip the triggers (`None` when it may
+/// not: the loader then inserts with them, slower), on SQLite always.
+pub fn foreign_keys(conn: &mut DbConn, tables: &[&str]) -> QueryResult<Option<Vec<ForeignKey>>> {
+    match conn {
+        DbConn::Pg(c) => pg_foreign_keys(c, tables),
+        DbConn::Sqlite(c) => sqlite_foreign_keys(c, tables).map(Some),
+    }
+}
+
+fn pg_foreign_keys(
     conn: &mut PgConnection,
     tables: &[&str],
 ) -> QueryResult<Option<Vec<ForeignKey>>> {
@@ -153,27 +168,136 @@ pub fn foreign_keys(
     .map(Some)
 }
 
-/// Runs `write` with the foreign-key triggers off (for this transaction's
-/// statements inside it only: call it inside a transaction), then checks
-/// `keys` against `written`, which must give every key column of every
-/// table `keys` were loaded for. On SQLite it just writes.
+#[derive(QueryableByName)]
+struct SqliteKeyColumn {
+    #[diesel(sql_type = Text)]
+    child: String,
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    parent: String,
+    #[diesel(sql_type = Text)]
+    column: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    parent_column: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct ColumnName {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+fn json_texts<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
+    serde_json::Value::from(texts.into_iter().collect::<Vec<_>>()).to_string()
+}
+
+/// SQLite's foreign keys of `tables` (one row per column; a key that names
+/// no parent column references the parent's primary key).
+fn sqlite_foreign_keys(
+    conn: &mut SqliteConnection,
+    tables: &[&str],
+) -> QueryResult<Vec<ForeignKey>> {
+    let rows: Vec<SqliteKeyColumn> = diesel::sql_query(
+        "SELECT m.name AS child, f.id AS id, f.\"table\" AS parent, \
+                f.\"from\" AS \"column\", f.\"to\" AS parent_column \
+         FROM sqlite_master m, pragma_foreign_key_list(m.name) f \
+         WHERE m.type = 'table' AND m.name IN (SELECT value FROM json_each(?)) \
+         ORDER BY m.name, f.id, f.seq",
+    )
+    .bind::<Text, _>(json_texts(tables.iter().copied()))
+    .load(conn)?;
+    let mut keys: Vec<(i64, ForeignKey)> = Vec::new();
+    for row in rows {
+        let parent_column = match row.parent_column {
+            Some(c) => c,
+            None => {
+                let pk: Vec<ColumnName> = diesel::sql_query(
+                    "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk",
+                )
+                .bind::<Text, _>(&row.parent)
+                .load(conn)?;
+                match pk.as_slice() {
+                    [one] => one.name.clone(),
+                    _ => {
+                        return Err(refused(format!(
+                            "{}.{} references {} without naming a column, and its primary key \
+                             is not one column",
+                            row.child, row.column, row.parent
+                        )))
+                    }
+                }
+            }
+        };
+        match keys.last_mut() {
+            Some((id, key)) if *id == row.id && key.child == row.child => {
+                key.columns.push(row.column);
+                key.parent_columns.push(parent_column);
+            }
+            _ => keys.push((
+                row.id,
+                ForeignKey {
+                    name: format!("{}.{} -> {}", row.child, row.column, row.parent),
+                    child: row.child,
+                    columns: vec![row.column],
+                    parent: row.parent,
+                    parent_columns: vec![parent_column],
+                },
+            )),
+        }
+    }
+    Ok(keys.into_iter().map(|(_, k)| k).collect())
+}
+
+/// SQLite: turns the connection's per-row foreign-key enforcement off (for
+/// a loader that checks per batch with `write`) or back on, outside any
+/// transaction. Turning it on is verified, as the connection may go back
+/// to a pool. PostgreSQL: nothing (its loader switches per transaction).
+pub fn enforce(conn: &mut DbConn, on: bool) -> QueryResult<()> {
+    let DbConn::Sqlite(c) = conn else {
+        return Ok(());
+    };
+    c.batch_execute(if on {
+        "PRAGMA foreign_keys = ON"
+    } else {
+        "PRAGMA foreign_keys = OFF"
+    })?;
+    #[derive(QueryableByName)]
+    struct State {
+        #[diesel(sql_type = BigInt)]
+        foreign_keys: i64,
+    }
+    let state: State = diesel::sql_query("PRAGMA foreign_keys").get_result(c)?;
+    if on && state.foreign_keys != 1 {
+        return Err(refused(
+            "foreign-key enforcement could not be turned back on (inside a transaction?)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `write`, then checks `keys` against `written`, which must give
+/// every key column of every table `keys` were loaded for; call it inside
+/// a transaction. On PostgreSQL the foreign-key triggers are off for the
+/// statements of `write` only; on SQLite the caller has turned enforcement
+/// off for the connection (`enforce`).
 pub fn write<T>(
     conn: &mut DbConn,
     keys: &[ForeignKey],
     written: &[Written],
     write: impl FnOnce(&mut DbConn) -> QueryResult<T>,
 ) -> QueryResult<T> {
-    if !matches!(conn, DbConn::Pg(_)) {
-        return write(conn);
+    let pg = matches!(conn, DbConn::Pg(_));
+    if pg {
+        conn.batch_execute("SET LOCAL session_replication_role = replica")?;
     }
-    conn.batch_execute("SET LOCAL session_replication_role = replica")?;
     // a failed write has aborted the transaction, which takes the setting
     // with it: its own error is the one to report
     let value = write(conn)?;
-    conn.batch_execute("SET LOCAL session_replication_role = origin")?;
-    if let DbConn::Pg(c) = conn {
-        check(c, keys, written)?;
+    if pg {
+        conn.batch_execute("SET LOCAL session_replication_role = origin")?;
     }
+    check(conn, keys, written)?;
     Ok(value)
 }
 
@@ -191,21 +315,38 @@ fn refused(message: String) -> diesel::result::Error {
     diesel::result::Error::QueryBuilderError(message.into())
 }
 
-/// How many of `values` are present in `parent.column`.
-fn present(
-    conn: &mut PgConnection,
-    parent: &str,
-    column: &str,
-    values: &Values,
-) -> QueryResult<usize> {
-    let query = diesel::sql_query(format!(
-        "SELECT count(*) AS n FROM {} WHERE {} = ANY($1)",
-        quoted(parent),
-        quoted(column)
-    ));
-    let found: Found = match values {
-        Values::Ids(v) => query.bind::<Array<DbUuid>, _>(v).get_result(conn)?,
-        Values::Texts(v) => query.bind::<Array<Text>, _>(v).get_result(conn)?,
+/// How many of `values` are present in `parent.column` (a key's parent
+/// column is unique, so each is counted at most once).
+fn present(conn: &mut DbConn, parent: &str, column: &str, values: &Values) -> QueryResult<usize> {
+    let found: Found = match conn {
+        DbConn::Pg(c) => {
+            let query = diesel::sql_query(format!(
+                "SELECT count(*) AS n FROM {} WHERE {} = ANY($1)",
+                quoted(parent),
+                quoted(column)
+            ));
+            match values {
+                Values::Ids(v) => query.bind::<Array<DbUuid>, _>(v).get_result(c)?,
+                Values::Texts(v) => query.bind::<Array<Text>, _>(v).get_result(c)?,
+            }
+        }
+        DbConn::Sqlite(c) => {
+            // ids are stored as their hyphenated text (`db::types`)
+            let json = match values {
+                Values::Ids(v) => {
+                    let texts: Vec<String> = v.iter().map(Id::to_string).collect();
+                    json_texts(texts.iter().map(String::as_str))
+                }
+                Values::Texts(v) => json_texts(v.iter().map(String::as_str)),
+            };
+            diesel::sql_query(format!(
+                "SELECT count(*) AS n FROM {} WHERE {} IN (SELECT value FROM json_each(?))",
+                quoted(parent),
+                quoted(column)
+            ))
+            .bind::<Text, _>(json)
+            .get_result(c)?
+        }
     };
     Ok(usize::try_from(found.n).unwrap_or(0))
 }
@@ -213,7 +354,7 @@ fn present(
 /// Fails when a value of `written` has no row in the parent its key names.
 /// Every column of `keys` must be in `written`, or the batch is refused
 /// (a key this loader does not know about could otherwise go unchecked).
-pub fn check(conn: &mut PgConnection, keys: &[ForeignKey], written: &[Written]) -> QueryResult<()> {
+pub fn check(conn: &mut DbConn, keys: &[ForeignKey], written: &[Written]) -> QueryResult<()> {
     // each key with the values written to its column
     let mut checked: Vec<(&ForeignKey, &Values)> = Vec::with_capacity(keys.len());
     for key in keys {

@@ -188,6 +188,11 @@ async fn a_messy_extract_imports_to_the_truth_and_a_rerun_adds_nothing() {
     );
     assert!(report.indexes_set_aside);
     assert_eq!(
+        report.keys_set_aside,
+        app.db.backend() == mapce::db::Backend::Sqlite,
+        "SQLite sets the import keys aside too"
+    );
+    assert_eq!(
         index_definitions(&mut conn),
         indexes,
         "the rebuilt indexes are the migrations' own"
@@ -528,10 +533,7 @@ async fn batch_checked_foreign_keys_refuse_a_dangling_reference() {
     let db = TestDb::postgres(&admin);
     let mut conn = db.connect();
     mapce::db::migrate(&mut conn).expect("migrate");
-    let DbConn::Pg(pg) = &mut conn else {
-        unreachable!("postgres")
-    };
-    let keys = checked_load::foreign_keys(pg, &["legacy_rows"])
+    let keys = checked_load::foreign_keys(&mut conn, &["legacy_rows"])
         .expect("catalogue")
         .expect("the test's superuser may skip the triggers");
     let mut named: Vec<(String, String)> = keys
@@ -605,8 +607,9 @@ async fn batch_checked_foreign_keys_refuse_a_dangling_reference() {
     let limited_url = format!("{}{role}{}", &url[..scheme], &url[at..]);
     let outcome = diesel::PgConnection::establish(&limited_url)
         .map_err(|e| e.to_string())
-        .and_then(|mut c| {
-            checked_load::foreign_keys(&mut c, &["legacy_rows"]).map_err(|e| e.to_string())
+        .and_then(|c| {
+            checked_load::foreign_keys(&mut DbConn::Pg(c), &["legacy_rows"])
+                .map_err(|e| e.to_string())
         });
     diesel::sql_query(format!("DROP ROLE {role}"))
         .execute(&mut conn)
@@ -614,5 +617,180 @@ async fn batch_checked_foreign_keys_refuse_a_dangling_reference() {
     assert!(
         matches!(outcome, Ok(None)),
         "a role without the privilege keeps the triggers: {outcome:?}"
+    );
+}
+
+/// SQLite: the loading connection turns per-row enforcement off and checks
+/// per batch; a dangling reference still fails and rolls back, a key
+/// column whose values are not given refuses the batch, and enforcement
+/// comes back on (verified) for the connection's next user.
+#[test]
+fn sqlite_batch_checked_foreign_keys_refuse_a_dangling_reference() {
+    use diesel::result::{DatabaseErrorKind, Error};
+    use mapce::db::checked_load::{self, Values, Written};
+    use mapce::db::schema::legacy_rows as lr;
+
+    let db = TestDb::sqlite();
+    let mut conn = db.connect();
+    mapce::db::migrate(&mut conn).expect("migrate");
+    let keys = checked_load::foreign_keys(&mut conn, &["legacy_rows", "duplicate_pairs"])
+        .expect("catalogue")
+        .expect("SQLite always checks per batch");
+    let mut named: Vec<(String, String, String)> = keys
+        .iter()
+        .map(|k| (k.child.clone(), k.columns.join(","), k.parent.clone()))
+        .collect();
+    named.sort();
+    let expected = [
+        ("duplicate_pairs", "decided_by", "users"),
+        ("duplicate_pairs", "person_a", "persons"),
+        ("duplicate_pairs", "person_b", "persons"),
+        ("legacy_rows", "attention_id", "attentions"),
+        ("legacy_rows", "import_id", "imports"),
+    ]
+    .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
+    assert_eq!(named, expected);
+    let keys: Vec<_> = keys
+        .into_iter()
+        .filter(|k| k.child == "legacy_rows")
+        .collect();
+
+    checked_load::enforce(&mut conn, false).expect("enforcement off");
+    let ghost = Id::new();
+    let import = Id::new();
+    let write_ghost = |conn: &mut DbConn, written: &[Written]| {
+        mapce::db::write_tx(conn, |conn| {
+            checked_load::write(conn, &keys, written, |conn| {
+                diesel::insert_into(lr::table)
+                    .values((
+                        lr::fingerprint.eq("ghost"),
+                        lr::import_id.eq(import),
+                        lr::line.eq(1_i64),
+                        lr::attention_id.eq(ghost),
+                    ))
+                    .execute(conn)
+                    .map(|_| ())
+            })
+        })
+    };
+    let given = [
+        Written {
+            table: "legacy_rows",
+            column: "attention_id",
+            values: Values::ids([ghost]),
+        },
+        Written {
+            table: "legacy_rows",
+            column: "import_id",
+            values: Values::ids([import]),
+        },
+    ];
+    match write_ghost(&mut conn, &given) {
+        Err(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info)) => {
+            assert!(info.message().contains("legacy_rows"), "{}", info.message())
+        }
+        other => panic!("a dangling reference must fail, got {other:?}"),
+    }
+    assert!(
+        matches!(
+            write_ghost(&mut conn, &given[..1]),
+            Err(Error::QueryBuilderError(_))
+        ),
+        "a key column whose values are not given refuses the batch"
+    );
+    let rows: i64 = lr::table.count().get_result(&mut conn).expect("count");
+    assert_eq!(rows, 0, "both transactions rolled back");
+
+    // back on: SQLite itself refuses the same row again
+    checked_load::enforce(&mut conn, true).expect("enforcement on");
+    let plain = diesel::insert_into(lr::table)
+        .values((
+            lr::fingerprint.eq("ghost"),
+            lr::import_id.eq(import),
+            lr::line.eq(1_i64),
+            lr::attention_id.eq(ghost),
+        ))
+        .execute(&mut conn);
+    assert!(
+        matches!(
+            plain,
+            Err(Error::DatabaseError(
+                DatabaseErrorKind::ForeignKeyViolation,
+                _
+            ))
+        ),
+        "{plain:?}"
+    );
+}
+
+/// A big load on SQLite sets the import's own unique keys aside too: the
+/// rows and legacy cases already stored are read into memory first, so an
+/// extract that repeats them adds them once, and the keys come back as the
+/// migrations define them. On PostgreSQL the keys stay; same outcome.
+#[actix_web::test]
+async fn import_keys_set_aside_still_skip_stored_rows_and_reuse_their_cases() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut conn = app.db.connect();
+    let indexes = index_definitions(&mut conn);
+    let first: Vec<&str> = vec![GOOD[0], GOOD[4]];
+    let small = dir.path().join("small.csv");
+    std::fs::write(&small, extract(&first)).expect("write");
+    let keep = Options {
+        indexes: IndexMode::Keep,
+        ..Options::default()
+    };
+    let a = run(&app.db, &mut conn, &small, keep);
+    assert!(!a.keys_set_aside);
+    // María's Latin-1 row comes with every extract: 3 rows, 3 cases
+    assert_eq!((a.rows_imported, a.cases_new), (3, 3), "{a:#?}");
+
+    // the same rows, Rosa again in Madrid in 2024 (her case), 20 new persons
+    let fillers: Vec<String> = (0..20_u8)
+        .map(|i| {
+            format!(
+                "2024-01-{:02};ES-MADRID;ES;DNI;{:08};Persona {} Prueba;F;;legal_orientation;phone",
+                i + 1,
+                40_000_000 + u32::from(i),
+                char::from(b'A' + i)
+            )
+        })
+        .collect();
+    let mut rows = first.clone();
+    rows.push(
+        "2024-11-20;ES-MADRID;España;DNI;12345678;Rosa Quispe Mamani;F;1985-04-02;legal_orientation;phone",
+    );
+    rows.extend(fillers.iter().map(String::as_str));
+    let big = dir.path().join("big.csv");
+    std::fs::write(&big, extract(&rows)).expect("write");
+    let defer = Options {
+        indexes: IndexMode::Defer,
+        ..Options::default()
+    };
+    let b = run(&app.db, &mut conn, &big, defer);
+    assert_eq!(
+        b.keys_set_aside,
+        app.db.backend() == mapce::db::Backend::Sqlite,
+        "{b:#?}"
+    );
+    assert_eq!(b.rows_already_imported, 3, "{b:#?}");
+    assert_eq!(b.rows_imported, 21);
+    assert_eq!(b.cases_new, 20, "Rosa's new row joins her stored 2024 case");
+    assert_eq!(
+        index_definitions(&mut conn),
+        indexes,
+        "the keys and indexes are the migrations' own again"
+    );
+    let lc: i64 = mapce::db::schema::legacy_cases::table
+        .count()
+        .get_result(&mut conn)
+        .expect("legacy cases");
+    assert_eq!(lc, 23);
+    // and they hold: a third run adds nothing
+    let c = run(&app.db, &mut conn, &big, Options::default());
+    assert_eq!(
+        (c.rows_imported, c.rows_already_imported),
+        (0, 24),
+        "{c:#?}"
     );
 }

@@ -148,6 +148,10 @@ pub struct Report {
     /// Whether secondary indexes were set aside while writing, and how long
     /// rebuilding them took (included in `seconds`).
     pub indexes_set_aside: bool,
+    /// Whether the import's own unique keys (fingerprints, legacy cases)
+    /// were set aside too (SQLite, the only import running; the import
+    /// guaranteed them meanwhile) and rebuilt with the indexes.
+    pub keys_set_aside: bool,
     pub index_rebuild_seconds: f64,
     pub seconds: f64,
     pub rows_per_second: f64,
@@ -203,6 +207,10 @@ struct State {
     foreign_keys: Option<std::sync::Arc<[ForeignKey]>>,
     /// rows imported when the looked-up tables were last analyzed
     analyzed_at: i64,
+    /// While the import keys are set aside: the fingerprints already in the
+    /// database (read before the first batch; `cases` then holds every
+    /// legacy case already there)
+    known_fingerprints: Option<HashSet<u128>>,
 }
 
 /// The rows of one batch, ready to write.
@@ -273,16 +281,19 @@ pub fn run(
         today: Utc::now().date_naive(),
         foreign_keys: None,
         analyzed_at: 0,
+        known_fingerprints: None,
     };
     if !st.opts.dry_run {
         ensure_import_row(conn, &st, source_name, format)?;
-        if let DbConn::Pg(c) = conn {
-            st.foreign_keys = checked_load::foreign_keys(c, BATCH_TABLES)?.map(Into::into);
-        }
+        st.foreign_keys = checked_load::foreign_keys(conn, BATCH_TABLES)?.map(Into::into);
     }
     let (read_bytes, total_bytes) = (rows.read_bytes.clone(), rows.total_bytes);
-    if !st.opts.dry_run && set_indexes_aside(conn, st.opts.indexes, format, total_bytes)? {
-        st.report.indexes_set_aside = true;
+    if !st.opts.dry_run {
+        if let Err(e) = set_indexes_aside(conn, &mut st, format, total_bytes) {
+            // whatever was set aside before the failure comes back now
+            let _ = crate::db::bulk_indexes::restore(conn);
+            return Err(e);
+        }
     }
     let mut work = |conn: &mut DbConn, st: &mut State, sink: &Sink| -> Result<(), AppError> {
         let mut pending: Vec<(Parsed, String)> = Vec::with_capacity(st.opts.batch_rows);
@@ -338,7 +349,8 @@ pub fn run(
         progress.update(st.report.rows, total_bytes, total_bytes);
         Ok(())
     };
-    bulk_session(conn, true)?;
+    let checked = st.foreign_keys.is_some();
+    bulk_session(conn, true, checked)?;
     let outcome = if st.opts.atomic && !st.opts.dry_run {
         // all or nothing: a refused row rolls every written row back
         let outcome = crate::db::write_tx::<_, AppError, _>(conn, |conn| {
@@ -371,35 +383,36 @@ pub fn run(
         // resolving the next batch overlaps with writing this one; the big
         // page cache goes to the connection that writes (this one only
         // looks up, and two would add 14 MB to the peak)
-        bulk_session(conn, false)?;
-        bulk_session(writer, true)?;
-        let outcome = std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Pending>(0);
-            let w = &mut *writer;
-            let writing = scope.spawn(move || -> Result<i64, AppError> {
-                let mut queued = 0;
-                for batch in rx {
-                    queued += commit_batch(w, &batch)?;
+        bulk_session(conn, false, false)?;
+        let outcome = bulk_session(writer, true, checked).and_then(|()| {
+            std::thread::scope(|scope| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Pending>(0);
+                let w = &mut *writer;
+                let writing = scope.spawn(move || -> Result<i64, AppError> {
+                    let mut queued = 0;
+                    for batch in rx {
+                        queued += commit_batch(w, &batch)?;
+                    }
+                    Ok(queued)
+                });
+                let reading = work(conn, &mut st, &Sink::Writer(tx));
+                let written = writing.join().unwrap_or_else(|_| {
+                    Err(AppError::internal(anyhow::anyhow!(
+                        "the import's writer thread panicked"
+                    )))
+                });
+                match written {
+                    Ok(queued) => {
+                        st.report.duplicates_queued += queued;
+                        reading
+                    }
+                    // the reader's own error, if any, only says the writer stopped
+                    Err(e) => Err(e),
                 }
-                Ok(queued)
-            });
-            let reading = work(conn, &mut st, &Sink::Writer(tx));
-            let written = writing.join().unwrap_or_else(|_| {
-                Err(AppError::internal(anyhow::anyhow!(
-                    "the import's writer thread panicked"
-                )))
-            });
-            match written {
-                Ok(queued) => {
-                    st.report.duplicates_queued += queued;
-                    reading
-                }
-                // the reader's own error, if any, only says the writer stopped
-                Err(e) => Err(e),
-            }
+            })
         });
         // failed or not (the connection may go back to a pool)
-        let reset = bulk_session(writer, false);
+        let reset = bulk_session(writer, false, false);
         outcome.and(reset)
     } else {
         work(conn, &mut st, &Sink::Inline)
@@ -409,19 +422,23 @@ pub fn run(
     st.persons = HashMap::new();
     st.facts = HashMap::new();
     st.cases = HashMap::new();
+    st.known_fingerprints = None;
     st.seen = HashMap::new();
     st.db_persons = HashSet::new();
     // failed or not, the indexes come back (with the big cache) before returning
     let restored = if st.report.indexes_set_aside {
         let rebuild = std::time::Instant::now();
-        let restored = crate::db::bulk_indexes::restore(conn).map(|_| ());
+        let restored = bulk_session(conn, true, false)
+            .and_then(|()| checkpoint(conn))
+            .and_then(|()| Ok(crate::db::bulk_indexes::restore(conn)?))
+            .map(|_| ());
         st.report.index_rebuild_seconds =
             (rebuild.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
         restored
     } else {
         Ok(())
     };
-    bulk_session(conn, false)?;
+    bulk_session(conn, false, false)?;
     restored?;
     outcome?;
     finish(conn, st, lookup, started)
@@ -430,9 +447,12 @@ pub fn run(
 /// On SQLite, a bigger page cache while the import writes (16 MiB instead
 /// of 2: more of the unique indexes it inserts into stay in memory; 1 M
 /// rows: 6 468 rows/s and a 243 MB peak, against 5 978 with the default;
-/// 64 MiB gave 7 264 rows/s but 351 MB); back to the default after, as the
-/// connection may return to the server's pool.
-fn bulk_session(conn: &mut DbConn, on: bool) -> Result<(), AppError> {
+/// 64 MiB gave 7 264 rows/s but 351 MB) and, when the batches check their
+/// foreign keys themselves (`checked`), no per-row enforcement; both back
+/// to the defaults after, as the connection may return to the server's
+/// pool (enforcement verified on: `checked_load::enforce`).
+fn bulk_session(conn: &mut DbConn, on: bool, checked: bool) -> Result<(), AppError> {
+    checked_load::enforce(conn, !(on && checked))?;
     if let DbConn::Sqlite(c) = conn {
         diesel::connection::SimpleConnection::batch_execute(
             c,
@@ -446,23 +466,39 @@ fn bulk_session(conn: &mut DbConn, on: bool) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Decides (for `Auto`) and sets the indexes aside; true when it did.
+/// On SQLite, folds the write-ahead log back into the database file before
+/// the indexes are rebuilt: read through a WAL of up to 10 000 pages, the
+/// rebuild of a million-row import took 23 s, after folding it 19 s.
+/// Readers of other connections may keep part of it, which only costs time.
+fn checkpoint(conn: &mut DbConn) -> Result<(), AppError> {
+    if let DbConn::Sqlite(c) = conn {
+        diesel::connection::SimpleConnection::batch_execute(c, "PRAGMA wal_checkpoint(TRUNCATE);")?;
+    }
+    Ok(())
+}
+
+/// Decides (for `Auto`) and sets the indexes aside, and on SQLite the
+/// import keys with them when the keys already stored are few next to the
+/// file (at most a quarter of its rows: the import reads them into memory)
+/// and no other import is running (`bulk_indexes::set_keys_aside`);
+/// otherwise makes sure the keys are there, as another import may have
+/// set them aside.
 fn set_indexes_aside(
     conn: &mut DbConn,
-    mode: IndexMode,
+    st: &mut State,
     format: Format,
     file_bytes: u64,
-) -> Result<bool, AppError> {
-    let defer = match mode {
+) -> Result<(), AppError> {
+    // a legacy CSV row is ~100 bytes; XLSX compresses about 4×
+    let per_row = match format {
+        Format::Csv => 100,
+        Format::Xlsx => 25,
+    };
+    let rows = (file_bytes / per_row) as i64;
+    let defer = match st.opts.indexes {
         IndexMode::Keep => false,
         IndexMode::Defer => true,
         IndexMode::Auto => {
-            // a legacy CSV row is ~100 bytes; XLSX compresses about 4×
-            let per_row = match format {
-                Format::Csv => 100,
-                Format::Xlsx => 25,
-            };
-            let rows = (file_bytes / per_row) as i64;
             rows >= 50_000 && {
                 let stored: i64 = per_backend!(conn, |c| attentions::table.count().get_result(c))?;
                 rows >= stored
@@ -471,8 +507,50 @@ fn set_indexes_aside(
     };
     if defer {
         crate::db::bulk_indexes::set_aside(conn)?;
+        st.report.indexes_set_aside = true;
     }
-    Ok(defer)
+    let keys = defer && matches!(conn, DbConn::Sqlite(_)) && {
+        let stored: i64 = legacy_rows::table.count().get_result(conn)?;
+        stored <= rows / 4 && crate::db::bulk_indexes::set_keys_aside(conn, st.import_id)?
+    };
+    if !keys {
+        crate::db::bulk_indexes::restore_keys(conn)?;
+        return Ok(());
+    }
+    st.report.keys_set_aside = true;
+    // what the keys would have answered, for the rows already there
+    let fingerprints: Vec<String> = legacy_rows::table
+        .select(legacy_rows::fingerprint)
+        .load(conn)?;
+    st.known_fingerprints = Some(
+        fingerprints
+            .iter()
+            .filter_map(|f| fingerprint_bits(f))
+            .collect(),
+    );
+    let cases: Vec<(Id, Id, String, i32, Id)> = legacy_cases::table
+        .select((
+            legacy_cases::person_id,
+            legacy_cases::consulate_id,
+            legacy_cases::country_code,
+            legacy_cases::year,
+            legacy_cases::case_id,
+        ))
+        .load(conn)?;
+    for (person, consulate, country, year, case) in cases {
+        let key = st.case_key(person, consulate, &country, year);
+        st.cases.insert(key, case);
+    }
+    Ok(())
+}
+
+/// A fingerprint as written by `fingerprint` (32 lowercase hex digits) as a
+/// number; `None` for any other text, which no new row's fingerprint equals.
+fn fingerprint_bits(f: &str) -> Option<u128> {
+    let canonical = f.len() == 32 && f.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    canonical
+        .then(|| u128::from_str_radix(f, 16).ok())
+        .flatten()
 }
 
 /// The row's fingerprint: a hash of its values (in field order) and of how
@@ -644,7 +722,14 @@ fn resolve_batch(
     // rows an earlier run brought
     let fps: Vec<&str> = rows.iter().map(|(_, f)| f.as_str()).collect();
     let mut done: HashSet<String> = HashSet::new();
-    for chunk in fps.chunks(900) {
+    if let Some(known) = &st.known_fingerprints {
+        done.extend(
+            fps.iter()
+                .filter(|f| fingerprint_bits(f).is_some_and(|bits| known.contains(&bits)))
+                .map(|f| (*f).to_owned()),
+        );
+    }
+    for chunk in fps.chunks(900).filter(|_| st.known_fingerprints.is_none()) {
         let found: Vec<String> = legacy_rows::table
             .filter(legacy_rows::fingerprint.eq_any(chunk))
             .select(legacy_rows::fingerprint)
@@ -786,7 +871,8 @@ fn resolve_batch(
             }
         }
         let ck = st.case_key(person_id, p.consulate_id, &p.country, p.attended_on.year());
-        if in_db && !st.cases.contains_key(&ck) {
+        // (with the keys aside, `cases` already holds every stored one)
+        if in_db && !st.cases.contains_key(&ck) && st.known_fingerprints.is_none() {
             case_keys.push((
                 ck,
                 person_id,
@@ -1019,8 +1105,9 @@ fn legacy_case(p: &Parsed, person_id: Id, year: i32, today: NaiveDate, now: Ts) 
     }
 }
 
-/// The tables `write_rows` writes.
+/// The tables `write_rows` and `queue_duplicates` write.
 const BATCH_TABLES: &[&str] = &[
+    "duplicate_pairs",
     "persons",
     "person_match_keys",
     "person_documents",
@@ -1032,19 +1119,48 @@ const BATCH_TABLES: &[&str] = &[
     "import_rejections",
 ];
 
-/// Writes a batch's rows (with its foreign keys checked per batch when
-/// `foreign_keys` is given) and queues likely duplicates; returns how many
-/// pairs it queued.
+/// Writes a batch's rows and queues likely duplicates of its new persons
+/// without a document (with the foreign keys of both checked per batch
+/// when `foreign_keys` is given); returns how many pairs it queued.
 fn insert_batch(
     conn: &mut DbConn,
     b: &Batch,
     foreign_keys: Option<&[ForeignKey]>,
 ) -> Result<i64, AppError> {
-    match foreign_keys {
-        Some(keys) => checked_load::write(conn, keys, &referenced(b), |conn| write_rows(conn, b))?,
-        None => write_rows(conn, b)?,
-    }
-    queue_duplicates(conn, b)
+    let Some(keys) = foreign_keys else {
+        write_rows(conn, b)?;
+        let found = crate::services::persons::same_name_duplicates(conn, &b.undocumented)?;
+        return Ok(queue_duplicates(conn, b, &found)?);
+    };
+    let (pair_keys, row_keys): (Vec<ForeignKey>, Vec<ForeignKey>) = keys
+        .iter()
+        .cloned()
+        .partition(|k| k.child == "duplicate_pairs");
+    checked_load::write(conn, &row_keys, &referenced(b), |conn| write_rows(conn, b))?;
+    // after the rows: a new person's likely duplicate may be in its own batch
+    let found = crate::services::persons::same_name_duplicates(conn, &b.undocumented)?;
+    // every person a pair may name, on either side (a superset of the pairs
+    // actually queued, which skip those already there)
+    let named = Values::ids(
+        b.undocumented
+            .iter()
+            .zip(&found)
+            .filter(|(_, d)| !d.is_empty())
+            .flat_map(|(p, d)| std::iter::once(p.id).chain(d.iter().map(|(o, _)| o.id))),
+    );
+    let pairs = [
+        ("person_a", named.clone()),
+        ("person_b", named),
+        ("decided_by", Values::ids([])),
+    ]
+    .map(|(column, values)| Written {
+        table: "duplicate_pairs",
+        column,
+        values,
+    });
+    Ok(checked_load::write(conn, &pair_keys, &pairs, |conn| {
+        queue_duplicates(conn, b, &found)
+    })?)
 }
 
 /// The values a batch writes to each key column of `BATCH_TABLES`, for
@@ -1259,11 +1375,14 @@ fn write_rows(conn: &mut DbConn, b: &Batch) -> QueryResult<()> {
     Ok(())
 }
 
-/// Puts likely duplicates of the batch's new persons without a document in
-/// the review queue; returns how many pairs it queued.
-fn queue_duplicates(conn: &mut DbConn, b: &Batch) -> Result<i64, AppError> {
+/// Puts `found`, the likely duplicates of the batch's new persons without
+/// a document, in the review queue; returns how many pairs it queued.
+fn queue_duplicates(
+    conn: &mut DbConn,
+    b: &Batch,
+    found: &[Vec<(Person, crate::domain::person::Likeness)>],
+) -> QueryResult<i64> {
     let mut queued = 0;
-    let found = crate::services::persons::same_name_duplicates(conn, &b.undocumented)?;
     for (p, duplicates) in b.undocumented.iter().zip(found) {
         for (other, likeness) in duplicates {
             if crate::models::persons::queue_pair(
