@@ -525,9 +525,7 @@ async fn an_uploaded_extract_runs_as_a_job_with_its_report_and_refusals() {
     ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
 )]
 async fn batch_checked_foreign_keys_refuse_a_dangling_reference() {
-    use diesel::result::{DatabaseErrorKind, Error};
-    use mapce::db::checked_load::{self, Values, Written};
-    use mapce::db::schema::legacy_rows as lr;
+    use mapce::db::checked_load;
 
     let admin = pg_admin_url().expect("TEST_DATABASE_URL");
     let db = TestDb::postgres(&admin);
@@ -549,50 +547,7 @@ async fn batch_checked_foreign_keys_refuse_a_dangling_reference() {
         ]
     );
 
-    let ghost = Id::new();
-    let import = Id::new();
-    let write_ghost = |conn: &mut DbConn, written: &[Written]| {
-        mapce::db::write_tx(conn, |conn| {
-            checked_load::write(conn, &keys, written, |conn| {
-                diesel::insert_into(lr::table)
-                    .values((
-                        lr::fingerprint.eq("ghost"),
-                        lr::import_id.eq(import),
-                        lr::line.eq(1_i64),
-                        lr::attention_id.eq(ghost),
-                    ))
-                    .execute(conn)
-                    .map(|_| ())
-            })
-        })
-    };
-    let named = [
-        Written {
-            table: "legacy_rows",
-            column: "attention_id",
-            values: Values::ids([ghost]),
-        },
-        Written {
-            table: "legacy_rows",
-            column: "import_id",
-            values: Values::ids([import]),
-        },
-    ];
-    match write_ghost(&mut conn, &named) {
-        Err(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info)) => {
-            assert!(info.message().contains("legacy_rows"), "{}", info.message())
-        }
-        other => panic!("a dangling reference must fail, got {other:?}"),
-    }
-    assert!(
-        matches!(
-            write_ghost(&mut conn, &named[..1]),
-            Err(Error::QueryBuilderError(_))
-        ),
-        "a key column whose values are not given refuses the batch"
-    );
-    let rows: i64 = lr::table.count().get_result(&mut conn).expect("count");
-    assert_eq!(rows, 0, "both transactions rolled back");
+    refuses_a_ghost_row(&mut conn, &keys);
 
     // a login role without the privilege: no shortcut
     let role = format!("mapce_limited_{}", std::process::id());
@@ -627,7 +582,7 @@ async fn batch_checked_foreign_keys_refuse_a_dangling_reference() {
 #[test]
 fn sqlite_batch_checked_foreign_keys_refuse_a_dangling_reference() {
     use diesel::result::{DatabaseErrorKind, Error};
-    use mapce::db::checked_load::{self, Values, Written};
+    use mapce::db::checked_load;
     use mapce::db::schema::legacy_rows as lr;
 
     let db = TestDb::sqlite();
@@ -656,50 +611,7 @@ fn sqlite_batch_checked_foreign_keys_refuse_a_dangling_reference() {
         .collect();
 
     checked_load::enforce(&mut conn, false).expect("enforcement off");
-    let ghost = Id::new();
-    let import = Id::new();
-    let write_ghost = |conn: &mut DbConn, written: &[Written]| {
-        mapce::db::write_tx(conn, |conn| {
-            checked_load::write(conn, &keys, written, |conn| {
-                diesel::insert_into(lr::table)
-                    .values((
-                        lr::fingerprint.eq("ghost"),
-                        lr::import_id.eq(import),
-                        lr::line.eq(1_i64),
-                        lr::attention_id.eq(ghost),
-                    ))
-                    .execute(conn)
-                    .map(|_| ())
-            })
-        })
-    };
-    let given = [
-        Written {
-            table: "legacy_rows",
-            column: "attention_id",
-            values: Values::ids([ghost]),
-        },
-        Written {
-            table: "legacy_rows",
-            column: "import_id",
-            values: Values::ids([import]),
-        },
-    ];
-    match write_ghost(&mut conn, &given) {
-        Err(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info)) => {
-            assert!(info.message().contains("legacy_rows"), "{}", info.message())
-        }
-        other => panic!("a dangling reference must fail, got {other:?}"),
-    }
-    assert!(
-        matches!(
-            write_ghost(&mut conn, &given[..1]),
-            Err(Error::QueryBuilderError(_))
-        ),
-        "a key column whose values are not given refuses the batch"
-    );
-    let rows: i64 = lr::table.count().get_result(&mut conn).expect("count");
-    assert_eq!(rows, 0, "both transactions rolled back");
+    let (import, ghost) = refuses_a_ghost_row(&mut conn, &keys);
 
     // back on: SQLite itself refuses the same row again
     checked_load::enforce(&mut conn, true).expect("enforcement on");
@@ -793,4 +705,64 @@ async fn import_keys_set_aside_still_skip_stored_rows_and_reuse_their_cases() {
         (0, 24),
         "{c:#?}"
     );
+}
+
+/// Writes a legacy row naming an attention and an import that do not exist
+/// through `checked_load::write` with `keys` (legacy_rows' foreign keys):
+/// it must fail as a foreign-key violation, a batch that does not give one
+/// key column's values must be refused, and neither may leave a row.
+/// Returns the import and attention ids it used.
+fn refuses_a_ghost_row(
+    conn: &mut DbConn,
+    keys: &[mapce::db::checked_load::ForeignKey],
+) -> (Id, Id) {
+    use diesel::result::{DatabaseErrorKind, Error};
+    use mapce::db::checked_load::{self, Values, Written};
+    use mapce::db::schema::legacy_rows as lr;
+
+    let ghost = Id::new();
+    let import = Id::new();
+    let write_ghost = |conn: &mut DbConn, written: &[Written]| {
+        mapce::db::write_tx(conn, |conn| {
+            checked_load::write(conn, keys, written, |conn| {
+                diesel::insert_into(lr::table)
+                    .values((
+                        lr::fingerprint.eq("ghost"),
+                        lr::import_id.eq(import),
+                        lr::line.eq(1_i64),
+                        lr::attention_id.eq(ghost),
+                    ))
+                    .execute(conn)
+                    .map(|_| ())
+            })
+        })
+    };
+    let named = [
+        Written {
+            table: "legacy_rows",
+            column: "attention_id",
+            values: Values::ids([ghost]),
+        },
+        Written {
+            table: "legacy_rows",
+            column: "import_id",
+            values: Values::ids([import]),
+        },
+    ];
+    match write_ghost(conn, &named) {
+        Err(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info)) => {
+            assert!(info.message().contains("legacy_rows"), "{}", info.message())
+        }
+        other => panic!("a dangling reference must fail, got {other:?}"),
+    }
+    assert!(
+        matches!(
+            write_ghost(conn, &named[..1]),
+            Err(Error::QueryBuilderError(_))
+        ),
+        "a key column whose values are not given refuses the batch"
+    );
+    let rows: i64 = lr::table.count().get_result(conn).expect("count");
+    assert_eq!(rows, 0, "both transactions rolled back");
+    (import, ghost)
 }
