@@ -722,19 +722,22 @@ fn resolve_batch(
     // rows an earlier run brought
     let fps: Vec<&str> = rows.iter().map(|(_, f)| f.as_str()).collect();
     let mut done: HashSet<String> = HashSet::new();
-    if let Some(known) = &st.known_fingerprints {
-        done.extend(
+    match &st.known_fingerprints {
+        // the keys are aside: the stored fingerprints were read at the start
+        Some(known) => done.extend(
             fps.iter()
                 .filter(|f| fingerprint_bits(f).is_some_and(|bits| known.contains(&bits)))
                 .map(|f| (*f).to_owned()),
-        );
-    }
-    for chunk in fps.chunks(900).filter(|_| st.known_fingerprints.is_none()) {
-        let found: Vec<String> = legacy_rows::table
-            .filter(legacy_rows::fingerprint.eq_any(chunk))
-            .select(legacy_rows::fingerprint)
-            .load(conn)?;
-        done.extend(found);
+        ),
+        None => {
+            for chunk in fps.chunks(900) {
+                let found: Vec<String> = legacy_rows::table
+                    .filter(legacy_rows::fingerprint.eq_any(chunk))
+                    .select(legacy_rows::fingerprint)
+                    .load(conn)?;
+                done.extend(found);
+            }
+        }
     }
     let rows: Vec<(Parsed, String)> = rows
         .into_iter()
@@ -872,7 +875,7 @@ fn resolve_batch(
         }
         let ck = st.case_key(person_id, p.consulate_id, &p.country, p.attended_on.year());
         // (with the keys aside, `cases` already holds every stored one)
-        if in_db && !st.cases.contains_key(&ck) && st.known_fingerprints.is_none() {
+        if in_db && !st.cases.contains_key(&ck) && !st.report.keys_set_aside {
             case_keys.push((
                 ck,
                 person_id,
