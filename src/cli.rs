@@ -73,9 +73,13 @@ pub enum Command {
         /// All rows or none: one transaction for the whole file.
         #[arg(long)]
         atomic: bool,
-        /// Rows per transaction when not atomic.
+        /// Rows resolved and written together when not atomic.
         #[arg(long, default_value_t = 5000)]
         batch: usize,
+        /// On SQLite, rows per transaction (whole batches): fewer, bigger
+        /// commits rewrite the name and document indexes' pages less often.
+        #[arg(long, default_value_t = 40_000)]
+        commit_rows: usize,
         /// Secondary indexes while writing: `defer` builds them after the
         /// rows (faster for big loads; readers go without them meanwhile),
         /// `keep` maintains them row by row, `auto` defers for files at least
@@ -209,6 +213,7 @@ pub fn main() -> ExitCode {
             dry_run,
             atomic,
             batch,
+            commit_rows,
             indexes,
             report,
         } => import(
@@ -219,6 +224,7 @@ pub fn main() -> ExitCode {
                 dry_run,
                 atomic,
                 batch_rows: batch.max(1),
+                commit_rows,
                 indexes: crate::services::legacy::IndexMode::parse(&indexes).unwrap_or_default(),
                 ..Default::default()
             },

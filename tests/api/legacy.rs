@@ -766,3 +766,83 @@ fn refuses_a_ghost_row(
     assert_eq!(rows, 0, "both transactions rolled back");
     (import, ghost)
 }
+
+/// On SQLite the writer gathers whole batches into one transaction
+/// (`commit_rows`): the same import either way, and a failing batch rolls
+/// back the batches of its transaction, no others. A trigger of this test
+/// refuses the attention of file line 6 (batches of two rows).
+#[test]
+fn gathered_batches_commit_together_and_fail_together() {
+    use diesel::connection::SimpleConnection;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("extract.csv");
+    std::fs::write(&file, extract(GOOD)).expect("write extract");
+    let import = |commit_rows: usize, refuse_line_6: bool| {
+        let db = TestDb::sqlite();
+        let mut conn = db.connect();
+        mapce::db::migrate(&mut conn).expect("migrate");
+        if refuse_line_6 {
+            let DbConn::Sqlite(c) = &mut conn else {
+                unreachable!("a SQLite test database")
+            };
+            c.batch_execute(
+                "CREATE TRIGGER refuse_line_6 BEFORE INSERT ON attentions \
+                 WHEN NEW.description LIKE '%(línea 6)' \
+                 BEGIN SELECT RAISE(ABORT, 'line 6 refused'); END;",
+            )
+            .expect("trigger");
+        }
+        let mut writer = db.connect();
+        let outcome = legacy::run(
+            &mut conn,
+            Some(&mut writer),
+            &file,
+            "extract.csv",
+            Id::new(),
+            None,
+            Options {
+                batch_rows: 2,
+                commit_rows,
+                ..Options::default()
+            },
+            &mut (),
+        );
+        (outcome, count(&mut conn))
+    };
+
+    let (one, one_counts) = import(2, false);
+    let (gathered, gathered_counts) = import(8, false);
+    let (one, gathered) = (one.expect("one batch a time"), gathered.expect("gathered"));
+    assert_eq!(one_counts, gathered_counts);
+    assert_eq!(
+        (
+            one.rows_imported,
+            one.persons_new,
+            one.cases_new,
+            one.duplicates_queued
+        ),
+        (
+            gathered.rows_imported,
+            gathered.persons_new,
+            gathered.cases_new,
+            gathered.duplicates_queued
+        )
+    );
+    assert!(one.rows_imported >= 6, "{one:#?}");
+
+    // one batch per transaction: the batches before the refused one stay
+    // (lines 2 and 3 are the first batch, so there is at least one)
+    let (failed, counts) = import(2, true);
+    let error = format!("{:?}", failed.expect_err("line 6 is refused"));
+    assert!(error.contains("line 6 refused"), "{error}");
+    assert!(
+        counts.2 >= 2,
+        "the batches before the refused one: {counts:?}"
+    );
+    // four batches per transaction: the refused one (the second or third)
+    // takes the batches before it in its transaction along
+    let (failed, counts) = import(8, true);
+    let error = format!("{:?}", failed.expect_err("line 6 is refused"));
+    assert!(error.contains("line 6 refused"), "{error}");
+    assert_eq!(counts.2, 0, "its transaction's batches roll back together");
+}
