@@ -63,10 +63,19 @@ fn extract(rows: &[&str]) -> Vec<u8> {
 /// Imports with a writer connection, as the CLI does (batches written on
 /// a second connection while the next is resolved).
 fn run(db: &TestDb, conn: &mut DbConn, file: &std::path::Path, opts: Options) -> Report {
-    let mut writer = db.connect();
+    run_with(conn, &mut db.connect(), file, opts).expect("import runs")
+}
+
+/// `run` with the writer connection given, and its outcome as it is.
+fn run_with(
+    conn: &mut DbConn,
+    writer: &mut DbConn,
+    file: &std::path::Path,
+    opts: Options,
+) -> Result<Report, mapce::error::AppError> {
     legacy::run(
         conn,
-        Some(&mut writer),
+        Some(writer),
         file,
         "extract.csv",
         Id::new(),
@@ -74,7 +83,6 @@ fn run(db: &TestDb, conn: &mut DbConn, file: &std::path::Path, opts: Options) ->
         opts,
         &mut (),
     )
-    .expect("import runs")
 }
 
 fn count(conn: &mut DbConn) -> (i64, i64, i64, i64, i64) {
@@ -309,18 +317,14 @@ fn a_failing_writer_stops_the_import_with_its_own_error() {
     let file = dir.path().join("extract.csv");
     std::fs::write(&file, extract(GOOD)).expect("write extract");
     let before = count(&mut conn);
-    let outcome = legacy::run(
+    let outcome = run_with(
         &mut conn,
-        Some(&mut writer),
+        &mut writer,
         &file,
-        "extract.csv",
-        Id::new(),
-        None,
         Options {
             batch_rows: 2, // more batches than the writer takes
             ..Options::default()
         },
-        &mut (),
     );
     let error = format!("{:?}", outcome.expect_err("the writer failed"));
     assert!(
@@ -792,20 +796,15 @@ fn gathered_batches_commit_together_and_fail_together() {
             )
             .expect("trigger");
         }
-        let mut writer = db.connect();
-        let outcome = legacy::run(
+        let outcome = run_with(
             &mut conn,
-            Some(&mut writer),
+            &mut db.connect(),
             &file,
-            "extract.csv",
-            Id::new(),
-            None,
             Options {
                 batch_rows: 2,
                 commit_rows,
                 ..Options::default()
             },
-            &mut (),
         );
         (outcome, count(&mut conn))
     };
