@@ -6,6 +6,7 @@
 pub mod bulk_indexes;
 pub mod checked_load;
 pub mod pool;
+pub mod raw_insert;
 pub mod raw_sqlite;
 pub mod schema;
 pub mod seed;
@@ -221,6 +222,7 @@ impl DatabaseUrl {
                 let path_str = path.to_str().ok_or_else(|| {
                     ConnectionError::InvalidConnectionUrl("SQLite path is not valid UTF-8".into())
                 })?;
+                raw_insert::register();
                 let mut conn = diesel::SqliteConnection::establish(path_str)?;
                 // busy_timeout first: switching to WAL needs a lock that a
                 // busy writer may hold. The page size only applies to a new

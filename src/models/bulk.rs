@@ -6,6 +6,7 @@
 use diesel::prelude::*;
 
 use crate::bulk_insert;
+use crate::db::raw_insert::RawInserts;
 use crate::db::schema::{
     attentions as at, cases as ct, person_match_keys as mk, persons as pt, timeline_events as te,
 };
@@ -33,3 +34,204 @@ pub fn insert_population(
     bulk_insert!(conn, te::table, events, 200)?;
     Ok(())
 }
+
+/// [`insert_population`] through prepared statements on the connection's
+/// SQLite handle ([`RawInserts`]); the caller owns the transaction.
+pub fn insert_population_raw(
+    conn: &mut DbConn,
+    raw: &mut RawInserts,
+    rows: Population<'_>,
+) -> QueryResult<()> {
+    use crate::db::raw_insert::{APPENDING as n, SCATTERED};
+    // the name index takes each person at a random place
+    raw.insert(
+        conn,
+        "persons",
+        PERSON_COLUMNS,
+        SCATTERED,
+        rows.persons,
+        |p, b| {
+            b.id(p.id)?;
+            b.text(&p.given_names)?;
+            b.text(&p.first_surname)?;
+            b.opt_text(p.second_surname.as_deref())?;
+            b.opt_date(p.birth_date)?;
+            b.text(&p.sex)?;
+            b.text(&p.nationalities)?;
+            b.opt_text(p.phone.as_deref())?;
+            b.opt_text(p.email.as_deref())?;
+            b.opt_text(p.address_abroad.as_deref())?;
+            b.text(&p.name_key)?;
+            b.opt_id(p.registered_consulate_id)?;
+            b.opt_id(p.merged_into_id)?;
+            b.int(p.version.into())?;
+            b.ts(p.created_at)?;
+            b.ts(p.updated_at)
+        },
+    )?;
+    raw.insert(
+        conn,
+        "person_match_keys",
+        &["person_id", "match_key"],
+        n,
+        rows.keys,
+        |(p, k), b| {
+            b.id(*p)?;
+            b.text(k)
+        },
+    )?;
+    raw.insert(conn, "cases", CASE_COLUMNS, n, rows.cases, |c, b| {
+        b.id(c.id)?;
+        b.id(c.person_id)?;
+        b.id(c.consulate_id)?;
+        b.text(&c.country_code)?;
+        b.opt_text(c.city.as_deref())?;
+        b.text(&c.channel)?;
+        b.text(&c.requester_kind)?;
+        b.opt_text(c.requester_name.as_deref())?;
+        b.opt_text(c.requester_relationship.as_deref())?;
+        b.opt_text(c.requester_contact.as_deref())?;
+        b.text(&c.summary)?;
+        b.text(&c.flags)?;
+        b.bool(c.protected)?;
+        b.text(&c.status)?;
+        b.opt_text(c.outcome.as_deref())?;
+        b.opt_ts(c.closed_at)?;
+        b.opt_id(c.assigned_officer_id)?;
+        b.ts(c.opened_at)?;
+        b.opt_id(c.created_by)?;
+        b.int(c.version.into())?;
+        b.ts(c.created_at)?;
+        b.ts(c.updated_at)
+    })?;
+    raw.insert(
+        conn,
+        "attentions",
+        ATTENTION_COLUMNS,
+        n,
+        rows.attentions,
+        |a, b| {
+            b.id(a.id)?;
+            b.id(a.case_id)?;
+            b.id(a.person_id)?;
+            b.id(a.consulate_id)?;
+            b.id(a.attention_type_id)?;
+            b.date(a.attended_on)?;
+            b.text(&a.channel)?;
+            b.opt_id(a.officer_id)?;
+            b.text(&a.description)?;
+            b.bool(a.late_registration)?;
+            b.opt_ts(a.voided_at)?;
+            b.opt_id(a.voided_by)?;
+            b.opt_text(a.void_reason.as_deref())?;
+            b.ts(a.created_at)?;
+            b.opt_text(a.country_code.as_deref())?;
+            b.opt_text(a.person_sex.as_deref())?;
+            b.opt_date(a.person_birth_date)
+        },
+    )?;
+    raw.insert(
+        conn,
+        "timeline_events",
+        EVENT_COLUMNS,
+        n,
+        rows.events,
+        |e, b| {
+            b.id(e.id)?;
+            b.id(e.person_id)?;
+            b.opt_id(e.case_id)?;
+            b.opt_id(e.consulate_id)?;
+            b.text(&e.kind)?;
+            b.ts(e.at)?;
+            b.opt_id(e.actor_id)?;
+            b.opt_id(e.attention_type_id)?;
+            b.text(&e.payload)
+        },
+    )
+}
+
+/// The rows [`insert_population_raw`] writes, parents before children.
+#[derive(Clone, Copy)]
+pub struct Population<'a> {
+    pub persons: &'a [Person],
+    pub keys: &'a [(Id, String)],
+    pub cases: &'a [Case],
+    pub attentions: &'a [Attention],
+    pub events: &'a [TimelineEvent],
+}
+
+const PERSON_COLUMNS: &[&str] = &[
+    "id",
+    "given_names",
+    "first_surname",
+    "second_surname",
+    "birth_date",
+    "sex",
+    "nationalities",
+    "phone",
+    "email",
+    "address_abroad",
+    "name_key",
+    "registered_consulate_id",
+    "merged_into_id",
+    "version",
+    "created_at",
+    "updated_at",
+];
+
+const CASE_COLUMNS: &[&str] = &[
+    "id",
+    "person_id",
+    "consulate_id",
+    "country_code",
+    "city",
+    "channel",
+    "requester_kind",
+    "requester_name",
+    "requester_relationship",
+    "requester_contact",
+    "summary",
+    "flags",
+    "protected",
+    "status",
+    "outcome",
+    "closed_at",
+    "assigned_officer_id",
+    "opened_at",
+    "created_by",
+    "version",
+    "created_at",
+    "updated_at",
+];
+
+const ATTENTION_COLUMNS: &[&str] = &[
+    "id",
+    "case_id",
+    "person_id",
+    "consulate_id",
+    "attention_type_id",
+    "attended_on",
+    "channel",
+    "officer_id",
+    "description",
+    "late_registration",
+    "voided_at",
+    "voided_by",
+    "void_reason",
+    "created_at",
+    "country_code",
+    "person_sex",
+    "person_birth_date",
+];
+
+const EVENT_COLUMNS: &[&str] = &[
+    "id",
+    "person_id",
+    "case_id",
+    "consulate_id",
+    "kind",
+    "at",
+    "actor_id",
+    "attention_type_id",
+    "payload",
+];

@@ -845,3 +845,204 @@ fn gathered_batches_commit_together_and_fail_together() {
     assert!(error.contains("line 6 refused"), "{error}");
     assert_eq!(counts.2, 0, "its transaction's batches roll back together");
 }
+
+/// The SQLite import writer inserts through prepared statements on the
+/// connection's handle (`db::raw_insert`): every column of a row written
+/// that way is stored exactly as diesel stores it (same text, same storage
+/// class: `UNION` keeps both rows if any value differs), and reads back
+/// equal. Every optional field is set, and the timestamps have
+/// microseconds, so each binder is checked.
+#[test]
+fn raw_inserts_store_exactly_what_diesel_stores() {
+    use chrono::{NaiveDate, TimeZone, Utc};
+    use diesel::connection::SimpleConnection;
+    use mapce::db::raw_insert::RawInserts;
+    use mapce::db::Ts;
+    use mapce::models::bulk::{insert_population, insert_population_raw, Population};
+    use mapce::models::cases::{Attention, Case};
+    use mapce::models::persons::{Person, TimelineEvent};
+
+    let db = TestDb::sqlite();
+    let mut conn = db.connect();
+    mapce::db::migrate(&mut conn).expect("migrate");
+    // the values, not their parents, are what this test compares
+    let DbConn::Sqlite(c) = &mut conn else {
+        unreachable!("a SQLite test database")
+    };
+    c.batch_execute("PRAGMA foreign_keys = OFF")
+        .expect("pragma");
+    let at = |micros: u32| {
+        Ts(Utc
+            .with_ymd_and_hms(2024, 2, 29, 23, 5, 9)
+            .single()
+            .expect("a time")
+            + chrono::Duration::microseconds(micros.into()))
+    };
+    let date = NaiveDate::from_ymd_opt(1985, 4, 2).expect("a date");
+    let person = Person {
+        id: Id::new(),
+        given_names: "Rosa Ñusta".into(),
+        first_surname: "Quispe".into(),
+        second_surname: Some("Mamani".into()),
+        birth_date: Some(date),
+        sex: "female".into(),
+        nationalities: r#"["PE"]"#.into(),
+        phone: Some("+34 600".into()),
+        email: Some("rosa@example.org".into()),
+        address_abroad: Some("Calle 1".into()),
+        name_key: "mamani quispe rosa".into(),
+        registered_consulate_id: Some(Id::new()),
+        merged_into_id: Some(Id::new()),
+        version: 3,
+        created_at: at(7),
+        updated_at: at(999_999),
+    };
+    let case = Case {
+        id: Id::new(),
+        person_id: person.id,
+        consulate_id: Id::new(),
+        country_code: "ES".into(),
+        city: Some("Madrid".into()),
+        channel: "phone".into(),
+        requester_kind: "relative".into(),
+        requester_name: Some("Ana".into()),
+        requester_relationship: Some("hermana".into()),
+        requester_contact: Some("ana@example.org".into()),
+        summary: "Atenciones 2024".into(),
+        flags: r#"["minor"]"#.into(),
+        protected: true,
+        status: "closed".into(),
+        outcome: Some("resolved".into()),
+        closed_at: Some(at(10)),
+        assigned_officer_id: Some(Id::new()),
+        opened_at: at(0),
+        created_by: Some(Id::new()),
+        version: 2,
+        created_at: at(1),
+        updated_at: at(2),
+    };
+    let attention = Attention {
+        id: Id::new(),
+        case_id: case.id,
+        person_id: person.id,
+        consulate_id: case.consulate_id,
+        attention_type_id: Id::new(),
+        attended_on: NaiveDate::from_ymd_opt(2024, 12, 31).expect("a date"),
+        channel: "phone".into(),
+        officer_id: Some(Id::new()),
+        description: "Importada (línea 2)".into(),
+        late_registration: true,
+        voided_at: Some(at(3)),
+        voided_by: Some(Id::new()),
+        void_reason: Some("duplicada".into()),
+        created_at: at(4),
+        country_code: Some("ES".into()),
+        person_sex: Some("female".into()),
+        person_birth_date: Some(date),
+    };
+    let event = TimelineEvent {
+        id: Id::new(),
+        person_id: person.id,
+        case_id: Some(case.id),
+        consulate_id: Some(case.consulate_id),
+        kind: "attention.recorded".into(),
+        at: at(5),
+        actor_id: Some(Id::new()),
+        attention_type_id: Some(attention.attention_type_id),
+        payload: r#"{"a":"ñ"}"#.into(),
+    };
+    let rows = |p: &Person, c: &Case, a: &Attention, e: &TimelineEvent| {
+        (
+            vec![p.clone()],
+            vec![c.clone()],
+            vec![a.clone()],
+            vec![e.clone()],
+        )
+    };
+    let (p, c, a, e) = rows(&person, &case, &attention, &event);
+    insert_population(&mut conn, &p, &[], &c, &a, &e).expect("diesel inserts");
+    // the same rows under new ids, through the prepared statements
+    let (mut p2, mut c2, mut a2, mut e2) = rows(&person, &case, &attention, &event);
+    p2[0].id = Id::new();
+    c2[0].id = Id::new();
+    a2[0].id = Id::new();
+    e2[0].id = Id::new();
+    let mut raw = RawInserts::new(&mut conn).expect("a SQLite connection's handle");
+    mapce::db::write_tx(&mut conn, |conn| {
+        insert_population_raw(
+            conn,
+            &mut raw,
+            Population {
+                persons: &p2,
+                keys: &[],
+                cases: &c2,
+                attentions: &a2,
+                events: &e2,
+            },
+        )
+    })
+    .expect("raw inserts");
+
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    #[derive(QueryableByName)]
+    struct Columns {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        columns: String,
+    }
+    for (table, a, b) in [
+        ("persons", person.id, p2[0].id),
+        ("cases", case.id, c2[0].id),
+        ("attentions", attention.id, a2[0].id),
+        ("timeline_events", event.id, e2[0].id),
+    ] {
+        let cols: Columns = diesel::sql_query(format!(
+            "SELECT group_concat(name, ', ') AS columns FROM pragma_table_info('{table}') WHERE name <> 'id'"
+        ))
+        .get_result(&mut conn)
+        .expect("columns");
+        let distinct: N = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM (SELECT {c} FROM {table} WHERE id = '{a}' \
+             UNION SELECT {c} FROM {table} WHERE id = '{b}')",
+            c = cols.columns
+        ))
+        .get_result(&mut conn)
+        .expect("compare");
+        assert_eq!(
+            distinct.n, 1,
+            "{table}: the two rows differ in {}",
+            cols.columns
+        );
+    }
+    let read = mapce::models::persons::find_person(&mut conn, p2[0].id)
+        .expect("read")
+        .expect("the raw person");
+    assert_eq!(read, p2[0]);
+    let read: Attention = attentions::table
+        .find(a2[0].id)
+        .select(Attention::as_select())
+        .first(&mut conn)
+        .expect("the raw attention");
+    assert_eq!(read, a2[0]);
+
+    // only ever on the connection it was made for
+    let mut other = db.connect();
+    let refused = mapce::db::write_tx(&mut other, |conn| {
+        insert_population_raw(
+            conn,
+            &mut raw,
+            Population {
+                persons: &p2,
+                keys: &[],
+                cases: &[],
+                attentions: &[],
+                events: &[],
+            },
+        )
+    });
+    let error = format!("{:?}", refused.expect_err("another connection"));
+    assert!(error.contains("another connection"), "{error}");
+}

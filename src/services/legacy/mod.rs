@@ -36,6 +36,7 @@ use utoipa::ToSchema;
 
 use crate::audit::{self, Actor, Event, RequestMeta};
 use crate::db::checked_load::{self, ForeignKey, Values, Written};
+use crate::db::raw_insert::RawInserts;
 use crate::db::schema::{
     attentions, imports, legacy_cases, legacy_rows, person_documents, persons,
 };
@@ -1022,7 +1023,7 @@ fn resolve_batch(
 /// Writes a resolved batch in one transaction with the import's progress
 /// and its audit row; returns how many likely-duplicate pairs it queued.
 fn commit_batch(conn: &mut DbConn, pending: &Pending) -> Result<i64, AppError> {
-    crate::db::write_tx::<_, AppError, _>(conn, |conn| write_batch(conn, pending))
+    crate::db::write_tx::<_, AppError, _>(conn, |conn| write_batch(conn, None, pending))
 }
 
 /// How long a transaction that gathers batches waits for the next one
@@ -1053,15 +1054,17 @@ fn commit_groups(
     per_commit: usize,
 ) -> Result<i64, AppError> {
     let mut queued = 0;
+    // on SQLite the rows go through prepared statements on this connection
+    let mut raw = RawInserts::new(conn);
     while let Ok(first) = rx.recv() {
         queued += crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            let mut queued = write_batch(conn, &first)?;
+            let mut queued = write_batch(conn, raw.as_mut(), &first)?;
             drop(first);
             for _ in 1..per_commit {
                 let Ok(next) = rx.recv_timeout(NEXT_BATCH_WAIT) else {
                     break;
                 };
-                queued += write_batch(conn, &next)?;
+                queued += write_batch(conn, raw.as_mut(), &next)?;
             }
             Ok(queued)
         })?;
@@ -1069,8 +1072,13 @@ fn commit_groups(
     Ok(queued)
 }
 
-/// One batch's rows, progress and audit record, in the caller's transaction.
-fn write_batch(conn: &mut DbConn, pending: &Pending) -> Result<i64, AppError> {
+/// One batch's rows, progress and audit record, in the caller's transaction
+/// (the rows through `raw` when given).
+fn write_batch(
+    conn: &mut DbConn,
+    raw: Option<&mut RawInserts>,
+    pending: &Pending,
+) -> Result<i64, AppError> {
     let b = &pending.batch;
     let (import_id, progress) = (b.import_id, pending.progress);
     let counts = serde_json::json!({
@@ -1079,7 +1087,7 @@ fn write_batch(conn: &mut DbConn, pending: &Pending) -> Result<i64, AppError> {
         "cases": b.cases.len(),
         "rejected_fields": b.rejections.len(),
     });
-    let queued = insert_batch(conn, b, pending.foreign_keys.as_deref())?;
+    let queued = insert_batch(conn, raw, b, pending.foreign_keys.as_deref())?;
     diesel::update(imports::table.find(import_id))
         .set((
             imports::rows_read.eq(progress.0),
@@ -1179,11 +1187,12 @@ const BATCH_TABLES: &[&str] = &[
 /// when `foreign_keys` is given); returns how many pairs it queued.
 fn insert_batch(
     conn: &mut DbConn,
+    raw: Option<&mut RawInserts>,
     b: &Batch,
     foreign_keys: Option<&[ForeignKey]>,
 ) -> Result<i64, AppError> {
     let Some(keys) = foreign_keys else {
-        write_rows(conn, b)?;
+        write_rows(conn, raw, b)?;
         let found = crate::services::persons::same_name_duplicates(conn, &b.undocumented)?;
         return Ok(queue_duplicates(conn, b, &found)?);
     };
@@ -1191,7 +1200,9 @@ fn insert_batch(
         .iter()
         .cloned()
         .partition(|k| k.child == "duplicate_pairs");
-    checked_load::write(conn, &row_keys, &referenced(b), |conn| write_rows(conn, b))?;
+    checked_load::write(conn, &row_keys, &referenced(b), |conn| {
+        write_rows(conn, raw, b)
+    })?;
     // after the rows: a new person's likely duplicate may be in its own batch
     let found = crate::services::persons::same_name_duplicates(conn, &b.undocumented)?;
     // every person a pair may name, on either side (a superset of the pairs
@@ -1373,9 +1384,13 @@ fn referenced(b: &Batch) -> Vec<Written> {
     .into()
 }
 
-/// Inserts a batch's rows into `BATCH_TABLES`.
-fn write_rows(conn: &mut DbConn, b: &Batch) -> QueryResult<()> {
-    use crate::db::schema::{import_rejections as ir, person_documents as pd};
+/// Inserts a batch's rows into `BATCH_TABLES`, through `raw` when given.
+fn write_rows(conn: &mut DbConn, raw: Option<&mut RawInserts>, b: &Batch) -> QueryResult<()> {
+    use crate::db::schema::person_documents as pd;
+    if let Some(raw) = raw {
+        write_rows_raw(conn, raw, b)?;
+        return write_rejections(conn, b);
+    }
     crate::models::bulk::insert_population(
         conn,
         &b.persons,
@@ -1412,6 +1427,81 @@ fn write_rows(conn: &mut DbConn, b: &Batch) -> QueryResult<()> {
         })
         .collect();
     bulk_insert!(conn, legacy_rows::table, &lr, 250)?;
+    write_rejections(conn, b)
+}
+
+/// `write_rows` through prepared statements (SQLite).
+fn write_rows_raw(conn: &mut DbConn, raw: &mut RawInserts, b: &Batch) -> QueryResult<()> {
+    use crate::db::raw_insert::{APPENDING, SCATTERED};
+    let population = crate::models::bulk::Population {
+        persons: &b.persons,
+        keys: &b.keys,
+        cases: &b.cases,
+        attentions: &b.attentions,
+        events: &b.events,
+    };
+    crate::models::bulk::insert_population_raw(conn, raw, population)?;
+    raw.insert(
+        conn,
+        "person_documents",
+        &[
+            "id",
+            "person_id",
+            "doc_type",
+            "number",
+            "issuing_country",
+            "created_at",
+        ],
+        // the document key takes each number at a random place
+        SCATTERED,
+        &b.documents,
+        |d, w| {
+            w.id(d.id)?;
+            w.id(d.person_id)?;
+            w.text(&d.doc_type)?;
+            w.text(&d.number)?;
+            w.text(&d.issuing_country)?;
+            w.ts(d.created_at)
+        },
+    )?;
+    raw.insert(
+        conn,
+        "legacy_cases",
+        &[
+            "person_id",
+            "consulate_id",
+            "country_code",
+            "year",
+            "case_id",
+        ],
+        APPENDING,
+        &b.legacy_cases,
+        |(person, consulate, country, year, case), w| {
+            w.id(*person)?;
+            w.id(*consulate)?;
+            w.text(country)?;
+            w.int((*year).into())?;
+            w.id(*case)
+        },
+    )?;
+    raw.insert(
+        conn,
+        "legacy_rows",
+        &["fingerprint", "import_id", "line", "attention_id"],
+        APPENDING,
+        &b.legacy_rows,
+        |(fingerprint, import, line, attention), w| {
+            w.text(fingerprint)?;
+            w.id(*import)?;
+            w.int(*line)?;
+            w.id(*attention)
+        },
+    )
+}
+
+/// The batch's refused fields (few: through diesel on both backends).
+fn write_rejections(conn: &mut DbConn, b: &Batch) -> QueryResult<()> {
+    use crate::db::schema::import_rejections as ir;
     let rj: Vec<_> = b
         .rejections
         .iter()

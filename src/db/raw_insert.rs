@@ -1,0 +1,450 @@
+//! Prepared INSERTs run straight on a diesel SQLite connection's handle, for
+//! the one writer that inserts rows by the million: the legacy import's.
+//!
+//! Through diesel a multi-row INSERT walks its query tree twice per run
+//! (cache key, then binds), allocates a string per id and timestamp, and
+//! copies every bind into its own buffers: about 35 % of the import
+//! writer's time in a `perf` profile of a 200 000-row import, next to the
+//! B-tree work itself. Here each table's
+//! statement is prepared once, ids and timestamps are formatted on the
+//! stack, and each value is bound once. The statements run in whatever
+//! transaction diesel has open on the connection, so the import's rows
+//! still commit or roll back with its progress, audit row and checks.
+//!
+//! The handle comes from SQLite itself: every connection this process
+//! opens (after [`register`]) gets a SQL function that records, for the
+//! calling thread, the handle it was called on. [`RawInserts`] asks for it
+//! again before each use, through the connection it is given, so it only
+//! ever runs on a connection that is alive and is the one it prepared its
+//! statements on. A connection cannot be closed under its prepared
+//! statements (SQLite refuses, and leaves it open), so finalizing them is
+//! safe whatever happened to it.
+//!
+//! All `unsafe` here is calls into the SQLite C API, each commented.
+
+use std::cell::Cell;
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int};
+use std::ptr::{self, NonNull};
+
+use chrono::{Datelike, NaiveDate, Timelike};
+use diesel::connection::SimpleConnection;
+use diesel::QueryResult;
+use libsqlite3_sys as ffi;
+
+use super::{DbConn, Id, Ts};
+
+thread_local! {
+    /// The handle `mapce_connection_handle()` was last called on, in this thread.
+    static CALLED_ON: Cell<*mut ffi::sqlite3> = const { Cell::new(ptr::null_mut()) };
+}
+
+const HANDLE_FUNCTION: &CStr = c"mapce_connection_handle";
+
+unsafe extern "C" fn record_handle(
+    ctx: *mut ffi::sqlite3_context,
+    _argc: c_int,
+    _argv: *mut *mut ffi::sqlite3_value,
+) {
+    // SAFETY: SQLite calls this with a live context; the handle it returns
+    // is only stored, and the result set is NULL.
+    unsafe {
+        CALLED_ON.with(|h| h.set(ffi::sqlite3_context_db_handle(ctx)));
+        ffi::sqlite3_result_null(ctx);
+    }
+}
+
+unsafe extern "C" fn on_open(
+    db: *mut ffi::sqlite3,
+    _err: *mut *mut c_char,
+    _api: *const ffi::sqlite3_api_routines,
+) -> c_int {
+    // SAFETY: SQLite calls this with the connection it is opening. The
+    // function takes no argument, is deterministic per connection, and
+    // DIRECTONLY keeps it out of triggers, views and schema definitions.
+    unsafe {
+        ffi::sqlite3_create_function_v2(
+            db,
+            HANDLE_FUNCTION.as_ptr(),
+            0,
+            ffi::SQLITE_UTF8 | ffi::SQLITE_DIRECTONLY,
+            ptr::null_mut(),
+            Some(record_handle),
+            None,
+            None,
+            None,
+        )
+    }
+}
+
+/// Makes every SQLite connection opened from now on able to name its
+/// handle (idempotent; `DatabaseUrl::connect` calls it).
+pub fn register() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a function with the signature SQLite expects;
+        // the registration itself is thread-safe.
+        unsafe {
+            ffi::sqlite3_auto_extension(Some(on_open));
+        }
+    });
+}
+
+/// The handle behind `conn`, or `None` on PostgreSQL and on a connection
+/// opened before [`register`].
+fn handle_of(conn: &mut DbConn) -> Option<NonNull<ffi::sqlite3>> {
+    let DbConn::Sqlite(c) = conn else {
+        return None;
+    };
+    CALLED_ON.with(|h| h.set(ptr::null_mut()));
+    c.batch_execute("SELECT mapce_connection_handle()").ok()?;
+    NonNull::new(CALLED_ON.with(|h| h.replace(ptr::null_mut())))
+}
+
+fn failure(what: impl Into<String>) -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError(what.into().into())
+}
+
+/// SQLite's message for the last failure on `db`, as a diesel error. A
+/// constraint keeps its kind, so callers answer it as they would diesel's.
+fn sqlite_error(db: NonNull<ffi::sqlite3>, rc: c_int, doing: &str) -> diesel::result::Error {
+    // SAFETY: live handle; the message is copied before any other call.
+    let msg = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(db.as_ptr())) }
+        .to_string_lossy()
+        .into_owned();
+    use diesel::result::DatabaseErrorKind as K;
+    let kind = match rc & 0xff {
+        ffi::SQLITE_CONSTRAINT => match rc {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => K::UniqueViolation,
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => K::ForeignKeyViolation,
+            ffi::SQLITE_CONSTRAINT_NOTNULL => K::NotNullViolation,
+            ffi::SQLITE_CONSTRAINT_CHECK => K::CheckViolation,
+            _ => K::Unknown,
+        },
+        _ => K::Unknown,
+    };
+    diesel::result::Error::DatabaseError(kind, Box::new(format!("{doing}: {msg}")))
+}
+
+/// Rows per statement for a table whose indexes all grow at their end
+/// (time-ordered ids, appended rows): one statement's work is spread over
+/// many rows.
+pub const APPENDING: usize = 50;
+
+/// Rows per statement for a table with an index in random order (names,
+/// document numbers): one. A statement of several rows first copies every
+/// page it changes to SQLite's statement journal, so that a constraint
+/// failure undoes just that statement; in a random-order index that is one
+/// 32 KiB page per row (a million-row import: 23 % of the writer's time
+/// at 50 rows, none at one).
+pub const SCATTERED: usize = 1;
+
+struct Statement {
+    stmt: NonNull<ffi::sqlite3_stmt>,
+    rows: usize,
+}
+
+impl Drop for Statement {
+    fn drop(&mut self) {
+        // SAFETY: finalized exactly once; its connection cannot have been
+        // closed while it existed (see the module's comment).
+        unsafe {
+            ffi::sqlite3_finalize(self.stmt.as_ptr());
+        }
+    }
+}
+
+/// One table's statements: `rows` rows per run, and one row for the rest.
+struct Table {
+    name: &'static str,
+    columns: usize,
+    full: Statement,
+    single: Statement,
+}
+
+/// Prepared inserts on one SQLite connection (see the module's comment).
+pub struct RawInserts {
+    db: NonNull<ffi::sqlite3>,
+    tables: Vec<Table>,
+}
+
+impl RawInserts {
+    /// For `conn`'s handle; `None` on PostgreSQL or when the handle cannot
+    /// be named (the caller then inserts through diesel).
+    pub fn new(conn: &mut DbConn) -> Option<RawInserts> {
+        handle_of(conn).map(|db| RawInserts {
+            db,
+            tables: Vec::new(),
+        })
+    }
+
+    /// Inserts `rows` into `table`, `per_statement` rows per run, each row's
+    /// values bound by `bind` in the order of `columns`. Runs in the
+    /// connection's current transaction; `conn` must be the connection this
+    /// was made for.
+    pub fn insert<T>(
+        &mut self,
+        conn: &mut DbConn,
+        table: &'static str,
+        columns: &[&str],
+        per_statement: usize,
+        rows: &[T],
+        mut bind: impl FnMut(&T, &mut Binder<'_>) -> QueryResult<()>,
+    ) -> QueryResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if handle_of(conn) != Some(self.db) {
+            return Err(failure("raw inserts used on another connection"));
+        }
+        let db = self.db;
+        let t = match self.tables.iter().position(|t| t.name == table) {
+            Some(i) => &mut self.tables[i],
+            None => {
+                let full = prepare(db, table, columns, per_statement.max(1))?;
+                let single = prepare(db, table, columns, 1)?;
+                self.tables.push(Table {
+                    name: table,
+                    columns: columns.len(),
+                    full,
+                    single,
+                });
+                self.tables.last_mut().expect("just pushed")
+            }
+        };
+        if t.columns != columns.len() {
+            return Err(failure(format!("{table}: columns changed between calls")));
+        }
+        let mut chunks = rows.chunks_exact(t.full.rows);
+        for chunk in chunks.by_ref() {
+            run(db, &t.full, t.columns, chunk, &mut bind, table)?;
+        }
+        for row in chunks.remainder() {
+            run(
+                db,
+                &t.single,
+                t.columns,
+                std::slice::from_ref(row),
+                &mut bind,
+                table,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn prepare(
+    db: NonNull<ffi::sqlite3>,
+    table: &str,
+    columns: &[&str],
+    rows: usize,
+) -> QueryResult<Statement> {
+    let one = format!("({})", vec!["?"; columns.len()].join(", "));
+    let sql = format!(
+        "INSERT INTO {table} ({}) VALUES {}",
+        columns.join(", "),
+        vec![one; rows].join(", ")
+    );
+    let len = c_int::try_from(sql.len()).map_err(|_| failure("statement too long"))?;
+    let mut stmt: *mut ffi::sqlite3_stmt = ptr::null_mut();
+    // SAFETY: live handle; the SQL's length is given, so it needs no NUL;
+    // PERSISTENT tells SQLite the statement is kept and reused.
+    let rc = unsafe {
+        ffi::sqlite3_prepare_v3(
+            db.as_ptr(),
+            sql.as_ptr().cast(),
+            len,
+            ffi::SQLITE_PREPARE_PERSISTENT,
+            &mut stmt,
+            ptr::null_mut(),
+        )
+    };
+    match NonNull::new(stmt) {
+        Some(stmt) if rc == ffi::SQLITE_OK => Ok(Statement { stmt, rows }),
+        other => {
+            if let Some(s) = other {
+                // SAFETY: a statement SQLite handed out, finalized once.
+                unsafe { ffi::sqlite3_finalize(s.as_ptr()) };
+            }
+            Err(sqlite_error(
+                db,
+                rc,
+                &format!("preparing the insert into {table}"),
+            ))
+        }
+    }
+}
+
+fn run<T>(
+    db: NonNull<ffi::sqlite3>,
+    s: &Statement,
+    columns: usize,
+    rows: &[T],
+    bind: &mut impl FnMut(&T, &mut Binder<'_>) -> QueryResult<()>,
+    table: &str,
+) -> QueryResult<()> {
+    let mut b = Binder {
+        db,
+        stmt: s.stmt,
+        next: 1,
+        _statement: std::marker::PhantomData,
+    };
+    for (i, row) in rows.iter().enumerate() {
+        bind(row, &mut b)?;
+        let bound = b.next as usize - 1;
+        if bound != (i + 1) * columns {
+            return Err(failure(format!(
+                "{table}: a row bound {} values for {columns} columns",
+                bound - i * columns
+            )));
+        }
+    }
+    // SAFETY: live statement, every parameter bound; reset right after, so
+    // it never stays active (an active write statement would keep the
+    // transaction from committing).
+    let rc = unsafe { ffi::sqlite3_step(s.stmt.as_ptr()) };
+    let error =
+        (rc != ffi::SQLITE_DONE).then(|| sqlite_error(db, rc, &format!("insert into {table}")));
+    // SAFETY: live statement; reset only fails with the step's own error,
+    // already taken. The bindings stay (every run binds every parameter),
+    // so SQLite reuses their buffers.
+    unsafe {
+        ffi::sqlite3_reset(s.stmt.as_ptr());
+    }
+    error.map_or(Ok(()), Err)
+}
+
+/// Binds one statement's parameters in order; each value is copied by
+/// SQLite (`SQLITE_TRANSIENT`), so it may live on the caller's stack.
+pub struct Binder<'s> {
+    db: NonNull<ffi::sqlite3>,
+    stmt: NonNull<ffi::sqlite3_stmt>,
+    next: c_int,
+    _statement: std::marker::PhantomData<&'s Statement>,
+}
+
+impl Binder<'_> {
+    fn check(&mut self, rc: c_int) -> QueryResult<()> {
+        self.next += 1;
+        if rc == ffi::SQLITE_OK {
+            Ok(())
+        } else {
+            Err(sqlite_error(self.db, rc, "binding a value"))
+        }
+    }
+
+    pub fn text(&mut self, v: &str) -> QueryResult<()> {
+        let len = c_int::try_from(v.len()).map_err(|_| failure("value too long"))?;
+        // SAFETY: live statement; an out-of-range index is refused with
+        // SQLITE_RANGE; TRANSIENT makes SQLite copy the bytes.
+        let rc = unsafe {
+            ffi::sqlite3_bind_text(
+                self.stmt.as_ptr(),
+                self.next,
+                v.as_ptr().cast(),
+                len,
+                ffi::SQLITE_TRANSIENT(),
+            )
+        };
+        self.check(rc)
+    }
+
+    pub fn null(&mut self) -> QueryResult<()> {
+        // SAFETY: as in `text`.
+        let rc = unsafe { ffi::sqlite3_bind_null(self.stmt.as_ptr(), self.next) };
+        self.check(rc)
+    }
+
+    pub fn int(&mut self, v: i64) -> QueryResult<()> {
+        // SAFETY: as in `text`.
+        let rc = unsafe { ffi::sqlite3_bind_int64(self.stmt.as_ptr(), self.next, v) };
+        self.check(rc)
+    }
+
+    /// As diesel stores a boolean on SQLite: 1 or 0.
+    pub fn bool(&mut self, v: bool) -> QueryResult<()> {
+        self.int(i64::from(v))
+    }
+
+    /// Hyphenated lowercase, as `Id`'s diesel `ToSql` writes it.
+    pub fn id(&mut self, v: Id) -> QueryResult<()> {
+        let mut buf = [0u8; 36];
+        let s: &str = v.0.hyphenated().encode_lower(&mut buf);
+        self.text(s)
+    }
+
+    /// `Ts::to_storage_string`, without allocating for years 0–9999.
+    pub fn ts(&mut self, v: Ts) -> QueryResult<()> {
+        let t = v.0;
+        let micros = t.nanosecond() / 1000;
+        if !(0..=9999).contains(&t.year()) || micros >= 1_000_000 {
+            return self.text(&v.to_storage_string());
+        }
+        let mut buf = [0u8; 27];
+        put(&mut buf[0..4], t.year() as u32);
+        buf[4] = b'-';
+        put(&mut buf[5..7], t.month());
+        buf[7] = b'-';
+        put(&mut buf[8..10], t.day());
+        buf[10] = b'T';
+        put(&mut buf[11..13], t.hour());
+        buf[13] = b':';
+        put(&mut buf[14..16], t.minute());
+        buf[16] = b':';
+        put(&mut buf[17..19], t.second());
+        buf[19] = b'.';
+        put(&mut buf[20..26], micros);
+        buf[26] = b'Z';
+        self.text(std::str::from_utf8(&buf).map_err(|_| failure("timestamp text"))?)
+    }
+
+    /// `%F`, as diesel's `NaiveDate` `ToSql` writes it.
+    pub fn date(&mut self, v: NaiveDate) -> QueryResult<()> {
+        if !(0..=9999).contains(&v.year()) {
+            return self.text(&v.format("%F").to_string());
+        }
+        let mut buf = [0u8; 10];
+        put(&mut buf[0..4], v.year() as u32);
+        buf[4] = b'-';
+        put(&mut buf[5..7], v.month());
+        buf[7] = b'-';
+        put(&mut buf[8..10], v.day());
+        self.text(std::str::from_utf8(&buf).map_err(|_| failure("date text"))?)
+    }
+
+    pub fn opt_text(&mut self, v: Option<&str>) -> QueryResult<()> {
+        match v {
+            Some(v) => self.text(v),
+            None => self.null(),
+        }
+    }
+
+    pub fn opt_id(&mut self, v: Option<Id>) -> QueryResult<()> {
+        match v {
+            Some(v) => self.id(v),
+            None => self.null(),
+        }
+    }
+
+    pub fn opt_ts(&mut self, v: Option<Ts>) -> QueryResult<()> {
+        match v {
+            Some(v) => self.ts(v),
+            None => self.null(),
+        }
+    }
+
+    pub fn opt_date(&mut self, v: Option<NaiveDate>) -> QueryResult<()> {
+        match v {
+            Some(v) => self.date(v),
+            None => self.null(),
+        }
+    }
+}
+
+/// Writes `n` in decimal, zero-padded to fill `out`.
+fn put(out: &mut [u8], mut n: u32) {
+    for b in out.iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
