@@ -381,11 +381,7 @@ impl Binder<'_> {
             return self.text(&v.to_storage_string());
         }
         let mut buf = [0u8; 27];
-        put(&mut buf[0..4], t.year() as u32);
-        buf[4] = b'-';
-        put(&mut buf[5..7], t.month());
-        buf[7] = b'-';
-        put(&mut buf[8..10], t.day());
+        put_date(&mut buf[0..10], &t);
         buf[10] = b'T';
         put(&mut buf[11..13], t.hour());
         buf[13] = b':';
@@ -404,11 +400,7 @@ impl Binder<'_> {
             return self.text(&v.format("%F").to_string());
         }
         let mut buf = [0u8; 10];
-        put(&mut buf[0..4], v.year() as u32);
-        buf[4] = b'-';
-        put(&mut buf[5..7], v.month());
-        buf[7] = b'-';
-        put(&mut buf[8..10], v.day());
+        put_date(&mut buf, &v);
         self.text(std::str::from_utf8(&buf).map_err(|_| failure("date text"))?)
     }
 
@@ -439,6 +431,16 @@ impl Binder<'_> {
             None => self.null(),
         }
     }
+}
+
+/// Writes `YYYY-MM-DD` (a year of 0–9999, checked by the caller) into
+/// `out`'s 10 bytes.
+fn put_date(out: &mut [u8], d: &impl Datelike) {
+    put(&mut out[0..4], d.year() as u32);
+    out[4] = b'-';
+    put(&mut out[5..7], d.month());
+    out[7] = b'-';
+    put(&mut out[8..10], d.day());
 }
 
 /// Writes `n` in decimal, zero-padded to fill `out`.
