@@ -139,11 +139,43 @@ impl IntakeChannel {
 
     /// By code or by Spanish or English name, ignoring accents and case.
     pub fn parse(value: &str) -> Option<Self> {
+        // the folded code and names, computed once: a legacy import parses
+        // a channel per row
+        static KEYS: std::sync::OnceLock<Vec<(String, IntakeChannel)>> = std::sync::OnceLock::new();
+        let keys = KEYS.get_or_init(|| {
+            Self::ALL
+                .into_iter()
+                .flat_map(|c| {
+                    [c.as_str(), c.name_es(), c.name_en()]
+                        .map(|label| (super::text::fold_key(label), c))
+                })
+                .collect()
+        });
         let key = super::text::fold_key(value);
-        Self::ALL.into_iter().find(|c| {
-            key == super::text::fold_key(c.as_str())
-                || key == super::text::fold_key(c.name_es())
-                || key == super::text::fold_key(c.name_en())
-        })
+        keys.iter().find(|(k, _)| *k == key).map(|&(_, c)| c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IntakeChannel;
+
+    #[test]
+    fn channels_parse_by_code_and_by_either_name() {
+        for c in IntakeChannel::ALL {
+            assert_eq!(IntakeChannel::parse(c.as_str()), Some(c));
+            assert_eq!(IntakeChannel::parse(c.name_es()), Some(c));
+            assert_eq!(IntakeChannel::parse(&c.name_en().to_uppercase()), Some(c));
+        }
+        assert_eq!(
+            IntakeChannel::parse("  CITA electronica "),
+            Some(IntakeChannel::EAppointment)
+        );
+        assert_eq!(
+            IntakeChannel::parse("Presencial en la Cancilleria"),
+            Some(IntakeChannel::InPersonMinistry)
+        );
+        assert_eq!(IntakeChannel::parse("fax"), None);
+        assert_eq!(IntakeChannel::parse(""), None);
     }
 }
