@@ -113,6 +113,13 @@ fn sqlite_error(db: NonNull<ffi::sqlite3>, rc: c_int, doing: &str) -> diesel::re
         .to_string_lossy()
         .into_owned();
     use diesel::result::DatabaseErrorKind as K;
+    // the extended code names the constraint (the step returns the
+    // primary one unless the connection asked for extended codes)
+    let rc = match rc & 0xff {
+        // SAFETY: live handle, read before any other call
+        ffi::SQLITE_CONSTRAINT => unsafe { ffi::sqlite3_extended_errcode(db.as_ptr()) },
+        _ => rc,
+    };
     let kind = match rc & 0xff {
         ffi::SQLITE_CONSTRAINT => match rc {
             ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => K::UniqueViolation,
@@ -126,18 +133,20 @@ fn sqlite_error(db: NonNull<ffi::sqlite3>, rc: c_int, doing: &str) -> diesel::re
     diesel::result::Error::DatabaseError(kind, Box::new(format!("{doing}: {msg}")))
 }
 
-/// Rows per statement for a table whose indexes all grow at their end
-/// (time-ordered ids, appended rows): one statement's work is spread over
-/// many rows.
-pub const APPENDING: usize = 50;
-
-/// Rows per statement for a table with an index in random order (names,
-/// document numbers): one. A statement of several rows first copies every
-/// page it changes to SQLite's statement journal, so that a constraint
-/// failure undoes just that statement; in a random-order index that is one
-/// 32 KiB page per row (a million-row import: 23 % of the writer's time
-/// at 50 rows, none at one).
-pub const SCATTERED: usize = 1;
+/// Rows per statement (and one row per statement for the rest).
+///
+/// The statements are `INSERT OR FAIL`: a failing row leaves the rows
+/// before it in place and fails the statement, and the caller then rolls
+/// the whole transaction back. A plain `INSERT` (`OR ABORT`) of several
+/// rows first copies every page it changes to SQLite's statement journal,
+/// so that a failure can undo just that statement, which nothing here
+/// needs: in the random-order name and document indexes that was a 32 KiB
+/// page per row, so those tables went one row per statement, and the
+/// appending tables still journaled the last page of each index per
+/// statement. Without the journal every table takes 50 rows per
+/// statement (a million-row import: the batches took 32–33 s against
+/// 35–37 s, runs in turn).
+const ROWS_PER_STATEMENT: usize = 50;
 
 struct Statement {
     stmt: NonNull<ffi::sqlite3_stmt>,
@@ -166,6 +175,17 @@ struct Table {
 pub struct RawInserts {
     db: NonNull<ffi::sqlite3>,
     tables: Vec<Table>,
+    /// The text values of the statement being bound, and where each goes
+    /// (kept between statements, so binding allocates nothing).
+    texts: Texts,
+}
+
+/// Text values gathered for one run of a statement: their bytes one after
+/// the other, and (parameter, start, length) for each.
+#[derive(Default)]
+struct Texts {
+    bytes: Vec<u8>,
+    params: Vec<(c_int, usize, usize)>,
 }
 
 impl RawInserts {
@@ -175,10 +195,11 @@ impl RawInserts {
         handle_of(conn).map(|db| RawInserts {
             db,
             tables: Vec::new(),
+            texts: Texts::default(),
         })
     }
 
-    /// Inserts `rows` into `table`, `per_statement` rows per run, each row's
+    /// Inserts `rows` into `table`, `ROWS_PER_STATEMENT` rows per run, each row's
     /// values bound by `bind` in the order of `columns`. Runs in the
     /// connection's current transaction; `conn` must be the connection this
     /// was made for.
@@ -187,7 +208,6 @@ impl RawInserts {
         conn: &mut DbConn,
         table: &'static str,
         columns: &[&str],
-        per_statement: usize,
         rows: &[T],
         mut bind: impl FnMut(&T, &mut Binder<'_>) -> QueryResult<()>,
     ) -> QueryResult<()> {
@@ -198,10 +218,11 @@ impl RawInserts {
             return Err(failure("raw inserts used on another connection"));
         }
         let db = self.db;
+        let texts = &mut self.texts;
         let t = match self.tables.iter().position(|t| t.name == table) {
             Some(i) => &mut self.tables[i],
             None => {
-                let full = prepare(db, table, columns, per_statement.max(1))?;
+                let full = prepare(db, table, columns, ROWS_PER_STATEMENT)?;
                 let single = prepare(db, table, columns, 1)?;
                 self.tables.push(Table {
                     name: table,
@@ -217,7 +238,7 @@ impl RawInserts {
         }
         let mut chunks = rows.chunks_exact(t.full.rows);
         for chunk in chunks.by_ref() {
-            run(db, &t.full, t.columns, chunk, &mut bind, table)?;
+            run(db, &t.full, t.columns, chunk, &mut bind, texts, table)?;
         }
         for row in chunks.remainder() {
             run(
@@ -226,6 +247,7 @@ impl RawInserts {
                 t.columns,
                 std::slice::from_ref(row),
                 &mut bind,
+                texts,
                 table,
             )?;
         }
@@ -240,8 +262,9 @@ fn prepare(
     rows: usize,
 ) -> QueryResult<Statement> {
     let one = format!("({})", vec!["?"; columns.len()].join(", "));
+    // OR FAIL: no statement journal (see `ROWS_PER_STATEMENT`)
     let sql = format!(
-        "INSERT INTO {table} ({}) VALUES {}",
+        "INSERT OR FAIL INTO {table} ({}) VALUES {}",
         columns.join(", "),
         vec![one; rows].join(", ")
     );
@@ -281,12 +304,16 @@ fn run<T>(
     columns: usize,
     rows: &[T],
     bind: &mut impl FnMut(&T, &mut Binder<'_>) -> QueryResult<()>,
+    texts: &mut Texts,
     table: &str,
 ) -> QueryResult<()> {
+    texts.bytes.clear();
+    texts.params.clear();
     let mut b = Binder {
         db,
         stmt: s.stmt,
         next: 1,
+        texts,
         _statement: std::marker::PhantomData,
     };
     for (i, row) in rows.iter().enumerate() {
@@ -299,27 +326,68 @@ fn run<T>(
             )));
         }
     }
-    // SAFETY: live statement, every parameter bound; reset right after, so
-    // it never stays active (an active write statement would keep the
-    // transaction from committing).
-    let rc = unsafe { ffi::sqlite3_step(s.stmt.as_ptr()) };
-    let error =
-        (rc != ffi::SQLITE_DONE).then(|| sqlite_error(db, rc, &format!("insert into {table}")));
+    // The texts, bound where they now stay put: `texts.bytes` does not
+    // change again until the bindings are cleared below.
+    let bound = bind_texts(db, s.stmt, b.texts);
+    // SAFETY: live statement, every parameter bound (the texts to bytes
+    // that outlive the step); reset right after, so it never stays active
+    // (an active write statement would keep the transaction from
+    // committing), and the bindings cleared, so no parameter keeps
+    // pointing at the texts' bytes once they change.
+    let error = match bound.map(|()| unsafe { ffi::sqlite3_step(s.stmt.as_ptr()) }) {
+        Ok(ffi::SQLITE_DONE) => None,
+        Ok(rc) => Some(sqlite_error(db, rc, &format!("insert into {table}"))),
+        Err(e) => Some(e),
+    };
     // SAFETY: live statement; reset only fails with the step's own error,
-    // already taken. The bindings stay (every run binds every parameter),
-    // so SQLite reuses their buffers.
+    // already taken; clearing the bindings cannot fail.
     unsafe {
         ffi::sqlite3_reset(s.stmt.as_ptr());
+        ffi::sqlite3_clear_bindings(s.stmt.as_ptr());
     }
     error.map_or(Ok(()), Err)
 }
 
-/// Binds one statement's parameters in order; each value is copied by
-/// SQLite (`SQLITE_TRANSIENT`), so it may live on the caller's stack.
+/// Binds the gathered texts without copying them (`SQLITE_STATIC`): SQLite
+/// reads them during the step that follows, and `run` clears the bindings
+/// before `texts` is touched again. With `SQLITE_TRANSIENT` every value was
+/// copied into a buffer that SQLite frees at the next bind: a `malloc` and
+/// a `free` per value, ~10 % of the import writer's time.
+fn bind_texts(
+    db: NonNull<ffi::sqlite3>,
+    stmt: NonNull<ffi::sqlite3_stmt>,
+    texts: &Texts,
+) -> QueryResult<()> {
+    for &(param, start, len) in &texts.params {
+        let bytes = &texts.bytes[start..start + len];
+        let len = c_int::try_from(len).map_err(|_| failure("value too long"))?;
+        // SAFETY: live statement; an out-of-range index is refused with
+        // SQLITE_RANGE; the bytes stay valid and unchanged until `run`
+        // clears the bindings (see above).
+        let rc = unsafe {
+            ffi::sqlite3_bind_text(
+                stmt.as_ptr(),
+                param,
+                bytes.as_ptr().cast(),
+                len,
+                ffi::SQLITE_STATIC(),
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(sqlite_error(db, rc, "binding a value"));
+        }
+    }
+    Ok(())
+}
+
+/// Binds one statement's parameters in order. Texts are copied into the
+/// statement's own buffer (so a value may live on the caller's stack) and
+/// bound from there just before the step (`bind_texts`).
 pub struct Binder<'s> {
     db: NonNull<ffi::sqlite3>,
     stmt: NonNull<ffi::sqlite3_stmt>,
     next: c_int,
+    texts: &'s mut Texts,
     _statement: std::marker::PhantomData<&'s Statement>,
 }
 
@@ -334,19 +402,11 @@ impl Binder<'_> {
     }
 
     pub fn text(&mut self, v: &str) -> QueryResult<()> {
-        let len = c_int::try_from(v.len()).map_err(|_| failure("value too long"))?;
-        // SAFETY: live statement; an out-of-range index is refused with
-        // SQLITE_RANGE; TRANSIENT makes SQLite copy the bytes.
-        let rc = unsafe {
-            ffi::sqlite3_bind_text(
-                self.stmt.as_ptr(),
-                self.next,
-                v.as_ptr().cast(),
-                len,
-                ffi::SQLITE_TRANSIENT(),
-            )
-        };
-        self.check(rc)
+        let start = self.texts.bytes.len();
+        self.texts.bytes.extend_from_slice(v.as_bytes());
+        self.texts.params.push((self.next, start, v.len()));
+        self.next += 1;
+        Ok(())
     }
 
     pub fn null(&mut self) -> QueryResult<()> {

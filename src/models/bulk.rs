@@ -42,45 +42,35 @@ pub fn insert_population_raw(
     raw: &mut RawInserts,
     rows: Population<'_>,
 ) -> QueryResult<()> {
-    use crate::db::raw_insert::{APPENDING as n, SCATTERED};
-    // the name index takes each person at a random place
-    raw.insert(
-        conn,
-        "persons",
-        PERSON_COLUMNS,
-        SCATTERED,
-        rows.persons,
-        |p, b| {
-            b.id(p.id)?;
-            b.text(&p.given_names)?;
-            b.text(&p.first_surname)?;
-            b.opt_text(p.second_surname.as_deref())?;
-            b.opt_date(p.birth_date)?;
-            b.text(&p.sex)?;
-            b.text(&p.nationalities)?;
-            b.opt_text(p.phone.as_deref())?;
-            b.opt_text(p.email.as_deref())?;
-            b.opt_text(p.address_abroad.as_deref())?;
-            b.text(&p.name_key)?;
-            b.opt_id(p.registered_consulate_id)?;
-            b.opt_id(p.merged_into_id)?;
-            b.int(p.version.into())?;
-            b.ts(p.created_at)?;
-            b.ts(p.updated_at)
-        },
-    )?;
+    raw.insert(conn, "persons", PERSON_COLUMNS, rows.persons, |p, b| {
+        b.id(p.id)?;
+        b.text(&p.given_names)?;
+        b.text(&p.first_surname)?;
+        b.opt_text(p.second_surname.as_deref())?;
+        b.opt_date(p.birth_date)?;
+        b.text(&p.sex)?;
+        b.text(&p.nationalities)?;
+        b.opt_text(p.phone.as_deref())?;
+        b.opt_text(p.email.as_deref())?;
+        b.opt_text(p.address_abroad.as_deref())?;
+        b.text(&p.name_key)?;
+        b.opt_id(p.registered_consulate_id)?;
+        b.opt_id(p.merged_into_id)?;
+        b.int(p.version.into())?;
+        b.ts(p.created_at)?;
+        b.ts(p.updated_at)
+    })?;
     raw.insert(
         conn,
         "person_match_keys",
         &["person_id", "match_key"],
-        n,
         rows.keys,
         |(p, k), b| {
             b.id(*p)?;
             b.text(k)
         },
     )?;
-    raw.insert(conn, "cases", CASE_COLUMNS, n, rows.cases, |c, b| {
+    raw.insert(conn, "cases", CASE_COLUMNS, rows.cases, |c, b| {
         b.id(c.id)?;
         b.id(c.person_id)?;
         b.id(c.consulate_id)?;
@@ -108,7 +98,6 @@ pub fn insert_population_raw(
         conn,
         "attentions",
         ATTENTION_COLUMNS,
-        n,
         rows.attentions,
         |a, b| {
             b.id(a.id)?;
@@ -134,7 +123,6 @@ pub fn insert_population_raw(
         conn,
         "timeline_events",
         EVENT_COLUMNS,
-        n,
         rows.events,
         |e, b| {
             b.id(e.id)?;

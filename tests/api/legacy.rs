@@ -1046,3 +1046,103 @@ fn raw_inserts_store_exactly_what_diesel_stores() {
     let error = format!("{:?}", refused.expect_err("another connection"));
     assert!(error.contains("another connection"), "{error}");
 }
+
+/// Statements of many rows: texts are bound from one buffer per statement
+/// (`SQLITE_STATIC`), so 120 persons, each value different (two 50-row
+/// statements and 20 single rows), must read back exactly as given; and a
+/// row refused in the middle of a statement (`INSERT OR FAIL`) fails the
+/// insert with its kind, and the rollback leaves none of the statement's
+/// rows.
+#[test]
+fn raw_inserts_of_many_rows_store_each_row_and_fail_whole() {
+    use chrono::{NaiveDate, TimeZone, Utc};
+    use diesel::connection::SimpleConnection;
+    use diesel::result::{DatabaseErrorKind, Error};
+    use mapce::db::raw_insert::RawInserts;
+    use mapce::db::schema::person_match_keys as mk;
+    use mapce::db::Ts;
+    use mapce::models::bulk::{insert_population_raw, Population};
+    use mapce::models::persons::Person;
+
+    let db = TestDb::sqlite();
+    let mut conn = db.connect();
+    mapce::db::migrate(&mut conn).expect("migrate");
+    let DbConn::Sqlite(c) = &mut conn else {
+        unreachable!("a SQLite test database")
+    };
+    c.batch_execute("PRAGMA foreign_keys = OFF")
+        .expect("pragma");
+    let mut people: Vec<Person> = (0..120_u32)
+        .map(|i| Person {
+            id: Id::new(),
+            given_names: format!("Rosa {i}"),
+            first_surname: "Quispe".repeat(1 + i as usize % 7),
+            second_surname: (i % 3 != 0).then(|| format!("Mamani{i}")),
+            birth_date: NaiveDate::from_ymd_opt(1950 + i as i32 % 60, 1 + i % 12, 1 + i % 28),
+            sex: ["female", "male", "not_recorded"][i as usize % 3].into(),
+            nationalities: r#"["PE"]"#.into(),
+            phone: (i % 2 == 0).then(|| format!("+34 600 {i:04}")),
+            email: None,
+            address_abroad: (i % 5 == 0).then(|| "Calle ñandú ".repeat(i as usize % 4 + 1)),
+            name_key: format!("quispe rosa {i}"),
+            registered_consulate_id: Some(Id::new()),
+            merged_into_id: None,
+            version: i as i32,
+            created_at: Ts(Utc
+                .timestamp_opt(1_700_000_000 + i64::from(i), i * 1000)
+                .single()
+                .expect("time")),
+            updated_at: Ts(Utc
+                .timestamp_opt(1_710_000_000 - i64::from(i), 0)
+                .single()
+                .expect("time")),
+        })
+        .collect();
+    people.sort_by_key(|p| p.id);
+    let mut raw = RawInserts::new(&mut conn).expect("a SQLite connection's handle");
+    let mut keys: Vec<(Id, String)> = people.iter().map(|p| (p.id, p.name_key.clone())).collect();
+    keys.sort();
+    let population = |persons, keys| Population {
+        persons,
+        keys,
+        cases: &[],
+        attentions: &[],
+        events: &[],
+    };
+    mapce::db::write_tx(&mut conn, |conn| {
+        insert_population_raw(conn, &mut raw, population(&people, &keys))
+    })
+    .expect("raw inserts");
+    let mut stored: Vec<Person> = persons::table
+        .select(Person::as_select())
+        .load(&mut conn)
+        .expect("persons");
+    stored.sort_by_key(|p| p.id);
+    assert_eq!(stored, people, "every row as given");
+    let mut stored_keys: Vec<(Id, String)> = mk::table
+        .select((mk::person_id, mk::match_key))
+        .load(&mut conn)
+        .expect("keys");
+    stored_keys.sort();
+    assert_eq!(stored_keys, keys);
+
+    // 60 new keys, the 31st already stored: its statement fails, all roll back
+    let more: Vec<(Id, String)> = (0..60)
+        .map(|i| match i {
+            30 => keys[7].clone(),
+            _ => (Id::new(), format!("key {i}")),
+        })
+        .collect();
+    let failed = mapce::db::write_tx(&mut conn, |conn| {
+        insert_population_raw(conn, &mut raw, population(&[], &more))
+    });
+    assert!(
+        matches!(
+            failed,
+            Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+        ),
+        "{failed:?}"
+    );
+    let after: i64 = mk::table.count().get_result(&mut conn).expect("count");
+    assert_eq!(after, 120, "none of the failed statement's rows stay");
+}

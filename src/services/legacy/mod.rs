@@ -1432,7 +1432,6 @@ fn write_rows(conn: &mut DbConn, raw: Option<&mut RawInserts>, b: &Batch) -> Que
 
 /// `write_rows` through prepared statements (SQLite).
 fn write_rows_raw(conn: &mut DbConn, raw: &mut RawInserts, b: &Batch) -> QueryResult<()> {
-    use crate::db::raw_insert::{APPENDING, SCATTERED};
     let population = crate::models::bulk::Population {
         persons: &b.persons,
         keys: &b.keys,
@@ -1452,8 +1451,6 @@ fn write_rows_raw(conn: &mut DbConn, raw: &mut RawInserts, b: &Batch) -> QueryRe
             "issuing_country",
             "created_at",
         ],
-        // the document key takes each number at a random place
-        SCATTERED,
         &b.documents,
         |d, w| {
             w.id(d.id)?;
@@ -1474,7 +1471,6 @@ fn write_rows_raw(conn: &mut DbConn, raw: &mut RawInserts, b: &Batch) -> QueryRe
             "year",
             "case_id",
         ],
-        APPENDING,
         &b.legacy_cases,
         |(person, consulate, country, year, case), w| {
             w.id(*person)?;
@@ -1488,7 +1484,6 @@ fn write_rows_raw(conn: &mut DbConn, raw: &mut RawInserts, b: &Batch) -> QueryRe
         conn,
         "legacy_rows",
         &["fingerprint", "import_id", "line", "attention_id"],
-        APPENDING,
         &b.legacy_rows,
         |(fingerprint, import, line, attention), w| {
             w.text(fingerprint)?;
