@@ -855,22 +855,14 @@ fn gathered_batches_commit_together_and_fail_together() {
 #[test]
 fn raw_inserts_store_exactly_what_diesel_stores() {
     use chrono::{NaiveDate, TimeZone, Utc};
-    use diesel::connection::SimpleConnection;
     use mapce::db::raw_insert::RawInserts;
     use mapce::db::Ts;
     use mapce::models::bulk::{insert_population, insert_population_raw, Population};
     use mapce::models::cases::{Attention, Case};
     use mapce::models::persons::{Person, TimelineEvent};
 
-    let db = TestDb::sqlite();
-    let mut conn = db.connect();
-    mapce::db::migrate(&mut conn).expect("migrate");
     // the values, not their parents, are what this test compares
-    let DbConn::Sqlite(c) = &mut conn else {
-        unreachable!("a SQLite test database")
-    };
-    c.batch_execute("PRAGMA foreign_keys = OFF")
-        .expect("pragma");
+    let (db, mut conn) = migrated_sqlite_without_foreign_keys();
     let at = |micros: u32| {
         Ts(Utc
             .with_ymd_and_hms(2024, 2, 29, 23, 5, 9)
@@ -1047,6 +1039,21 @@ fn raw_inserts_store_exactly_what_diesel_stores() {
     assert!(error.contains("another connection"), "{error}");
 }
 
+/// A migrated SQLite database and a connection to it that does not
+/// enforce foreign keys (the raw-insert tests store rows without parents).
+fn migrated_sqlite_without_foreign_keys() -> (TestDb, DbConn) {
+    use diesel::connection::SimpleConnection;
+    let db = TestDb::sqlite();
+    let mut conn = db.connect();
+    mapce::db::migrate(&mut conn).expect("migrate");
+    let DbConn::Sqlite(c) = &mut conn else {
+        unreachable!("a SQLite test database")
+    };
+    c.batch_execute("PRAGMA foreign_keys = OFF")
+        .expect("pragma");
+    (db, conn)
+}
+
 /// Statements of many rows: texts are bound from one buffer per statement
 /// (`SQLITE_STATIC`), so 120 persons, each value different (two 50-row
 /// statements and 20 single rows), must read back exactly as given; and a
@@ -1056,7 +1063,6 @@ fn raw_inserts_store_exactly_what_diesel_stores() {
 #[test]
 fn raw_inserts_of_many_rows_store_each_row_and_fail_whole() {
     use chrono::{NaiveDate, TimeZone, Utc};
-    use diesel::connection::SimpleConnection;
     use diesel::result::{DatabaseErrorKind, Error};
     use mapce::db::raw_insert::RawInserts;
     use mapce::db::schema::person_match_keys as mk;
@@ -1064,14 +1070,7 @@ fn raw_inserts_of_many_rows_store_each_row_and_fail_whole() {
     use mapce::models::bulk::{insert_population_raw, Population};
     use mapce::models::persons::Person;
 
-    let db = TestDb::sqlite();
-    let mut conn = db.connect();
-    mapce::db::migrate(&mut conn).expect("migrate");
-    let DbConn::Sqlite(c) = &mut conn else {
-        unreachable!("a SQLite test database")
-    };
-    c.batch_execute("PRAGMA foreign_keys = OFF")
-        .expect("pragma");
+    let (_db, mut conn) = migrated_sqlite_without_foreign_keys();
     let mut people: Vec<Person> = (0..120_u32)
         .map(|i| Person {
             id: Id::new(),
