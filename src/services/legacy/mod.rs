@@ -1272,6 +1272,7 @@ fn referenced(b: &Batch) -> Vec<Written> {
     let new_attentions: HashSet<Id> = attentions.iter().map(|a| a.id).collect();
     let person = |id: &Id| !new_persons.contains(id);
     let case = |id: &Id| !new_cases.contains(id);
+    let attention = |id: &Id| !new_attentions.contains(id);
     [
         (
             "persons",
@@ -1406,12 +1407,7 @@ fn referenced(b: &Batch) -> Vec<Written> {
         (
             "legacy_rows",
             "attention_id",
-            V::ids(
-                b.legacy_rows
-                    .iter()
-                    .map(|r| r.3)
-                    .filter(|id| !new_attentions.contains(id)),
-            ),
+            V::ids(b.legacy_rows.iter().map(|r| r.3).filter(attention)),
         ),
         (
             "import_rejections",
