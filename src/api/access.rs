@@ -78,6 +78,14 @@ pub const GET_PERSON: Policy = policy("get_person", &[Officer, Supervisor, HqAna
 pub const UPDATE_PERSON: Policy = policy("update_person", &[Officer, Supervisor]);
 pub const GET_PERSON_HISTORY: Policy =
     policy("get_person_history", &[Officer, Supervisor, HqAnalyst]);
+/// Consulate staff ask; a supervisor of a consulate that holds the person,
+/// or headquarters, decides (checked in the handler).
+pub const REQUEST_PERSON_ACCESS: Policy = policy("request_person_access", &[Officer, Supervisor]);
+pub const LIST_PERSON_ACCESS: Policy = policy(
+    "list_person_access",
+    &[Officer, Supervisor, HqAnalyst, Admin],
+);
+pub const DECIDE_PERSON_ACCESS: Policy = policy("decide_person_access", &[Supervisor, HqAnalyst]);
 pub const LIST_DUPLICATES: Policy = policy("list_duplicates", &[HqAnalyst, Admin]);
 pub const DECIDE_DUPLICATE: Policy = policy("decide_duplicate", &[HqAnalyst, Admin]);
 pub const MERGE_PERSON: Policy = policy("merge_person", &[HqAnalyst, Admin]);
@@ -196,6 +204,9 @@ pub const ALL: &[Policy] = &[
     GET_PERSON,
     UPDATE_PERSON,
     GET_PERSON_HISTORY,
+    REQUEST_PERSON_ACCESS,
+    LIST_PERSON_ACCESS,
+    DECIDE_PERSON_ACCESS,
     LIST_DUPLICATES,
     DECIDE_DUPLICATE,
     MERGE_PERSON,

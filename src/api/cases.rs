@@ -11,6 +11,7 @@ use super::{access, etag, if_match_version, text, window, Page};
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
+use crate::domain::access::View;
 use crate::domain::case::{CaseOutcome, CaseStatus, Flag, RequesterKind};
 use crate::domain::catalogue::IntakeChannel;
 use crate::domain::person::mask_name;
@@ -20,6 +21,7 @@ use crate::idempotency::Idempotency;
 use crate::models::cases::{self as model, Attention, Case, CaseFilter, CaseStep};
 use crate::models::persons as persons_model;
 use crate::models::reference as reference_model;
+use crate::services::access::{self as access_service, PersonAccess};
 use crate::services::cases::{self as service, NewAttention};
 use crate::AppState;
 
@@ -167,19 +169,23 @@ pub(super) fn case_response(
 ) -> Result<CaseResponse, AppError> {
     let person = persons_model::find_person(conn, c.person_id)?
         .ok_or_else(|| AppError::not_found("person"))?;
+    let seen = access_service::person_access(conn, user.viewer(false), &person)?;
     let attentions = model::attentions_of(conn, &[c.id])?;
     let steps = model::steps_of(conn, c.id)?;
     let referrals = crate::models::support::referrals_of_case(conn, c.id)?;
     let referrals = super::support::referral_responses(conn, referrals)?;
     Ok(build_case_response(
-        user, c, &person, attentions, steps, referrals,
+        &seen, c, &person, attentions, steps, referrals,
     ))
 }
+
+/// What replaces a case's free text for a caller who may not read it.
+pub(super) const WITHHELD: &str = "(protected case)";
 
 /// The representation from rows already in hand (creation builds it without
 /// reading back what it just wrote).
 fn build_case_response(
-    user: &AuthUser,
+    seen: &PersonAccess,
     c: Case,
     person: &crate::models::persons::Person,
     attentions: Vec<Attention>,
@@ -194,22 +200,36 @@ fn build_case_response(
     )
     .trim()
     .to_owned();
-    let outside = user.consulate_id != Some(c.consulate_id);
-    let masked = c.protected && outside;
+    // The person's name follows what the caller may see of the person; the
+    // case's own text, what the caller may read of this case.
+    let name = if seen.view == View::Full {
+        full
+    } else {
+        mask_name(&full)
+    };
+    let masked = !seen.case_text(c.consulate_id, c.protected);
     let now = Ts::now();
-    let steps: Vec<StepResponse> = steps.into_iter().map(|s| step_response(s, now)).collect();
+    let mut steps: Vec<StepResponse> = steps.into_iter().map(|s| step_response(s, now)).collect();
     let deadline_breaches = steps.iter().filter(|s| s.overdue).count() as i64;
+    let mut attentions = attentions;
     if masked {
         for r in &mut referrals {
-            r.reason = "(protected case)".into();
-            r.outcome = r.outcome.as_ref().map(|_| "(protected case)".into());
+            r.reason = WITHHELD.into();
+            r.outcome = r.outcome.as_ref().map(|_| WITHHELD.into());
+        }
+        for a in &mut attentions {
+            a.description = WITHHELD.into();
+            a.void_reason = a.void_reason.as_ref().map(|_| WITHHELD.into());
+        }
+        for st in &mut steps {
+            st.waiver_reason = st.waiver_reason.as_ref().map(|_| WITHHELD.into());
         }
     }
     CaseResponse {
         referrals,
         person: PersonRef {
             id: c.person_id,
-            name: if masked { mask_name(&full) } else { full },
+            name,
         },
         requester: (!masked).then(|| RequesterBody {
             kind: if c.requester_kind == "self" {
@@ -222,7 +242,11 @@ fn build_case_response(
             contact: c.requester_contact.clone(),
         }),
         channel: IntakeChannel::parse(&c.channel).unwrap_or(IntakeChannel::ConsulateWindow),
-        flags: serde_json::from_str(&c.flags).unwrap_or_default(),
+        flags: if masked {
+            Vec::new()
+        } else {
+            serde_json::from_str(&c.flags).unwrap_or_default()
+        },
         status: CaseStatus::parse(&c.status).unwrap_or(CaseStatus::Open),
         attentions: attentions
             .into_iter()
@@ -245,13 +269,13 @@ fn build_case_response(
         consulate_id: c.consulate_id,
         country: c.country_code,
         city: c.city,
-        summary: if masked {
-            "(protected case)".into()
-        } else {
-            c.summary
-        },
+        summary: if masked { WITHHELD.into() } else { c.summary },
         protected: c.protected,
-        outcome: c.outcome,
+        outcome: if masked {
+            c.outcome.map(|_| WITHHELD.into())
+        } else {
+            c.outcome
+        },
         closed_at: c.closed_at,
         assigned_officer_id: c.assigned_officer_id,
         opened_at: c.opened_at,
@@ -361,8 +385,18 @@ pub async fn create_case(
             let consulate = user.consulate_id.ok_or_else(|| {
                 AppError::forbidden("forbidden", "only consulate staff open cases")
             })?;
-            let person = persons_model::find_person(conn, b.person_id)?
-                .ok_or_else(|| AppError::invalid("body.person_id", "no such person"))?;
+            // A person the caller's consulate does not hold reads exactly
+            // like one that does not exist: opening a case is no way in.
+            let no_such = || {
+                AppError::invalid(
+                    "body.person_id",
+                    "no person your consulate holds has this id; a person known at another consulate is reached with POST /api/v1/persons/{id}/access-requests",
+                )
+            };
+            let person = persons_model::find_person(conn, b.person_id)?.ok_or_else(no_such)?;
+            if access_service::person_access(conn, user.viewer(false), &person)?.view == View::NotHeld {
+                return Err(no_such());
+            }
             if let Some(survivor) = person.merged_into_id {
                 return Err(AppError::invalid(
                     "body.person_id",
@@ -448,6 +482,9 @@ pub async fn create_case(
                     .iter()
                     .any(|a| a.attention_type.protected_by_default);
             model::insert_case(conn, &case)?;
+            if case.protected {
+                access_service::case_protected(conn, person.id, consulate, Some(user.user_id))?;
+            }
             service::record_event(
                 conn,
                 &case,
@@ -468,7 +505,8 @@ pub async fn create_case(
                 )?);
             }
             let id = case.id.to_string();
-            let response = build_case_response(&user, case, &person, recorded, steps, Vec::new());
+            let seen = access_service::person_access(conn, user.viewer(false), &person)?;
+            let response = build_case_response(&seen, case, &person, recorded, steps, Vec::new());
             finish_create(
                 conn,
                 &user,

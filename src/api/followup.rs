@@ -10,6 +10,7 @@ use super::{access, if_match_version, window, Page};
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, Id, Ts};
+use crate::domain::access::AccessLevel;
 use crate::domain::case::Flag;
 use crate::domain::role::Role;
 use crate::error::{AppError, Problem};
@@ -124,6 +125,14 @@ pub async fn update_case(
             }
             if next.country_code != current.country_code {
                 model::set_attentions_country(conn, next.id, &next.country_code)?;
+            }
+            if next.protected && !current.protected {
+                crate::services::access::case_protected(
+                    conn,
+                    next.person_id,
+                    next.consulate_id,
+                    Some(user.user_id),
+                )?;
             }
             let changes = super::field_changes(&current, &next, &["version", "updated_at"]);
             let kind = if changes.keys().all(|k| k == "assigned_officer_id") && !changes.is_empty()
@@ -558,6 +567,11 @@ pub async fn decide_transfer(
                     return Err(AppError::PreconditionFailed("the case changed meanwhile; try again".into()));
                 }
                 model::move_open_tasks(conn, case.id, t.to_consulate_id)?;
+                if case.protected {
+                    // The sending consulate asked and the receiving one
+                    // accepted: the protection moves with the case.
+                    crate::services::access::grant(conn, case.person_id, t.to_consulate_id, AccessLevel::Protected, "transfer", "a protected case accepted on transfer", Some(user.user_id))?;
+                }
             }
             service::record_event(conn, &case, if status == "accepted" { "case.transferred" } else { "case.transfer_rejected" }, Some(user.user_id), None, serde_json::json!({ "transfer_id": t.id, "from": t.from_consulate_id, "to": t.to_consulate_id }))?;
             audit::record(conn, Some(&actor), &meta, Event::new("case.transfer_decision", "case", Some(case.id.to_string())).subject(case.person_id).details(serde_json::json!({ "decision": status })))?;

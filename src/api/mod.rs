@@ -12,6 +12,7 @@ pub mod imports;
 pub mod indicators;
 pub mod ledger;
 pub mod operations;
+pub mod person_access;
 pub mod persons;
 pub mod reference;
 pub mod repatriation;
@@ -81,6 +82,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(persons::get_person)
             .service(persons::update_person)
             .service(persons::get_person_history)
+            .service(person_access::request_person_access)
+            .service(person_access::list_person_access)
+            .service(person_access::decide_person_access)
             .service(persons::list_duplicates)
             .service(persons::decide_duplicate)
             .service(persons::merge_person)

@@ -12,6 +12,7 @@ use super::{access, etag, if_match_version, window, Page};
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
+use crate::domain::access::View;
 use crate::domain::person::{
     self as rules, clean_name, document_number_problem, mask_name, name_key,
     normalize_document_number, DocumentType, Sex,
@@ -20,6 +21,7 @@ use crate::error::{AppError, FieldError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::models::persons::{self as model, Document, HistoryFilter, Person, PersonSearch};
 use crate::models::reference as reference_model;
+use crate::services::access::{self as access_service, PersonAccess};
 use crate::services::persons as service;
 use crate::AppState;
 
@@ -60,12 +62,14 @@ pub struct PersonResponse {
     pub registered_consulate_id: Option<Id>,
     /// Set when this record was merged: the person it now lives on as.
     pub merged_into: Option<Id>,
-    /// True when identifying fields are withheld (protected person seen
-    /// from outside its consulate).
+    /// True when identifying fields are withheld (`view` is not `full`).
     pub masked: bool,
+    /// How much of the person the caller sees (docs/access-model.md).
+    pub view: View,
     pub version: i32,
-    pub created_at: Ts,
-    pub updated_at: Ts,
+    /// Absent when `view` is `not_held`.
+    pub created_at: Option<Ts>,
+    pub updated_at: Option<Ts>,
 }
 
 fn person_response(p: Person, docs: &[Document]) -> PersonResponse {
@@ -92,33 +96,58 @@ fn person_response(p: Person, docs: &[Document]) -> PersonResponse {
         registered_consulate_id: p.registered_consulate_id,
         merged_into: p.merged_into_id,
         masked: false,
+        view: View::Full,
         version: p.version,
-        created_at: p.created_at,
-        updated_at: p.updated_at,
+        created_at: Some(p.created_at),
+        updated_at: Some(p.updated_at),
     }
 }
 
-/// Identifying fields of a person with a protected case (gender violence,
-/// trafficking, minors) are masked for everyone outside the consulates of
-/// those cases.
-fn must_mask(conn: &mut DbConn, user: &AuthUser, p: &Person) -> Result<bool, AppError> {
-    let protecting = crate::models::cases::protecting_consulates(conn, p.id)?;
-    Ok(!protecting.is_empty() && !user.consulate_id.is_some_and(|c| protecting.contains(&c)))
-}
-
-/// Names reduced to initials; documents, birth date and contact withheld.
-fn mask(mut r: PersonResponse) -> PersonResponse {
-    r.given_names = mask_name(&r.given_names);
-    r.first_surname = mask_name(&r.first_surname);
-    r.second_surname = r.second_surname.map(|s| mask_name(&s));
-    r.birth_date = None;
-    r.phone = None;
-    r.email = None;
-    r.address_abroad = None;
-    for d in &mut r.documents {
-        d.number = "********".into();
+/// The one masking function for a person's representation: every field
+/// for `full`; names as initials, no birth date, contact or document numbers
+/// for `masked`; only the id for `not_held` (that a record exists and how to
+/// ask for it, never whether it is protected nor where).
+pub(super) fn shape_person(p: Person, docs: &[Document], view: View) -> PersonResponse {
+    let mut r = person_response(p, docs);
+    match view {
+        View::Full => {}
+        View::Masked => {
+            r.given_names = mask_name(&r.given_names);
+            r.first_surname = mask_name(&r.first_surname);
+            r.second_surname = r.second_surname.map(|s| mask_name(&s));
+            r.birth_date = None;
+            r.phone = None;
+            r.email = None;
+            r.address_abroad = None;
+            for d in &mut r.documents {
+                d.number = "********".into();
+            }
+        }
+        View::NotHeld => {
+            r = PersonResponse {
+                id: r.id,
+                given_names: String::new(),
+                first_surname: String::new(),
+                second_surname: None,
+                birth_date: None,
+                sex: Sex::NotRecorded,
+                nationalities: Vec::new(),
+                documents: Vec::new(),
+                phone: None,
+                email: None,
+                address_abroad: None,
+                registered_consulate_id: None,
+                merged_into: None,
+                masked: true,
+                view,
+                version: 0,
+                created_at: None,
+                updated_at: None,
+            }
+        }
     }
-    r.masked = true;
+    r.masked = view != View::Full;
+    r.view = view;
     r
 }
 
@@ -131,19 +160,30 @@ pub struct UnmaskQuery {
     pub justification: Option<String>,
 }
 
-/// Decides masking for a read, auditing an unmasking with its reason.
-fn masking_for_read(
+fn find_person(conn: &mut DbConn, raw: &str) -> Result<Person, AppError> {
+    let missing = || AppError::not_found(format!("no person `{raw}`"));
+    let id = uuid::Uuid::parse_str(raw).map(Id).map_err(|_| missing())?;
+    model::find_person(conn, id)?.ok_or_else(missing)
+}
+
+/// A person as a request may see it: 404 when the caller's consulate does
+/// not hold the person; an hq_analyst's justification, when it unmasks,
+/// checked and audited first.
+fn person_for_read(
     conn: &mut DbConn,
     user: &AuthUser,
     meta: &RequestMeta,
-    p: &Person,
+    raw: &str,
     justification: Option<&str>,
-) -> Result<bool, AppError> {
-    if !must_mask(conn, user, p)? {
-        return Ok(false);
+) -> Result<(Person, PersonAccess), AppError> {
+    let p = find_person(conn, raw)?;
+    let seen = access_service::person_access(conn, user.viewer(false), &p)?;
+    if seen.view == View::NotHeld {
+        return Err(AppError::OutOfScope(format!("no person `{raw}`")));
     }
-    let Some(reason) = justification.map(str::trim).filter(|j| !j.is_empty()) else {
-        return Ok(true);
+    let reason = justification.map(str::trim).filter(|j| !j.is_empty());
+    let (View::Masked, Some(reason)) = (seen.view, reason) else {
+        return Ok((p, seen));
     };
     if user.role != crate::domain::role::Role::HqAnalyst {
         return Err(AppError::forbidden(
@@ -165,31 +205,8 @@ fn masking_for_read(
             .subject(p.id)
             .details(serde_json::json!({ "justification": reason })),
     )?;
-    Ok(false)
-}
-
-/// Whether the caller may read or change this person: national roles may;
-/// officers and supervisors when the person was registered at their
-/// consulate or has or had a case there.
-fn in_scope(conn: &mut DbConn, user: &AuthUser, p: &Person) -> Result<bool, AppError> {
-    if !user.role.is_consulate_scoped() {
-        return Ok(true);
-    }
-    let Some(own) = user.consulate_id else {
-        return Ok(false);
-    };
-    Ok(p.registered_consulate_id == Some(own)
-        || crate::models::cases::person_has_case_at(conn, p.id, own)?)
-}
-
-fn load_scoped(conn: &mut DbConn, user: &AuthUser, raw: &str) -> Result<Person, AppError> {
-    let missing = || AppError::not_found(format!("no person `{raw}`"));
-    let id = uuid::Uuid::parse_str(raw).map(Id).map_err(|_| missing())?;
-    let p = model::find_person(conn, id)?.ok_or_else(missing)?;
-    if !in_scope(conn, user, &p)? {
-        return Err(AppError::OutOfScope(format!("no person `{raw}`")));
-    }
-    Ok(p)
+    let seen = access_service::person_access(conn, user.viewer(true), &p)?;
+    Ok((p, seen))
 }
 
 /// Validated identity fields, with every field error collected.
@@ -314,10 +331,13 @@ pub struct CreatePersonRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Candidate {
+    /// For a person known at another consulate, the id is all there is: ask
+    /// for access with `POST /api/v1/persons/{id}/access-requests`.
     pub id: Id,
-    /// Initial letters only.
-    #[schema(example = "J*** P**** Q*****")]
-    pub masked_name: String,
+    /// Initial letters only; only for persons the caller sees in full.
+    #[schema(example = "J*** P*** Q***")]
+    pub masked_name: Option<String>,
+    /// Only for persons the caller sees in full.
     pub birth_year: Option<i32>,
     pub score: f64,
     pub reasons: Vec<String>,
@@ -442,7 +462,7 @@ pub async fn create_person(
             for (i, (t, n, country)) in c.documents.iter().enumerate() {
                 if let Some(existing) = model::find_document(conn, t.as_str(), n, country)? {
                     return Err(AppError::Exists {
-                        detail: format!("this {} is already registered to person {}", t.as_str(), existing.person_id),
+                        detail: format!("this {} is already registered to person {}; a person known at another consulate is reached with POST /api/v1/persons/{}/access-requests", t.as_str(), existing.person_id, existing.person_id),
                         field: format!("body.documents[{i}].number"),
                         existing_id: existing.person_id.to_string(),
                     });
@@ -468,20 +488,22 @@ pub async fn create_person(
                 updated_at: now,
             };
             let likely = service::likely_duplicates(conn, &person, None)?;
+            let viewer = user.viewer(false);
             let confirmation = b.confirm_new_person.as_ref().map(|c| c.reason.trim().to_owned());
             if !likely.is_empty() {
                 match &confirmation {
                     None => {
-                        let candidates: Vec<Candidate> = likely
-                            .iter()
-                            .map(|(p, l)| Candidate {
+                        let mut candidates = Vec::with_capacity(likely.len());
+                        for (p, l) in &likely {
+                            let full = access_service::person_access(conn, viewer, p)?.view == View::Full;
+                            candidates.push(Candidate {
                                 id: p.id,
-                                masked_name: mask_name(&format!("{} {} {}", p.given_names, p.first_surname, p.second_surname.clone().unwrap_or_default())),
-                                birth_year: p.birth_date.map(|d| chrono::Datelike::year(&d)),
+                                masked_name: full.then(|| mask_name(&format!("{} {} {}", p.given_names, p.first_surname, p.second_surname.clone().unwrap_or_default()))),
+                                birth_year: p.birth_date.filter(|_| full).map(|d| chrono::Datelike::year(&d)),
                                 score: l.score,
                                 reasons: l.reasons.clone(),
-                            })
-                            .collect();
+                            });
+                        }
                         return Err(AppError::PossibleDuplicates {
                             detail: format!(
                                 "{} registered person(s) look like the same person; check them, or send confirm_new_person with a reason",
@@ -609,9 +631,8 @@ pub async fn list_persons(
         audit::record_alone(conn, Some(&actor), &meta, event)?;
         let mut items = Vec::with_capacity(rows.len());
         for p in rows {
-            let masked = must_mask(conn, &user, &p)?;
-            let r = person_response(p, &docs);
-            items.push(if masked { mask(r) } else { r });
+            let view = access_service::person_access(conn, user.viewer(false), &p)?.view;
+            items.push(shape_person(p, &docs, view));
         }
         Ok((items, total))
     })
@@ -646,8 +667,7 @@ pub async fn get_person(
     let justification = query.into_inner().justification;
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let person = db::run(&state.pool, move |conn| {
-        let p = load_scoped(conn, &user, &raw)?;
-        let masked = masking_for_read(conn, &user, &meta, &p, justification.as_deref())?;
+        let (p, seen) = person_for_read(conn, &user, &meta, &raw, justification.as_deref())?;
         let docs = model::documents_of(conn, &[p.id])?;
         audit::record_alone(
             conn,
@@ -655,8 +675,7 @@ pub async fn get_person(
             &meta,
             Event::new("person.read", "person", Some(p.id.to_string())).subject(p.id),
         )?;
-        let r = person_response(p, &docs);
-        Ok(if masked { mask(r) } else { r })
+        Ok(shape_person(p, &docs, seen.view))
     })
     .await?;
     Ok(HttpResponse::Ok()
@@ -728,7 +747,17 @@ pub async fn update_person(
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let updated = db::run(&state.pool, move |conn| {
         db::write_tx::<_, AppError, _>(conn, |conn| {
-            let current = load_scoped(conn, &user, &raw)?;
+            let current = find_person(conn, &raw)?;
+            let seen = access_service::person_access(conn, user.viewer(false), &current)?;
+            if seen.view == View::NotHeld {
+                return Err(AppError::OutOfScope(format!("no person `{raw}`")));
+            }
+            if !seen.may_change() {
+                return Err(AppError::forbidden(
+                    "protected_person",
+                    "this person is protected by another consulate; ask for access with POST /api/v1/persons/{id}/access-requests",
+                ));
+            }
             let expected = expected?;
             if current.merged_into_id.is_some() {
                 return Err(AppError::conflict(
@@ -955,16 +984,32 @@ pub async fn get_person_history(
         consulate: q.consulate.map(Id),
         attention_type: q.attention_type.map(Id),
         kind: q.kind,
+        hidden_cases: Vec::new(),
     };
     let justification = q.justification;
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    // The history is read from the read pool (a replica when configured);
-    // the masking decision and the audit row go to the primary.
-    let reader = user.clone();
-    let (person, mut events, total, summary) = db::run(&state.read_pool, move |conn| {
-        let p = load_scoped(conn, &reader, &raw)?;
-        let (events, total) = model::history(conn, p.id, &filter, window)?;
-        let all = model::all_events(conn, p.id)?;
+    // The access decision and the audit row go to the primary; the history
+    // is read from the read pool (a replica when configured), without the
+    // events of the cases whose text the caller may not read.
+    let (person_id, view, hidden) = db::run(&state.pool, move |conn| {
+        let (p, seen) = person_for_read(conn, &user, &meta, &raw, justification.as_deref())?;
+        audit::record_alone(
+            conn,
+            Some(&actor),
+            &meta,
+            Event::new("person.history", "person", Some(p.id.to_string())).subject(p.id),
+        )?;
+        Ok((p.id, seen.view, seen.hidden_cases()))
+    })
+    .await?;
+    let mut filter = filter;
+    filter.hidden_cases = hidden.clone();
+    let (mut events, total, summary) = db::run(&state.read_pool, move |conn| {
+        let (events, total) = model::history(conn, person_id, &filter, window)?;
+        let all: Vec<_> = model::all_events(conn, person_id)?
+            .into_iter()
+            .filter(|e| e.case_id.is_none_or(|c| !hidden.contains(&c)))
+            .collect();
         let mut by_type: Vec<CountByType> = Vec::new();
         let mut consulates: Vec<Id> = Vec::new();
         for e in &all {
@@ -990,23 +1035,13 @@ pub async fn get_person_history(
             attentions_by_type: by_type,
             consulates,
         };
-        Ok((p, events, total, summary))
+        Ok((events, total, summary))
     })
     .await?;
-    let person_id = person.id;
-    let masked = db::run(&state.pool, move |conn| {
-        let masked = masking_for_read(conn, &user, &meta, &person, justification.as_deref())?;
-        audit::record_alone(
-            conn,
-            Some(&actor),
-            &meta,
-            Event::new("person.history", "person", Some(person.id.to_string())).subject(person.id),
-        )?;
-        Ok(masked)
-    })
-    .await?;
-    if masked {
-        for e in &mut events {
+    if view != View::Full {
+        // The person's own events (registration, corrections) carry
+        // identifying fields.
+        for e in events.iter_mut().filter(|e| e.case_id.is_none()) {
             e.payload = r#"{"masked":true}"#.to_owned();
         }
     }

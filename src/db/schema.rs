@@ -820,6 +820,29 @@ diesel::joinable!(attentions -> persons (person_id));
 diesel::joinable!(case_steps -> cases (case_id));
 diesel::joinable!(tasks -> cases (case_id));
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    person_access (id) {
+        id -> DbUuid,
+        person_id -> DbUuid,
+        consulate_id -> DbUuid,
+        level -> Text,
+        status -> Text,
+        source -> Text,
+        reason -> Text,
+        requested_by -> Nullable<DbUuid>,
+        requested_at -> Tstz,
+        decided_by -> Nullable<DbUuid>,
+        decided_at -> Nullable<Tstz>,
+        decision_reason -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(person_access -> persons (person_id));
+diesel::joinable!(person_access -> consulates (consulate_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     imports,
     import_rejections,
@@ -845,6 +868,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     case_transfers,
     idempotency_keys,
     persons,
+    person_access,
     person_documents,
     person_match_keys,
     duplicate_pairs,

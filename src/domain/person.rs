@@ -329,15 +329,13 @@ pub fn likeness(a: &Comparable<'_>, b: &Comparable<'_>) -> Likeness {
     }
 }
 
-/// "José Pérez" → "J*** P****": enough to recognise, not to identify.
+/// "José Pérez" → "J*** P***": initials with a fixed tail, so not even the
+/// length of a name is given away.
 pub fn mask_name(name: &str) -> String {
     name.split_whitespace()
-        .map(|w| {
-            let mut chars = w.chars();
-            match chars.next() {
-                Some(first) => format!("{first}{}", "*".repeat(chars.count())),
-                None => String::new(),
-            }
+        .map(|w| match w.chars().next() {
+            Some(first) => format!("{first}***"),
+            None => String::new(),
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -426,7 +424,7 @@ mod tests {
         );
         assert!(normalize_email("ana@pe").is_err());
         assert!(normalize_email("ana example.pe").is_err());
-        assert_eq!(mask_name("José Pérez"), "J*** P****");
+        assert_eq!(mask_name("José Pérez"), "J*** P***");
     }
 
     #[test]

@@ -513,6 +513,8 @@ pub struct HistoryFilter {
     pub consulate: Option<Id>,
     pub attention_type: Option<Id>,
     pub kind: Option<String>,
+    /// Cases whose events the caller may not see (`services::access`).
+    pub hidden_cases: Vec<Id>,
 }
 
 fn history_query(
@@ -536,6 +538,13 @@ fn history_query(
     }
     if let Some(k) = &f.kind {
         q = q.filter(timeline_events::kind.eq(k.clone()));
+    }
+    if !f.hidden_cases.is_empty() {
+        q = q.filter(
+            timeline_events::case_id
+                .is_null()
+                .or(timeline_events::case_id.ne_all(f.hidden_cases.clone())),
+        );
     }
     q
 }

@@ -176,6 +176,12 @@ pub fn add_attention(
     }
     if new.attention_type.protected_by_default && !case.protected {
         case.protected = true;
+        crate::services::access::case_protected(
+            conn,
+            case.person_id,
+            case.consulate_id,
+            Some(actor),
+        )?;
     }
     // The history is ordered by when things happened: an attention entered
     // late sits at its own date, not at the day it was typed in.

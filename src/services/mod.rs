@@ -1,5 +1,6 @@
 //! Rules that span more than one table, shared by the API and the CLI.
 
+pub mod access;
 pub mod cases;
 pub mod catalogue;
 pub mod demo;

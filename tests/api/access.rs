@@ -85,6 +85,12 @@ fn login_body() -> Value {
 fn challenge() -> Value {
     json!({ "challenge_token": "x", "code": "123456" })
 }
+fn access_reason() -> Value {
+    json!({ "reason": "moved from the other consulate's city" })
+}
+fn grant_access() -> Value {
+    json!({ "decision": "grant", "reason": "checked with the family" })
+}
 fn refresh() -> Value {
     json!({ "refresh_token": "unknown" })
 }
@@ -139,6 +145,9 @@ const MATRIX: &[Row] = &[
     Row { operation: "update_person", method: "PATCH", path: "/api/v1/persons/{other_person}", body: Some(person_fix), expect: [U, H, H, F, F, F] },
     Row { operation: "get_person_history", method: "GET", path: "/api/v1/persons/{own_person}/history", body: None, expect: [U, A, A, A, F, F] },
     Row { operation: "get_person_history", method: "GET", path: "/api/v1/persons/{other_person}/history", body: None, expect: [U, H, H, A, F, F] },
+    Row { operation: "request_person_access", method: "POST", path: "/api/v1/persons/{other_person}/access-requests", body: Some(access_reason), expect: [U, A, A, F, F, F] },
+    Row { operation: "list_person_access", method: "GET", path: "/api/v1/access-requests", body: None, expect: [U, A, A, A, F, A] },
+    Row { operation: "decide_person_access", method: "POST", path: "/api/v1/access-requests/{own_person}/decision", body: Some(grant_access), expect: [U, F, M, M, F, F] },
     Row { operation: "list_duplicates", method: "GET", path: "/api/v1/duplicates", body: None, expect: [U, F, F, A, F, A] },
     Row { operation: "decide_duplicate", method: "POST", path: "/api/v1/duplicates/{own_person}/decision", body: Some(bad_decision), expect: [U, F, F, A, F, A] },
     Row { operation: "merge_person", method: "POST", path: "/api/v1/persons/{own_person}/merge", body: Some(merge_into_garbage), expect: [U, F, F, A, F, A] },

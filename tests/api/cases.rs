@@ -507,7 +507,7 @@ async fn protected_cases_hide_identity_outside_their_consulate() {
         .call("GET", &format!("/api/v1/cases/{id}"), Some(&hq.token), None)
         .await
         .json();
-    assert_eq!(seen["person"]["name"], "L** M*****");
+    assert_eq!(seen["person"]["name"], "L*** M***");
     assert!(seen["requester"].is_null());
     let typed = open_case(&app, &officer, person, json!({ "attentions": [{ "attention_type": "trata de personas", "date": today(), "description": "x" }] })).await.json();
     assert_eq!(
@@ -583,7 +583,7 @@ async fn merging_attention_types_recodes_their_attentions() {
 }
 
 #[actix_web::test]
-async fn another_consulates_officer_sees_the_person_once_a_case_is_open_here() {
+async fn another_consulate_takes_on_a_person_only_through_a_granted_request() {
     let Fixture {
         app,
         officer,
@@ -598,19 +598,75 @@ async fn another_consulates_officer_sees_the_person_once_a_case_is_open_here() {
     )
     .await
     .assert_problem(404, "not_found");
-    let case = open_case(&app, &madrid, person, json!({})).await;
-    assert_eq!(case.status, 201, "{:?}", case.json());
+    // A case is no way in: the person reads as absent, exactly like an id
+    // that does not exist.
+    let pretext = open_case(&app, &madrid, person, json!({ "flags": ["minor"] }))
+        .await
+        .assert_problem(422, "validation_failed");
+    let missing = open_case(&app, &madrid, mapce::db::Id::new(), json!({}))
+        .await
+        .assert_problem(422, "validation_failed");
+    assert_eq!(pretext["errors"], missing["errors"]);
+    // Asked and granted by a supervisor of the consulate that holds her.
+    let asked = app
+        .call(
+            "POST",
+            &format!("/api/v1/persons/{person}/access-requests"),
+            Some(&madrid.token),
+            Some(&json!({ "reason": "moved to Madrid, asks for a new passport" })),
+        )
+        .await;
+    assert_eq!(asked.status, 201, "{:?}", asked.json());
+    let request = asked.json()["id"].as_str().expect("id").to_owned();
+    let decide = |who: &Caller| {
+        let path = format!("/api/v1/access-requests/{request}/decision");
+        let token = who.token.clone();
+        let app = &app;
+        async move {
+            app.call(
+                "POST",
+                &path,
+                Some(&token),
+                Some(&json!({ "decision": "grant", "reason": "she wrote to us about the move" })),
+            )
+            .await
+        }
+    };
+    let madrid_sup = app.caller("sup.es", Role::Supervisor, Some("ES-MADRID"));
+    decide(&madrid_sup).await.assert_problem(404, "not_found");
+    let milan_sup = app.caller("sup.it", Role::Supervisor, Some("IT-MILAN"));
+    let queue = app
+        .call(
+            "GET",
+            "/api/v1/access-requests",
+            Some(&milan_sup.token),
+            None,
+        )
+        .await
+        .json();
     assert_eq!(
-        app.call(
+        queue["total"], 1,
+        "the holder's supervisor sees it: {queue}"
+    );
+    let granted = decide(&milan_sup).await;
+    assert_eq!(granted.status, 200, "{:?}", granted.json());
+    assert_eq!(granted.json()["status"], "granted");
+    decide(&milan_sup)
+        .await
+        .assert_problem(409, "already_decided");
+
+    let person_now = app
+        .call(
             "GET",
             &format!("/api/v1/persons/{person}"),
             Some(&madrid.token),
-            None
+            None,
         )
-        .await
-        .status,
-        200
-    );
+        .await;
+    assert_eq!(person_now.status, 200);
+    assert_eq!(person_now.json()["view"], "full");
+    let case = open_case(&app, &madrid, person, json!({})).await;
+    assert_eq!(case.status, 201, "{:?}", case.json());
     let milan_case = app
         .call(
             "GET",
@@ -620,6 +676,17 @@ async fn another_consulates_officer_sees_the_person_once_a_case_is_open_here() {
         )
         .await;
     milan_case.assert_problem(404, "not_found");
+    let admin = app.caller("root.admin", Role::Admin, None);
+    let audit = app
+        .call(
+            "GET",
+            &format!("/api/v1/audit?subject={person}&action=person_access.decision"),
+            Some(&admin.token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(audit["total"], 1, "the grant is audited: {audit}");
 }
 
 #[actix_web::test]

@@ -343,6 +343,39 @@ impl TestApp {
         mapce::db::Id(uuid::Uuid::parse_str(&id).expect("uuid"))
     }
 
+    /// Lets `caller`'s consulate take on a person known at another one, the
+    /// way it is done for real: its staff ask, headquarters grants.
+    pub async fn take_on(&self, caller: &Caller, person: mapce::db::Id) {
+        let body = serde_json::json!({ "reason": "the person moved here and came to our window" });
+        let asked = self
+            .call(
+                "POST",
+                &format!("/api/v1/persons/{person}/access-requests"),
+                Some(&caller.token),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(asked.status, 201, "access asked: {:?}", asked.json());
+        let hq = self.caller(
+            &format!("hq.{}", uuid::Uuid::now_v7().simple()),
+            Role::HqAnalyst,
+            None,
+        );
+        let decision = serde_json::json!({ "decision": "grant", "reason": "checked with the registering consulate" });
+        let granted = self
+            .call(
+                "POST",
+                &format!(
+                    "/api/v1/access-requests/{}/decision",
+                    asked.json()["id"].as_str().expect("request id")
+                ),
+                Some(&hq.token),
+                Some(&decision),
+            )
+            .await;
+        assert_eq!(granted.status, 200, "access granted: {:?}", granted.json());
+    }
+
     /// The kinds of a person's history events, oldest first.
     pub async fn history_kinds(
         &self,

@@ -102,6 +102,7 @@ async fn known() -> Known {
         ],
     )
     .await;
+    app.take_on(&cl, rosa).await;
     case_with(
         &app,
         &cl,

@@ -13,6 +13,7 @@ mod faults;
 mod health;
 mod helpers;
 mod indicators;
+mod leaks;
 mod ledger;
 mod legacy;
 mod openapi;
