@@ -100,6 +100,34 @@ impl<'a> Event<'a> {
         self.subject_person_id = Some(person);
         self
     }
+
+    /// The data subjects of a read that returned several persons' data (a
+    /// list's page): named in `details.subjects`, and as the row's subject
+    /// when there is exactly one. Call after [`Event::details`].
+    pub fn subjects(mut self, persons: impl IntoIterator<Item = Id>) -> Self {
+        let mut all: Vec<Id> = Vec::new();
+        for p in persons {
+            if !all.contains(&p) {
+                all.push(p);
+            }
+        }
+        if let [one] = all.as_slice() {
+            self.subject_person_id = Some(*one);
+        }
+        if !all.is_empty() {
+            if let serde_json::Value::Object(map) = &mut self.details {
+                map.insert(
+                    "subjects".into(),
+                    serde_json::Value::Array(
+                        all.iter()
+                            .map(|p| serde_json::Value::String(p.to_string()))
+                            .collect(),
+                    ),
+                );
+            }
+        }
+        self
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -293,7 +321,12 @@ fn filtered(filter: &AuditFilter) -> audit_log::BoxedQuery<'static, crate::db::M
         q = q.filter(audit_log::actor_id.eq(a));
     }
     if let Some(s) = filter.subject_person_id {
-        q = q.filter(audit_log::subject_person_id.eq(s));
+        // The row's one subject, or one of the persons a list answer named.
+        q = q.filter(
+            audit_log::subject_person_id
+                .eq(s)
+                .or(audit_log::details.like(format!("%\"{s}\"%"))),
+        );
     }
     if let Some(t) = &filter.resource_type {
         q = q.filter(audit_log::resource_type.eq(t.clone()));

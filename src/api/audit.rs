@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{access, window, Page};
-use crate::audit::{self as log, AuditFilter};
+use crate::audit::{self as log, AuditFilter, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, Id, Ts};
 use crate::error::{AppError, Problem};
@@ -94,7 +94,17 @@ pub async fn list_audit(
         from: q.from.map(Ts::from),
         to: q.to.map(Ts::from),
     };
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let (rows, total) = db::run(&state.pool, move |conn| {
+        // Reading the log is itself a read of personal data (subjects,
+        // justifications): it is logged, with the filter asked for.
+        let mut event = Event::new("audit.list", "audit_log", None).details(
+            serde_json::json!({ "action": filter.action, "resource_type": filter.resource_type }),
+        );
+        if let Some(s) = filter.subject_person_id {
+            event = event.subject(s);
+        }
+        log::record_alone(conn, Some(&actor), &meta, event)?;
         Ok(log::list(conn, &filter, window)?)
     })
     .await?;

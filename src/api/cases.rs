@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::disclosure::WITHHELD;
 use super::{access, etag, if_match_version, text, window, Page};
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
@@ -178,9 +179,6 @@ pub(super) fn case_response(
         &seen, c, &person, attentions, steps, referrals,
     ))
 }
-
-/// What replaces a case's free text for a caller who may not read it.
-pub(super) const WITHHELD: &str = "(protected case)";
 
 /// The representation from rows already in hand (creation builds it without
 /// reading back what it just wrote).
@@ -684,7 +682,14 @@ pub async fn list_cases(
             conn,
             Some(&actor),
             &meta,
-            Event::new("case.list", "case", None).details(serde_json::json!({ "results": total })),
+            Event::new("case.list", "case", None)
+                .details(serde_json::json!({ "results": total, "person": q.person }))
+                .subjects(
+                    items
+                        .iter()
+                        .map(|c: &CaseResponse| c.person.id)
+                        .chain(q.person.map(Id)),
+                ),
         )?;
         Ok((items, total))
     })

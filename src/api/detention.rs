@@ -15,6 +15,7 @@ use super::{
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
+use crate::domain::access::View;
 use crate::domain::person::mask_name;
 use crate::domain::support::{LawyerKind, LegalSituation, VisitKind};
 use crate::error::{AppError, Problem};
@@ -22,6 +23,7 @@ use crate::extract::{JsonBody, QueryParams};
 use crate::models::cases::{self as cases_model, Case, Task};
 use crate::models::persons as persons_model;
 use crate::models::support::{self as model, Detention, Hearing, Visit};
+use crate::services::access as access_service;
 use crate::services::cases as case_service;
 use crate::AppState;
 
@@ -174,6 +176,25 @@ fn first_contact(d: &Detention, now: Ts) -> FirstContact {
 
 fn days_since(t: Option<Ts>, now: Ts) -> Option<i64> {
     t.map(|t| (now.0.date_naive() - t.0.date_naive()).num_days())
+}
+
+/// A detention record whose case's text the caller may not read: where,
+/// why, who defends and what was said are withheld.
+fn withhold_detention(d: &mut DetentionResponse) {
+    use super::disclosure::{withheld, WITHHELD};
+    d.place = WITHHELD.into();
+    d.place_city = withheld(&d.place_city);
+    d.charges = withheld(&d.charges);
+    d.lawyer.name = withheld(&d.lawyer.name);
+    d.lawyer.contact = withheld(&d.lawyer.contact);
+    for v in &mut d.visits {
+        v.notes = withheld(&v.notes);
+    }
+    for h in &mut d.hearings {
+        h.court = WITHHELD.into();
+        h.outcome = WITHHELD.into();
+        h.notes = withheld(&h.notes);
+    }
 }
 
 fn detention_response(
@@ -475,17 +496,30 @@ pub async fn open_detention(
 )]
 #[get("/cases/{id}/detention")]
 pub async fn get_detention(
+    req: HttpRequest,
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::GET_DETENTION)?;
     let raw = path.into_inner();
+    let meta = RequestMeta::of(&req);
     let response = db::run(&state.pool, move |conn| {
         let case = load_scoped(conn, &user, &raw)?;
         let d = model::detention_of_case(conn, case.id)?
             .ok_or_else(|| AppError::not_found("the case has no detention record"))?;
-        full_response(conn, d)
+        let mut one = [full_response(conn, d)?];
+        super::disclosure::screen(
+            conn,
+            &user,
+            &meta,
+            "detention.read",
+            &mut one,
+            |d| d.case_id,
+            withhold_detention,
+        )?;
+        let [response] = one;
+        Ok(response)
     })
     .await?;
     Ok(respond(&response, false))
@@ -887,6 +921,7 @@ pub async fn list_detainees(
     let q = query.into_inner();
     let window = window(q.limit, q.offset)?;
     let consulate = scoped_consulate(&user, q.consulate.map(Id));
+    let meta = RequestMeta::of(&req);
     let (items, total) = db::run(&state.pool, move |conn| {
         let (rows, total) =
             model::list_detentions(conn, consulate, q.include_released.unwrap_or(false), window)?;
@@ -894,24 +929,27 @@ pub async fn list_detainees(
         let today = now.0.date_naive();
         let mut items = Vec::with_capacity(rows.len());
         for d in rows {
-            let case = cases_model::find_case(conn, d.case_id)?;
-            let person = persons_model::find_person(conn, d.person_id)?;
-            let full = person
-                .map(|p| {
-                    format!(
+            let name = match persons_model::find_person(conn, d.person_id)? {
+                Some(p) => {
+                    let view = access_service::person_access(conn, user.viewer(false), &p)?.view;
+                    let full = format!(
                         "{} {} {}",
                         p.given_names,
                         p.first_surname,
                         p.second_surname.unwrap_or_default()
                     )
                     .trim()
-                    .to_owned()
-                })
-                .unwrap_or_default();
-            let masked =
-                case.is_some_and(|c| c.protected) && user.consulate_id != Some(d.consulate_id);
+                    .to_owned();
+                    if view == View::Full {
+                        full
+                    } else {
+                        mask_name(&full)
+                    }
+                }
+                None => String::new(),
+            };
             items.push(DetaineeResponse {
-                name: if masked { mask_name(&full) } else { full },
+                name,
                 first_contact_breach: first_contact(&d, now).breach,
                 days_detained: (d.released_on.unwrap_or(today) - d.arrested_on).num_days(),
                 days_since_last_visit: days_since(d.last_visit_at, now),
@@ -930,6 +968,18 @@ pub async fn list_detainees(
                 released_on: d.released_on,
             });
         }
+        super::disclosure::screen(
+            conn,
+            &user,
+            &meta,
+            "detention.list",
+            &mut items,
+            |d| d.case_id,
+            |d| {
+                d.place = super::disclosure::WITHHELD.into();
+                d.place_city = super::disclosure::withheld(&d.place_city);
+            },
+        )?;
         Ok::<_, AppError>((items, total))
     })
     .await?;

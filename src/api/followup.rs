@@ -243,16 +243,26 @@ pub async fn list_tasks(
         overdue_at: q.overdue.unwrap_or(false).then_some(now),
         open_only: q.open.unwrap_or(false),
     };
-    let (rows, total) = db::run(&state.pool, move |conn| {
-        Ok(model::list_tasks(conn, &filter, window)?)
+    let meta = RequestMeta::of(&req);
+    let (items, total) = db::run(&state.pool, move |conn| {
+        let (rows, total) = model::list_tasks(conn, &filter, window)?;
+        let mut items: Vec<TaskResponse> =
+            rows.into_iter().map(|t| task_response(t, now)).collect();
+        super::disclosure::screen(
+            conn,
+            &user,
+            &meta,
+            "task.list",
+            &mut items,
+            |t| t.case_id,
+            |t| {
+                t.title = super::disclosure::WITHHELD.into();
+            },
+        )?;
+        Ok::<_, AppError>((items, total))
     })
     .await?;
-    Ok(web::Json(Page::new(
-        &req,
-        rows.into_iter().map(|t| task_response(t, now)).collect(),
-        total,
-        window,
-    )))
+    Ok(web::Json(Page::new(&req, items, total, window)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

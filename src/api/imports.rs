@@ -399,8 +399,16 @@ pub async fn list_import_rejections(
     let id = Id(path.into_inner());
     let q = query.into_inner();
     let w = window(q.limit, q.offset)?;
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let (items, total) = db::run(&state.pool, move |conn| {
         find_import(conn, id)?;
+        // Refused legacy rows carry names and documents as typed.
+        audit::record_alone(
+            conn,
+            Some(&actor),
+            &meta,
+            Event::new("import.rejections", "import", Some(id.to_string())),
+        )?;
         let total: i64 = import_rejections::table
             .filter(import_rejections::import_id.eq(id))
             .count()
@@ -448,11 +456,22 @@ pub async fn list_import_rejections(
 )]
 #[get("/data-quality")]
 pub async fn get_data_quality(
+    req: HttpRequest,
     state: web::Data<AppState>,
     user: AuthUser,
 ) -> Result<web::Json<LiveQuality>, AppError> {
     user.require(&access::GET_DATA_QUALITY)?;
     let today = chrono::Utc::now().date_naive();
-    let q = db::run(&state.pool, move |conn| quality::live(conn, today)).await?;
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let q = db::run(&state.pool, move |conn| {
+        audit::record_alone(
+            conn,
+            Some(&actor),
+            &meta,
+            Event::new("data_quality.read", "data_quality", None),
+        )?;
+        quality::live(conn, today)
+    })
+    .await?;
     Ok(web::Json(q))
 }

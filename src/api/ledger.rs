@@ -359,6 +359,29 @@ pub struct PaymentResponse {
     pub updated_at: Ts,
 }
 
+/// Payments as the caller may read them (see `super::disclosure`).
+fn screen_payments(
+    conn: &mut DbConn,
+    user: &AuthUser,
+    meta: &RequestMeta,
+    action: &str,
+    items: &mut [PaymentResponse],
+) -> Result<(), AppError> {
+    super::disclosure::screen(
+        conn,
+        user,
+        meta,
+        action,
+        items,
+        |p| p.case_id,
+        |p| {
+            p.description = super::disclosure::WITHHELD.into();
+            p.decision_note = super::disclosure::withheld(&p.decision_note);
+            p.payment_reference = super::disclosure::withheld(&p.payment_reference);
+        },
+    )
+}
+
 fn payment_response(p: Payment, reversed_by: Option<Id>) -> PaymentResponse {
     let exp = u32::try_from(p.currency_exponent).unwrap_or(2);
     PaymentResponse {
@@ -978,16 +1001,21 @@ pub async fn reverse_payment(
 )]
 #[get("/payments/{id}")]
 pub async fn get_payment(
+    req: HttpRequest,
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::GET_PAYMENT)?;
     let raw = path.into_inner();
+    let meta = RequestMeta::of(&req);
     let response = db::run(&state.pool, move |conn| {
         let (p, _) = load_payment(conn, &user, &raw)?;
         let reversed_by = model::reversal_of(conn, p.id)?;
-        Ok::<_, AppError>(payment_response(p, reversed_by))
+        let mut one = [payment_response(p, reversed_by)];
+        screen_payments(conn, &user, &meta, "payment.read", &mut one)?;
+        let [response] = one;
+        Ok::<_, AppError>(response)
     })
     .await?;
     Ok(respond_payment(&response, false))
@@ -1064,6 +1092,7 @@ pub async fn list_payments(
 ) -> Result<web::Json<Page<PaymentResponse>>, AppError> {
     user.require(&access::LIST_PAYMENTS)?;
     let q = query.into_inner();
+    let meta = RequestMeta::of(&req);
     let window = window(q.limit, q.offset)?;
     let (from, until) = year_range(q.year)?;
     let filter = PaymentFilter {
@@ -1087,6 +1116,8 @@ pub async fn list_payments(
                 payment_response(p, by)
             })
             .collect::<Vec<_>>();
+        let mut items = items;
+        screen_payments(conn, &user, &meta, "payment.list", &mut items)?;
         Ok::<_, AppError>((items, total))
     })
     .await?;

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cases;
 pub mod catalogue;
 pub mod detention;
+pub mod disclosure;
 pub mod followup;
 pub mod health;
 pub mod imports;

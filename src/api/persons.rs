@@ -625,9 +625,8 @@ pub async fn list_persons(
             "by": if document.is_some() { "document" } else if search.name_tokens.is_empty() { "list" } else { "name" },
             "results": total,
         }));
-        if rows.len() == 1 {
-            event = event.subject(rows[0].id);
-        }
+        // Every person on the page, including those seen only as an id.
+        event = event.subjects(rows.iter().map(|p| p.id));
         audit::record_alone(conn, Some(&actor), &meta, event)?;
         let mut items = Vec::with_capacity(rows.len());
         for p in rows {
@@ -1151,8 +1150,18 @@ pub async fn list_duplicates(
         }
     };
     let person = q.person.map(Id);
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let (rows, total) = db::run(&state.pool, move |conn| {
-        Ok(model::list_pairs(conn, status, person, window)?)
+        let (rows, total) = model::list_pairs(conn, status, person, window)?;
+        audit::record_alone(
+            conn,
+            Some(&actor),
+            &meta,
+            Event::new("duplicate.list", "duplicate_pair", None)
+                .details(serde_json::json!({ "results": total }))
+                .subjects(rows.iter().flat_map(|p| [p.person_a, p.person_b])),
+        )?;
+        Ok((rows, total))
     })
     .await?;
     Ok(web::Json(Page::new(

@@ -306,16 +306,28 @@ pub async fn create_repatriation(
 )]
 #[get("/cases/{id}/repatriations")]
 pub async fn list_case_repatriations(
+    req: HttpRequest,
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<web::Json<Vec<RepatriationResponse>>, AppError> {
     user.require(&access::LIST_CASE_REPATRIATIONS)?;
     let raw = path.into_inner();
+    let meta = RequestMeta::of(&req);
     let items = db::run(&state.pool, move |conn| {
         let case = load_scoped(conn, &user, &raw)?;
         let rows = model::repatriations_of_case(conn, case.id)?;
-        responses(conn, rows)
+        let mut items = responses(conn, rows)?;
+        super::disclosure::screen(
+            conn,
+            &user,
+            &meta,
+            "repatriation.list",
+            &mut items,
+            |r| r.case_id,
+            withhold_repatriation,
+        )?;
+        Ok(items)
     })
     .await?;
     Ok(web::Json(items))
@@ -351,18 +363,42 @@ fn load_repatriation(
 )]
 #[get("/repatriations/{id}")]
 pub async fn get_repatriation(
+    req: HttpRequest,
     state: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::GET_REPATRIATION)?;
     let raw = path.into_inner();
+    let meta = RequestMeta::of(&req);
     let response = db::run(&state.pool, move |conn| {
         let (r, _) = load_repatriation(conn, &user, &raw)?;
-        one(conn, r)
+        let mut items = [one(conn, r)?];
+        super::disclosure::screen(
+            conn,
+            &user,
+            &meta,
+            "repatriation.read",
+            &mut items,
+            |r| r.case_id,
+            withhold_repatriation,
+        )?;
+        let [response] = items;
+        Ok(response)
     })
     .await?;
     Ok(respond(&response, false))
+}
+
+/// A repatriation whose case's text the caller may not read: where to and
+/// what was noted are withheld.
+fn withhold_repatriation(r: &mut RepatriationResponse) {
+    use super::disclosure::{withheld, WITHHELD};
+    r.destination = WITHHELD.into();
+    r.notes = withheld(&r.notes);
+    for s in &mut r.steps {
+        s.notes = withheld(&s.notes);
+    }
 }
 
 fn terminal(r: &Repatriation) -> Result<(), AppError> {

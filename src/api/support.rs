@@ -1052,9 +1052,23 @@ pub async fn list_referrals(
         sent_from: q.from,
         sent_to: q.to,
     };
+    let meta = RequestMeta::of(&req);
     let (items, total) = db::run(&state.pool, move |conn| {
         let (rows, total) = model::list_referrals(conn, &filter, window)?;
-        Ok::<_, AppError>((referral_responses(conn, rows)?, total))
+        let mut items = referral_responses(conn, rows)?;
+        super::disclosure::screen(
+            conn,
+            &user,
+            &meta,
+            "referral.list",
+            &mut items,
+            |r| r.case_id,
+            |r| {
+                r.reason = super::disclosure::WITHHELD.into();
+                r.outcome = super::disclosure::withheld(&r.outcome);
+            },
+        )?;
+        Ok::<_, AppError>((items, total))
     })
     .await?;
     Ok(web::Json(Page::new(&req, items, total, window)))

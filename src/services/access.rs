@@ -13,6 +13,8 @@
 //! the person held already, so no write a caller can make alone widens what
 //! the caller sees.
 
+use std::collections::HashMap;
+
 use diesel::QueryResult;
 
 use crate::db::{DbConn, Id, Ts};
@@ -131,6 +133,61 @@ impl PersonAccess {
     /// the person in full).
     pub fn may_change(&self) -> bool {
         self.viewer.role.is_consulate_scoped() && self.view == View::Full
+    }
+}
+
+/// Whether the caller may read each case's free text, for the rows of one
+/// answer (tasks, referrals, payments, detentions, repatriations): each case
+/// is looked up once, and the persons met are kept for the audit row.
+#[derive(Debug)]
+pub struct CaseTexts {
+    viewer: Viewer,
+    seen: HashMap<Id, bool>,
+    persons: Vec<Id>,
+}
+
+impl CaseTexts {
+    pub fn new(viewer: Viewer) -> CaseTexts {
+        CaseTexts {
+            viewer,
+            seen: HashMap::new(),
+            persons: Vec::new(),
+        }
+    }
+
+    /// [`PersonAccess::case_text`] for a case by id; a case that does not
+    /// exist is not readable.
+    pub fn readable(&mut self, conn: &mut DbConn, case: Id) -> QueryResult<bool> {
+        if let Some(&known) = self.seen.get(&case) {
+            return Ok(known);
+        }
+        let Some(c) = crate::models::cases::find_case(conn, case)? else {
+            self.seen.insert(case, false);
+            return Ok(false);
+        };
+        if !self.persons.contains(&c.person_id) {
+            self.persons.push(c.person_id);
+        }
+        let readable = if self.viewer.role.is_consulate_scoped()
+            && self.viewer.consulate == Some(c.consulate_id)
+        {
+            true
+        } else {
+            match crate::models::persons::find_person(conn, c.person_id)? {
+                Some(p) => {
+                    person_access(conn, self.viewer, &p)?.case_text(c.consulate_id, c.protected)
+                }
+                None => false,
+            }
+        };
+        self.seen.insert(case, readable);
+        Ok(readable)
+    }
+
+    /// The persons whose cases were looked up: the data subjects of the
+    /// answer.
+    pub fn persons(&self) -> Vec<Id> {
+        self.persons.clone()
     }
 }
 

@@ -390,3 +390,275 @@ async fn a_second_consulate_never_sees_a_protected_person_of_the_first() {
         play(seed, 150).await;
     }
 }
+
+/// `text` carries none of the first consulate's secrets.
+fn assert_clean(what: &str, text: &str) {
+    for secret in SECRETS {
+        assert!(!text.contains(secret), "{what} carries `{secret}`: {text}");
+    }
+}
+
+async fn get(app: &TestApp, caller: &Caller, path: &str) -> crate::helpers::Resp {
+    app.call("GET", path, Some(&caller.token), None).await
+}
+
+/// Finding 1: the ids a second consulate learns (a 409's `existing_id`, a
+/// candidate, a document search) open nothing, and a case with a protective
+/// flag on such an id is refused exactly like one on an unknown id.
+#[actix_web::test]
+async fn a_pretext_case_on_a_learnt_id_opens_nothing() {
+    let w = world().await;
+    let (app, b) = (&w.app, &w.b[0]);
+    let pid = &w.protected_person;
+    let dni = app
+        .call(
+            "POST",
+            "/api/v1/persons",
+            Some(&b.token),
+            Some(&json!({
+            "given_names": "Ana", "first_surname": "Rojas", "sex": "female",
+            "documents": [{ "type": "dni", "number": "73918264" }] })),
+        )
+        .await;
+    let problem = dni.assert_problem(409, "already_exists");
+    assert_eq!(problem["existing_id"], pid.as_str());
+    assert_clean("the 409", &String::from_utf8_lossy(&dni.body));
+    for flags in [
+        json!(["minor"]),
+        json!(["gender_violence_victim"]),
+        json!([]),
+    ] {
+        let body = json!({ "person_id": pid, "channel": "phone", "requester": { "kind": "self" }, "summary": "pretext", "flags": flags });
+        let pretext = app
+            .call("POST", "/api/v1/cases", Some(&b.token), Some(&body))
+            .await;
+        assert_clean("the pretext case", &String::from_utf8_lossy(&pretext.body));
+        pretext.assert_problem(422, "validation_failed");
+    }
+    get(app, b, &format!("/api/v1/persons/{pid}"))
+        .await
+        .assert_problem(404, "not_found");
+    get(app, b, &format!("/api/v1/persons/{pid}/history"))
+        .await
+        .assert_problem(404, "not_found");
+}
+
+/// Finding 2: a consulate that holds a person protected elsewhere sees
+/// them masked, and can neither read them unmasked through a correction
+/// nor rewrite their contact data.
+#[actix_web::test]
+async fn a_holder_that_does_not_protect_cannot_read_or_rewrite_through_a_correction() {
+    let w = world().await;
+    let (app, b) = (&w.app, &w.b[0]);
+    let pid = &w.protected_person;
+    app.take_on(b, mapce::db::Id(uuid::Uuid::parse_str(pid).expect("uuid")))
+        .await;
+    let seen = get(app, b, &format!("/api/v1/persons/{pid}")).await;
+    assert_eq!(seen.status, 200);
+    assert_eq!(seen.json()["view"], "masked");
+    assert_clean("the masked person", &String::from_utf8_lossy(&seen.body));
+    let etag = seen.header("etag").expect("etag");
+    for body in [
+        json!({}),
+        json!({ "phone": "+34 600 000 000", "address_abroad": "Calle Mayor 1" }),
+    ] {
+        let patch = app
+            .send(
+                app.request("PATCH", &format!("/api/v1/persons/{pid}"))
+                    .await
+                    .insert_header(("Authorization", format!("Bearer {}", b.token)))
+                    .insert_header(("If-Match", etag.clone()))
+                    .insert_header(("Content-Type", "application/json")),
+                Some(serde_json::to_vec(&body).expect("json")),
+            )
+            .await;
+        assert_clean("the correction", &String::from_utf8_lossy(&patch.body));
+        patch.assert_problem(403, "protected_person");
+    }
+    // The history a holder sees has nothing of the protected case: not its
+    // events, not its attention types, not its id.
+    let history = get(app, b, &format!("/api/v1/persons/{pid}/history")).await;
+    assert_eq!(history.status, 200);
+    let text = String::from_utf8_lossy(&history.body).into_owned();
+    assert_clean("the history", &text);
+    assert!(
+        !text.contains(&w.a_cases[0]),
+        "the protected case's id: {text}"
+    );
+    let gv = get(app, b, "/api/v1/attention-types/legal_orientation")
+        .await
+        .json();
+    assert!(
+        !text.contains(gv["id"].as_str().expect("id")),
+        "the protected case's attention types: {text}"
+    );
+}
+
+/// Finding 3: a document search or a duplicate check by another consulate
+/// says a record exists and how to ask for it: the same answer whether the
+/// person is protected or not, with no consulate, sex, initials or year.
+#[actix_web::test]
+async fn lookups_from_another_consulate_do_not_say_who_is_protected() {
+    let w = world().await;
+    let (app, b) = (&w.app, &w.b[0]);
+    let a = app.caller("off.milan.2", Role::Officer, Some("IT-MILAN"));
+    let plain = app
+        .register_person(
+            &a,
+            json!({ "given_names": "Zoila", "first_surname": "Huaman", "sex": "female",
+            "birth_date": "1991-01-01", "documents": [{ "type": "dni", "number": "73918265" }] }),
+        )
+        .await;
+    let shape = |v: &Value| {
+        let mut item = v["items"][0].clone();
+        item["id"] = json!("…");
+        item
+    };
+    let protected = get(app, b, "/api/v1/persons?document=73918264")
+        .await
+        .json();
+    let unprotected = get(app, b, "/api/v1/persons?document=73918265")
+        .await
+        .json();
+    assert_eq!(protected["total"], 1);
+    assert_eq!(
+        shape(&protected),
+        shape(&unprotected),
+        "protected and not look alike"
+    );
+    assert_eq!(protected["items"][0]["view"], "not_held");
+    assert!(protected["items"][0]["registered_consulate_id"].is_null());
+    assert_eq!(unprotected["items"][0]["id"], plain.to_string().as_str());
+    let candidates = app
+        .call("POST", "/api/v1/persons", Some(&b.token), Some(&json!({
+            "given_names": "ZORAIDA XIOMARA", "first_surname": "QUILCACCURO", "second_surname": "WANCHAQUI",
+            "birth_date": "1990-07-20", "sex": "female" })))
+        .await
+        .assert_problem(409, "possible_duplicates");
+    let c = &candidates["candidates"][0];
+    assert_eq!(c["id"], w.protected_person.as_str());
+    assert!(
+        c["birth_year"].is_null() && c["masked_name"].is_null(),
+        "{c}"
+    );
+}
+
+/// Finding 4: headquarters without a justification reads no protected
+/// free text and no protected person's name, whatever the route.
+#[actix_web::test]
+async fn headquarters_reads_no_protected_text_without_a_justification() {
+    let w = world().await;
+    let app = &w.app;
+    let hq = app.caller("hq.reader", Role::HqAnalyst, None);
+    let pid = &w.protected_person;
+    for path in [
+        format!("/api/v1/cases/{}", w.a_cases[0]),
+        format!("/api/v1/cases/{}", w.a_cases[1]),
+        format!("/api/v1/cases?person={pid}"),
+        format!("/api/v1/persons/{pid}"),
+        format!("/api/v1/persons/{pid}/history"),
+        "/api/v1/referrals".to_owned(),
+        "/api/v1/tasks".to_owned(),
+        "/api/v1/payments".to_owned(),
+        format!("/api/v1/payments/{}", w.a_payment),
+    ] {
+        let resp = get(app, &hq, &path).await;
+        assert_eq!(resp.status, 200, "{path}");
+        let text = String::from_utf8_lossy(&resp.body).into_owned();
+        // Everything but the unprotected case's own text.
+        let protected_texts = [
+            "SECRET-A-SUMMARY",
+            "SECRET-A-ATTENTION",
+            "SECRET-A-NOTE",
+            "SECRET-A-TASK",
+            "SECRET-A-REFERRAL",
+            "SECRET-A-PAYMENT",
+            "SECRET-A sister",
+            "SECRET-A +39",
+        ];
+        let identity = SECRETS.iter().filter(|s| !s.starts_with("SECRET-A"));
+        for secret in identity.chain(protected_texts.iter()) {
+            assert!(!text.contains(secret), "{path} carries `{secret}`: {text}");
+        }
+    }
+    // The unprotected case's own text stays readable: only the name is masked.
+    let plain = get(app, &hq, &format!("/api/v1/cases/{}", w.a_cases[1]))
+        .await
+        .json();
+    assert_eq!(plain["summary"], "SECRET-A-PLAIN renewal of documents");
+    assert_eq!(plain["person"]["name"], "Z*** X*** Q*** W***");
+    // With a justification, headquarters sees the protected case's events.
+    let history = get(
+        app,
+        &hq,
+        &format!("/api/v1/persons/{pid}/history?justification=court%20order%2017%20of%202026"),
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&history.body).contains(&w.a_cases[0]));
+}
+
+/// Finding 5: every read of personal data leaves an audit row naming its
+/// data subjects.
+#[actix_web::test]
+async fn every_personal_read_is_audited_with_its_subjects() {
+    let w = world().await;
+    let app = &w.app;
+    let a = app.caller("off.milan.3", Role::Officer, Some("IT-MILAN"));
+    let case = &w.a_cases[1];
+    let detention = app
+        .call("POST", &format!("/api/v1/cases/{case}/detention"), Some(&a.token), Some(&json!({
+            "place": "San Vittore", "arrested_on": today(), "notified_at": chrono::Utc::now().to_rfc3339() })))
+        .await;
+    assert_eq!(detention.status, 201, "{:?}", detention.json());
+    let repatriation = app
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{case}/repatriations"),
+            Some(&a.token),
+            Some(&json!({
+            "kind": "return_assistance", "destination": "Lima" })),
+        )
+        .await;
+    assert_eq!(repatriation.status, 201, "{:?}", repatriation.json());
+    let rid = repatriation.json()["id"].as_str().expect("id").to_owned();
+    let hq = app.caller("hq.audited", Role::HqAnalyst, None);
+    let admin = app.caller("root.admin.2", Role::Admin, None);
+    let pid = &w.protected_person;
+    let count = |subject: Option<&str>| {
+        use diesel::prelude::*;
+        use mapce::db::schema::audit_log;
+        let mut conn = app.db.connect();
+        let mut q = audit_log::table.into_boxed();
+        if let Some(s) = subject {
+            q = q.filter(
+                audit_log::details
+                    .like(format!("%{s}%"))
+                    .or(audit_log::subject_person_id
+                        .eq(mapce::db::Id(uuid::Uuid::parse_str(s).expect("uuid")))),
+            );
+        }
+        q.count().get_result::<i64>(&mut conn).expect("count")
+    };
+    for (caller, path, names_subject) in [
+        (&hq, "/api/v1/detentions".to_owned(), true),
+        (&hq, format!("/api/v1/cases/{case}/detention"), true),
+        (&hq, format!("/api/v1/repatriations/{rid}"), true),
+        (&hq, format!("/api/v1/cases/{case}/repatriations"), true),
+        (&hq, "/api/v1/payments".to_owned(), true),
+        (&hq, format!("/api/v1/payments/{}", w.a_payment), true),
+        (&hq, "/api/v1/referrals".to_owned(), true),
+        (&hq, "/api/v1/tasks".to_owned(), true),
+        (&hq, format!("/api/v1/cases?person={pid}"), true),
+        (&hq, "/api/v1/duplicates?status=all".to_owned(), false),
+        (&hq, "/api/v1/data-quality".to_owned(), false),
+        (&admin, "/api/v1/audit".to_owned(), false),
+    ] {
+        let (all, theirs) = (count(None), count(Some(pid)));
+        let resp = get(app, caller, &path).await;
+        assert_eq!(resp.status, 200, "{path}: {:?}", resp.json());
+        assert_eq!(count(None), all + 1, "{path} leaves one audit row");
+        if names_subject {
+            assert_eq!(count(Some(pid)), theirs + 1, "{path} names the person");
+        }
+    }
+}
