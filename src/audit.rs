@@ -150,6 +150,9 @@ pub struct AuditRow {
     pub details: String,
     pub prev_hash: String,
     pub hash: String,
+    /// HMAC of `hash` under the audit key; absent on rows written before
+    /// the log was keyed (the head's `keyed_from` says where keying began).
+    pub mac: Option<String>,
 }
 
 #[derive(Queryable)]
@@ -158,6 +161,72 @@ struct Head {
     id: i64,
     seq: i64,
     hash: String,
+    keyed_from: Option<i64>,
+    mac: Option<String>,
+}
+
+/// The key that authenticates audit rows, the head and checkpoints: held
+/// outside the database (`MAPCE_AUDIT_KEY` or `MAPCE_DATA_DIR/audit-key`),
+/// so a database writer can neither forge a row nor re-chain the log.
+static KEY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// Installs the process's audit key (the first call wins); false when
+/// another key was installed already.
+pub fn install_key(key: &[u8]) -> bool {
+    KEY.get_or_init(|| key.to_vec()) == key
+}
+
+fn key() -> QueryResult<&'static [u8]> {
+    KEY.get().map(Vec::as_slice).ok_or_else(|| {
+        diesel::result::Error::QueryBuilderError(
+            "the audit key is not loaded (audit::install_key at start-up)".into(),
+        )
+    })
+}
+
+fn mac_of(key: &[u8], text: &str) -> String {
+    use hmac::{Hmac, Mac};
+    // HMAC accepts keys of any length: new_from_slice cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(text.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn row_mac(key: &[u8], hash: &str) -> String {
+    mac_of(key, &format!("mapce-audit-row|{hash}"))
+}
+
+fn head_mac(key: &[u8], seq: i64, hash: &str, keyed_from: Option<i64>) -> String {
+    let from = keyed_from.map(|k| k.to_string()).unwrap_or_default();
+    mac_of(key, &format!("mapce-audit-head|{seq}|{hash}|{from}"))
+}
+
+/// A signed head to keep outside the database (`mapce audit checkpoint`);
+/// `mapce audit verify --checkpoint` then catches a log cut back below it
+/// or re-chained under it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: String,
+    pub at: String,
+    pub mac: String,
+}
+
+fn checkpoint_mac(key: &[u8], seq: i64, hash: &str, at: &str) -> String {
+    mac_of(key, &format!("mapce-audit-checkpoint|{seq}|{hash}|{at}"))
+}
+
+/// The current head, signed.
+pub fn checkpoint(conn: &mut DbConn) -> QueryResult<Checkpoint> {
+    let key = key()?;
+    let head: Head = audit_head::table.filter(audit_head::id.eq(1)).first(conn)?;
+    let at = Ts::now().to_storage_string();
+    Ok(Checkpoint {
+        mac: checkpoint_mac(key, head.seq, &head.hash, &at),
+        seq: head.seq,
+        hash: head.hash,
+        at,
+    })
 }
 
 /// The hash of a row: SHA-256 over a canonical JSON array of every field
@@ -191,6 +260,7 @@ pub fn record(
     meta: &RequestMeta,
     event: Event<'_>,
 ) -> QueryResult<()> {
+    let key = key()?;
     // The UPDATE takes the head's row lock (PostgreSQL) or the write lock
     // (SQLite) before anything is read, so concurrent appends queue here.
     let head: Head = diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
@@ -214,13 +284,20 @@ pub fn record(
         details: event.details.to_string(),
         prev_hash: head.hash,
         hash: String::new(),
+        mac: None,
     };
     row.hash = row_hash(&row);
+    row.mac = Some(row_mac(key, &row.hash));
     diesel::insert_into(audit_log::table)
         .values(&row)
         .execute(conn)?;
+    let keyed_from = head.keyed_from.or(Some(row.seq));
     diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
-        .set(audit_head::hash.eq(&row.hash))
+        .set((
+            audit_head::hash.eq(&row.hash),
+            audit_head::keyed_from.eq(keyed_from),
+            audit_head::mac.eq(head_mac(key, row.seq, &row.hash, keyed_from)),
+        ))
         .execute(conn)?;
     Ok(())
 }
@@ -246,8 +323,27 @@ pub enum Verdict {
 
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Walks the log in order, recomputing every hash, in pages of 1000 rows.
+/// Walks the log in order, recomputing every hash and, from the row where
+/// keying began, every row's MAC, in pages of 1000 rows; then the head.
 pub fn verify(conn: &mut DbConn) -> QueryResult<Verdict> {
+    verify_against(conn, None)
+}
+
+/// [`verify`], and that the log still holds a checkpoint's row unchanged:
+/// a log cut back below it (truncated) or rebuilt under it (re-chained)
+/// is broken even when its own chain and head were made consistent again.
+pub fn verify_against(conn: &mut DbConn, checkpoint: Option<&Checkpoint>) -> QueryResult<Verdict> {
+    let key = key()?;
+    let head: Head = audit_head::table.filter(audit_head::id.eq(1)).first(conn)?;
+    if let Some(cp) = checkpoint {
+        if checkpoint_mac(key, cp.seq, &cp.hash, &cp.at) != cp.mac {
+            return Ok(Verdict::Broken {
+                seq: cp.seq,
+                reason: "the checkpoint is not signed by this audit key".into(),
+            });
+        }
+    }
+    let mut checkpoint_seen = false;
     let mut expected_seq = 1i64;
     let mut prev_hash = GENESIS_HASH.to_owned();
     loop {
@@ -282,12 +378,43 @@ pub fn verify(conn: &mut DbConn) -> QueryResult<Verdict> {
                     reason: "its content does not match its hash (row altered)".into(),
                 });
             }
+            let keyed = head.keyed_from.is_some_and(|k| row.seq >= k);
+            if keyed && row.mac.as_deref() != Some(row_mac(key, &row.hash).as_str()) {
+                return Ok(Verdict::Broken {
+                    seq: row.seq,
+                    reason: "its MAC does not match (written or re-chained without the audit key)"
+                        .into(),
+                });
+            }
+            if !keyed && row.mac.is_some() {
+                return Ok(Verdict::Broken {
+                    seq: row.seq,
+                    reason: "it carries a MAC before the row where the head says keying began (head altered)".into(),
+                });
+            }
+            if let Some(cp) = checkpoint.filter(|cp| cp.seq == row.seq) {
+                if cp.hash != row.hash {
+                    return Ok(Verdict::Broken {
+                        seq: row.seq,
+                        reason: "it differs from the checkpoint (the log was re-chained)".into(),
+                    });
+                }
+                checkpoint_seen = true;
+            }
             prev_hash = row.hash;
             expected_seq += 1;
         }
     }
-    let head: Head = audit_head::table.filter(audit_head::id.eq(1)).first(conn)?;
     let rows = expected_seq - 1;
+    if let Some(cp) = checkpoint.filter(|cp| cp.seq > 0 && !checkpoint_seen) {
+        return Ok(Verdict::Broken {
+            seq: cp.seq,
+            reason: format!(
+                "the checkpoint saw row {} but the log ends at row {rows} (truncated)",
+                cp.seq
+            ),
+        });
+    }
     if head.seq != rows {
         return Ok(Verdict::Broken {
             seq: rows + 1,
@@ -298,6 +425,15 @@ pub fn verify(conn: &mut DbConn) -> QueryResult<Verdict> {
         return Ok(Verdict::Broken {
             seq: rows,
             reason: "the last row's hash does not match the head (last row altered)".into(),
+        });
+    }
+    let signed = head.keyed_from.is_none() && head.mac.is_none()
+        || head.mac.as_deref()
+            == Some(head_mac(key, head.seq, &head.hash, head.keyed_from).as_str());
+    if !signed {
+        return Ok(Verdict::Broken {
+            seq: rows,
+            reason: "the head's MAC does not match (head rewritten without the audit key)".into(),
         });
     }
     Ok(Verdict::Intact { rows })

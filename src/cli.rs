@@ -133,8 +133,17 @@ pub enum DedupCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the hash chain; exit 1 naming the first altered or missing row.
-    Verify,
+    /// Recompute the hash chain and the rows' MACs; exit 1 naming the first
+    /// altered or missing row.
+    Verify {
+        /// A file written by `mapce audit checkpoint`: also catch a log cut
+        /// back below it or re-chained under it.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Print the log's head signed with the audit key (one JSON line), to
+    /// keep outside the database for `verify --checkpoint`.
+    Checkpoint,
 }
 
 /// Parses arguments, loads `.env`, runs the command, maps failures to exit
@@ -158,6 +167,15 @@ pub fn main() -> ExitCode {
         }
     };
     telemetry::init(settings.log_format);
+    match settings.audit_key() {
+        Ok(key) => {
+            crate::audit::install_key(&key);
+        }
+        Err(e) => {
+            eprintln!("mapce: the audit key: {e:#}");
+            return ExitCode::from(2);
+        }
+    }
     let result = match command {
         Command::Serve => serve(settings),
         Command::Migrate => migrate(&settings),
@@ -177,8 +195,11 @@ pub fn main() -> ExitCode {
             display_name.as_deref(),
         ),
         Command::Audit {
-            command: AuditCommand::Verify,
-        } => verify_audit(&settings),
+            command: AuditCommand::Verify { checkpoint },
+        } => verify_audit(&settings, checkpoint.as_deref()),
+        Command::Audit {
+            command: AuditCommand::Checkpoint,
+        } => audit_checkpoint(&settings),
         Command::Dedup {
             command: DedupCommand::Scan,
         } => dedup_scan(&settings),
@@ -501,17 +522,44 @@ fn dedup_scan(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn verify_audit(settings: &Settings) -> anyhow::Result<()> {
+fn verify_audit(settings: &Settings, checkpoint: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let checkpoint: Option<crate::audit::Checkpoint> = match checkpoint {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(serde_json::from_str(text.trim()).with_context(|| {
+                format!(
+                    "{} is not a checkpoint written by `mapce audit checkpoint`",
+                    path.display()
+                )
+            })?)
+        }
+        None => None,
+    };
     let mut conn = connect(settings)?;
-    match crate::audit::verify(&mut conn)? {
+    match crate::audit::verify_against(&mut conn, checkpoint.as_ref())? {
         crate::audit::Verdict::Intact { rows } => {
-            println!("audit log intact: {rows} rows, hash chain verified");
+            match &checkpoint {
+                Some(cp) => println!(
+                    "audit log intact: {rows} rows, hash chain and MACs verified, row {} as checkpointed at {}",
+                    cp.seq, cp.at
+                ),
+                None => println!("audit log intact: {rows} rows, hash chain and MACs verified"),
+            }
             Ok(())
         }
         crate::audit::Verdict::Broken { seq, reason } => {
             anyhow::bail!("audit log broken at row {seq}: {reason}")
         }
     }
+}
+
+fn audit_checkpoint(settings: &Settings) -> anyhow::Result<()> {
+    let mut conn = connect(settings)?;
+    let checkpoint = crate::audit::checkpoint(&mut conn)?;
+    println!("{}", serde_json::to_string(&checkpoint)?);
+    Ok(())
 }
 
 /// On a database without users, creates `admin` with MAPCE_ADMIN_PASSWORD or

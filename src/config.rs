@@ -31,6 +31,9 @@ pub struct Settings {
     /// `MAPCE_JWT_SECRET`, at least 32 bytes; when absent a key file in
     /// `data_dir` is used (generated once, mode 0600).
     pub jwt_secret: Option<String>,
+    /// `MAPCE_AUDIT_KEY`, at least 32 bytes; when absent a key file in
+    /// `data_dir` is used (generated once, mode 0600).
+    pub audit_key: Option<String>,
     pub data_dir: PathBuf,
     pub auth_cache_ttl: Duration,
 }
@@ -78,6 +81,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "MAPCE_JWT_SECRET",
         "generated into MAPCE_DATA_DIR/jwt-secret",
         "HS256 signing key, at least 32 bytes; set it in production so every instance shares it",
+    ),
+    (
+        "MAPCE_AUDIT_KEY",
+        "generated into MAPCE_DATA_DIR/audit-key",
+        "HMAC key that authenticates audit rows and checkpoints, at least 32 bytes; keep it outside the database and its backups, the same on every instance",
     ),
     (
         "MAPCE_AUTH_CACHE_MS",
@@ -245,6 +253,22 @@ impl Settings {
                 },
             );
         }
+        let mut audit_key = None;
+        if let Some(raw) = lookup("MAPCE_AUDIT_KEY") {
+            check(
+                "MAPCE_AUDIT_KEY",
+                if raw.len() >= crate::auth::jwt::MIN_SECRET_BYTES {
+                    audit_key = Some(raw);
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "is {} bytes; it must be at least {} (e.g. `openssl rand -hex 32`)",
+                        raw.len(),
+                        crate::auth::jwt::MIN_SECRET_BYTES
+                    ))
+                },
+            );
+        }
         let data_dir = PathBuf::from(lookup("MAPCE_DATA_DIR").unwrap_or_else(|| "data".to_owned()));
 
         let mut auth_cache_ttl = Duration::from_millis(2000);
@@ -268,6 +292,7 @@ impl Settings {
             workers,
             pool,
             jwt_secret,
+            audit_key,
             data_dir,
             auth_cache_ttl,
         })
@@ -281,6 +306,15 @@ impl Settings {
             None => load_or_create_key_file(&self.data_dir.join("jwt-secret"))?,
         };
         crate::auth::jwt::JwtKeys::new(&secret).map_err(|e| anyhow::anyhow!(e))
+    }
+
+    /// The audit key: `MAPCE_AUDIT_KEY`, or the key file in the data folder,
+    /// generated on first use with mode 0600.
+    pub fn audit_key(&self) -> anyhow::Result<Vec<u8>> {
+        match &self.audit_key {
+            Some(s) => Ok(s.as_bytes().to_vec()),
+            None => load_or_create_key_file(&self.data_dir.join("audit-key")),
+        }
     }
 }
 
@@ -315,7 +349,7 @@ fn load_or_create_key_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
         .with_context(|| format!("creating {}", path.display()))?;
     std::io::Write::write_all(&mut file, key.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
-    tracing::info!(path = %path.display(), "generated a JWT signing key");
+    tracing::info!(path = %path.display(), "generated a key file");
     Ok(key.into_bytes())
 }
 

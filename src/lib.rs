@@ -17,6 +17,7 @@ pub mod memory;
 pub mod middleware;
 pub mod models;
 pub mod openapi;
+pub mod refusals;
 pub mod services;
 pub mod telemetry;
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub jwt: auth::jwt::JwtKeys,
     pub passwords: auth::password::PasswordService,
     pub auth_cache: std::sync::Arc<auth::AuthCache>,
+    /// Unauthenticated refusals per address and minute.
+    pub refusals: std::sync::Arc<refusals::Bursts>,
 }
 
 impl AppState {
@@ -58,6 +61,7 @@ impl AppState {
             // Each argon2id hash takes ~19 MiB: cap concurrent ones per core.
             passwords: auth::password::PasswordService::new(cost, num_cpus_or_two() * 2),
             auth_cache: std::sync::Arc::new(auth::AuthCache::new(auth_cache_ttl)),
+            refusals: std::sync::Arc::new(refusals::Bursts::default()),
         }
     }
 }

@@ -131,25 +131,66 @@ async fn audit_refusal(res: &ServiceResponse<BoxBody>) {
         .get::<crate::auth::AuthUser>()
         .map(|u| u.actor());
     let meta = crate::audit::RequestMeta::of(req);
+    // The route pattern, never a raw path a client made up (unmatched
+    // paths are one route).
     let route = format!(
         "{} {}",
         req.method(),
-        req.match_pattern().unwrap_or_else(|| req.path().to_owned())
+        req.match_pattern()
+            .unwrap_or_else(|| "(no route)".to_owned())
     );
-    let details = serde_json::json!({
+    let mut details = serde_json::json!({
         "status": res.status().as_u16(),
         "code": error.code(),
-        "path": req.path(),
     });
+    let mut bursts = Vec::new();
+    if actor.is_none() {
+        // Without a valid token: one row per address and minute.
+        let addr = meta.client_addr.clone().unwrap_or_default();
+        let minute = chrono::Utc::now().timestamp().div_euclid(60);
+        let (first, finished) = state.refusals.note(&addr, &route, minute);
+        if !first && finished.is_empty() {
+            return;
+        }
+        bursts = finished;
+        if !first {
+            details = serde_json::Value::Null;
+        }
+    } else {
+        // A signed-in caller probing another consulate's records: which
+        // record is the point (bounded, as paths are bounded by then).
+        details["path"] = req.path().chars().take(512).collect::<String>().into();
+    }
     let result = crate::db::run(&state.pool, move |conn| {
-        crate::audit::record_alone(
-            conn,
-            actor.as_ref(),
-            &meta,
-            crate::audit::Event::new("access.denied", "route", Some(route))
-                .outcome(crate::audit::Outcome::Denied)
-                .details(details),
-        )?;
+        for b in bursts {
+            crate::audit::record_alone(
+                conn,
+                None,
+                &crate::audit::RequestMeta {
+                    request_id: None,
+                    client_addr: Some(b.addr.clone()),
+                },
+                crate::audit::Event::new("access.denied_burst", "route", None)
+                    .outcome(crate::audit::Outcome::Denied)
+                    .details(serde_json::json!({
+                        "status": 401,
+                        "minute": chrono::DateTime::from_timestamp(b.minute * 60, 0)
+                            .map(|t| t.to_rfc3339()),
+                        "count": b.count,
+                        "routes": b.routes,
+                    })),
+            )?;
+        }
+        if !details.is_null() {
+            crate::audit::record_alone(
+                conn,
+                actor.as_ref(),
+                &meta,
+                crate::audit::Event::new("access.denied", "route", Some(route))
+                    .outcome(crate::audit::Outcome::Denied)
+                    .details(details),
+            )?;
+        }
         Ok(())
     })
     .await;

@@ -218,6 +218,7 @@ diesel::table! {
         details -> Text,
         prev_hash -> Text,
         hash -> Text,
+        mac -> Nullable<Text>,
     }
 }
 
@@ -226,6 +227,8 @@ diesel::table! {
         id -> BigInt,
         seq -> BigInt,
         hash -> Text,
+        keyed_from -> Nullable<BigInt>,
+        mac -> Nullable<Text>,
     }
 }
 

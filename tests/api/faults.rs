@@ -50,6 +50,10 @@ fn start(db: &TestDb, dir: &Path, port: u16) -> Child {
         .arg("serve")
         .env("MAPCE_DATABASE_URL", url_of(db))
         .env("MAPCE_DATA_DIR", dir)
+        .env(
+            "MAPCE_AUDIT_KEY",
+            std::str::from_utf8(TEST_AUDIT_KEY).expect("ascii key"),
+        )
         .env("MAPCE_BIND", format!("127.0.0.1:{port}"))
         .env(
             "MAPCE_JWT_SECRET",
@@ -263,13 +267,18 @@ async fn crash_round(round: usize) {
         .args(["audit", "verify"])
         .env("MAPCE_DATABASE_URL", url_of(&app.db))
         .env("MAPCE_DATA_DIR", dir.path())
+        .env(
+            "MAPCE_AUDIT_KEY",
+            std::str::from_utf8(TEST_AUDIT_KEY).expect("ascii key"),
+        )
         .env("RUST_LOG", "error")
         .output()
         .expect("audit verify runs");
     assert!(
         verify.status.success(),
-        "round {round}: {}",
-        String::from_utf8_lossy(&verify.stdout)
+        "round {round}: {} {}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
     );
     eprintln!(
         "kill -9 round {round}: {} cases acknowledged, {} cut off and retried",

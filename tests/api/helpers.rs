@@ -27,6 +27,13 @@ pub struct TestDb {
     pg_admin: Option<(String, String)>,
 }
 
+/// The audit key of every test server and database in this process.
+pub const TEST_AUDIT_KEY: &[u8] = b"test audit key, at least thirty-two bytes long";
+
+pub fn install_test_audit_key() {
+    mapce::audit::install_key(TEST_AUDIT_KEY);
+}
+
 impl TestDb {
     /// The backend this test run uses: PostgreSQL when `TEST_DATABASE_URL`
     /// is set, SQLite otherwise.
@@ -76,6 +83,7 @@ impl TestDb {
     }
 
     pub fn connect(&self) -> DbConn {
+        install_test_audit_key();
         self.url.connect().expect("test database connects")
     }
 
@@ -194,6 +202,7 @@ impl TestApp {
     }
 
     pub fn spawn_on(db: TestDb, settings: PoolSettings) -> TestApp {
+        install_test_audit_key();
         let pool = build_pool(&db.url, &settings);
         let state = AppState::new(
             pool,
