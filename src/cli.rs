@@ -156,6 +156,7 @@ pub fn main() -> ExitCode {
     if let Command::Openapi { output, check } = &command {
         return write_openapi(output, *check);
     }
+    crate::files::private_by_default();
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(errors) => {
@@ -596,7 +597,24 @@ fn bootstrap_admin(conn: &mut db::DbConn) -> anyhow::Result<()> {
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
+    use anyhow::Context;
     let jwt = settings.jwt_keys()?;
+    // Folders and files from earlier runs, made before they were private.
+    crate::files::private_dir(&settings.data_dir)
+        .with_context(|| format!("making {} private", settings.data_dir.display()))?;
+    if let db::DatabaseUrl::Sqlite(path) = &settings.database_url {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            crate::files::private_file(std::path::Path::new(&file))?;
+        }
+    }
+    let uploads = settings.data_dir.join("uploads");
+    crate::files::private_dir(&uploads)?;
+    let swept = crate::files::sweep(&uploads)?;
+    if swept > 0 {
+        tracing::warn!(files = swept, "removed uploads left by an earlier run");
+    }
     {
         let mut conn = settings
             .database_url
@@ -615,6 +633,13 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             tracing::warn!("rebuilt indexes an interrupted import had set aside");
         }
         bootstrap_admin(&mut conn)?;
+        let failed = crate::services::legacy::fail_interrupted_jobs(&mut conn)?;
+        if failed > 0 {
+            tracing::warn!(
+                jobs = failed,
+                "import jobs an earlier run left unfinished are marked failed"
+            );
+        }
     }
     let pool = build_pool(&settings.database_url, &settings.pool);
     let state = AppState::new(
@@ -624,6 +649,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         HashCost::PRODUCTION,
         settings.auth_cache_ttl,
     );
+    let state = state.with_upload_dir(uploads);
     let state = match &settings.read_database_url {
         Some(url) => {
             tracing::info!(replica = %url, "histories, indicators and exports read from the replica");

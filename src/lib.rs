@@ -12,6 +12,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod idempotency;
 pub mod memory;
 pub mod middleware;
@@ -42,6 +43,9 @@ pub struct AppState {
     pub auth_cache: std::sync::Arc<auth::AuthCache>,
     /// Unauthenticated refusals per address and minute.
     pub refusals: std::sync::Arc<refusals::Bursts>,
+    /// Where uploaded extracts wait for their job (0700; `serve` uses
+    /// `MAPCE_DATA_DIR/uploads`).
+    pub upload_dir: std::path::PathBuf,
 }
 
 impl AppState {
@@ -62,6 +66,7 @@ impl AppState {
             passwords: auth::password::PasswordService::new(cost, num_cpus_or_two() * 2),
             auth_cache: std::sync::Arc::new(auth::AuthCache::new(auth_cache_ttl)),
             refusals: std::sync::Arc::new(refusals::Bursts::default()),
+            upload_dir: std::env::temp_dir().join(format!("mapce-uploads-{}", std::process::id())),
         }
     }
 }
@@ -70,6 +75,11 @@ impl AppState {
     /// Sends the read-mostly endpoints to another pool (a replica).
     pub fn with_read_pool(mut self, read_pool: DbPool) -> Self {
         self.read_pool = read_pool;
+        self
+    }
+
+    pub fn with_upload_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.upload_dir = dir;
         self
     }
 }

@@ -174,8 +174,17 @@ pub async fn create_import(
     let name = super::optional_text("query.name", q.name.as_deref(), 200)?
         .unwrap_or_else(|| "upload".to_owned());
     let id = Id::new();
-    let upload = Upload(std::env::temp_dir().join(format!("mapce-import-{id}")));
-    let mut file = std::fs::File::create(&upload.0).map_err(AppError::internal)?;
+    crate::files::private_dir(&state.upload_dir).map_err(AppError::internal)?;
+    let upload = Upload(state.upload_dir.join(format!("mapce-import-{id}")));
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&upload.0)
+            .map_err(AppError::internal)?
+    };
     let mut size = 0_usize;
     while let Some(chunk) = body.next().await {
         let chunk = chunk

@@ -371,3 +371,71 @@ async fn sigterm_round(round: usize) {
         "round {round}: every case stored was answered, every answer stored"
     );
 }
+
+/// What a crash leaves behind is cleaned at the next start: upload jobs
+/// still `running` end as failed, their files are swept, and the data
+/// folder and the SQLite files are private.
+#[actix_web::test]
+async fn a_restart_fails_interrupted_upload_jobs_and_keeps_files_private() {
+    use mapce::db::schema::imports;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut app = TestApp {
+        base: String::new(),
+        db: TestDb::migrated(),
+    };
+    let admin = app.create_user("crash.admin", Role::Admin, None);
+    let job = mapce::db::Id::new();
+    {
+        let mut conn = app.db.connect();
+        diesel::insert_into(imports::table)
+            .values((
+                imports::id.eq(job),
+                imports::source_name.eq("extract.csv"),
+                imports::format.eq("csv"),
+                imports::dry_run.eq(false),
+                imports::atomic.eq(false),
+                imports::status.eq("running"),
+                imports::rows_read.eq(10_i64),
+                imports::rows_imported.eq(0_i64),
+                imports::rows_skipped.eq(0_i64),
+                imports::rows_rejected.eq(0_i64),
+                imports::created_by.eq(Some(admin)),
+                imports::created_at.eq(mapce::db::Ts::now()),
+            ))
+            .execute(&mut conn)
+            .expect("a job the crash interrupted");
+    }
+    let uploads = dir.path().join("uploads");
+    std::fs::create_dir_all(&uploads).expect("uploads");
+    std::fs::write(
+        uploads.join(format!("mapce-import-{job}")),
+        b"fecha,consulado\n",
+    )
+    .expect("leftover");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let port = free_port();
+    app.base = format!("http://127.0.0.1:{port}");
+    let mut server = start(&app.db, dir.path(), port);
+    wait_ready(&app, dir.path()).await;
+    let (status, error): (String, Option<String>) = imports::table
+        .find(job)
+        .select((imports::status, imports::error))
+        .first(&mut app.db.connect())
+        .expect("job");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(status, "failed");
+    assert!(error.is_some_and(|e| e.contains("interrupted")));
+    assert_eq!(
+        std::fs::read_dir(&uploads).expect("uploads").count(),
+        0,
+        "swept"
+    );
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(dir.path()), 0o700, "data folder");
+    assert_eq!(mode(&uploads), 0o700, "uploads folder");
+    if let DatabaseUrl::Sqlite(path) = &app.db.url {
+        assert_eq!(mode(path), 0o600, "database file");
+    }
+}

@@ -12,6 +12,7 @@ mod errors;
 mod faults;
 mod health;
 mod helpers;
+mod hostile;
 mod indicators;
 mod leaks;
 mod ledger;

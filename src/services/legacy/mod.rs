@@ -24,6 +24,7 @@
 pub mod quality;
 pub mod read;
 pub mod values;
+pub mod xlsx_guard;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -1650,6 +1651,25 @@ fn finish(
 }
 
 /// Marks an import failed (its committed batches stay; a re-run resumes).
+/// Upload jobs (those with a requesting user) that an earlier run of the
+/// server left queued or running: their thread is gone, so they end as
+/// failed instead of staying `running` forever. Imports run by the CLI
+/// (no requesting user) are left alone.
+pub fn fail_interrupted_jobs(conn: &mut DbConn) -> QueryResult<usize> {
+    diesel::update(
+        imports::table
+            .filter(imports::status.eq_any(["queued", "running"]))
+            .filter(imports::created_by.is_not_null()),
+    )
+    .set((
+        imports::status.eq("failed"),
+        imports::error
+            .eq("interrupted: the server stopped while the job ran; upload the file again"),
+        imports::finished_at.eq(Ts::now()),
+    ))
+    .execute(conn)
+}
+
 pub fn mark_failed(conn: &mut DbConn, import_id: Id, error: &str) -> QueryResult<()> {
     diesel::update(imports::table.find(import_id))
         .set((

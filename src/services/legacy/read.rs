@@ -250,6 +250,7 @@ fn csv_rows(
 /// extracts of a million rows should come as CSV (see the README).
 fn xlsx_rows(path: &Path) -> Result<Vec<RawRecord>, String> {
     use calamine::{open_workbook, Data, Reader, Xlsx};
+    super::xlsx_guard::check(path)?;
     let mut book: Xlsx<_> = open_workbook(path).map_err(|e| format!("unreadable XLSX: {e}"))?;
     let range = book
         .worksheet_range_at(0)
