@@ -439,6 +439,33 @@ pub fn verify_against(conn: &mut DbConn, checkpoint: Option<&Checkpoint>) -> Que
     Ok(Verdict::Intact { rows })
 }
 
+/// Exact document searches since `since`, per (actor, username, consulate,
+/// outcome): the rows `GET /lookups` adds up.
+#[allow(clippy::type_complexity)]
+pub fn lookups_since(
+    conn: &mut DbConn,
+    since: Ts,
+) -> QueryResult<Vec<(Option<Id>, Option<String>, Option<Id>, String, i64)>> {
+    audit_log::table
+        .filter(audit_log::action.eq("person.search"))
+        .filter(audit_log::at.ge(since))
+        .filter(audit_log::details.like("%\"by\":\"document\"%"))
+        .group_by((
+            audit_log::actor_id,
+            audit_log::actor_username,
+            audit_log::actor_consulate_id,
+            audit_log::outcome,
+        ))
+        .select((
+            audit_log::actor_id,
+            audit_log::actor_username,
+            audit_log::actor_consulate_id,
+            audit_log::outcome,
+            diesel::dsl::count_star(),
+        ))
+        .load(conn)
+}
+
 /// Filters for reading the log.
 #[derive(Debug, Default, Clone)]
 pub struct AuditFilter {

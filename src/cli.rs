@@ -649,7 +649,9 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         HashCost::PRODUCTION,
         settings.auth_cache_ttl,
     );
-    let state = state.with_upload_dir(uploads);
+    let state = state
+        .with_upload_dir(uploads)
+        .with_lookup_limit(settings.lookup_limit);
     let state = match &settings.read_database_url {
         Some(url) => {
             tracing::info!(replica = %url, "histories, indicators and exports read from the replica");

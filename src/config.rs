@@ -34,9 +34,14 @@ pub struct Settings {
     /// `MAPCE_AUDIT_KEY`, at least 32 bytes; when absent a key file in
     /// `data_dir` is used (generated once, mode 0600).
     pub audit_key: Option<String>,
+    /// Exact document searches per consulate user and hour.
+    pub lookup_limit: u32,
     pub data_dir: PathBuf,
     pub auth_cache_ttl: Duration,
 }
+
+/// Exact document searches a consulate user may make per hour.
+pub const DEFAULT_LOOKUP_LIMIT: u32 = 120;
 
 /// One documented variable: name, default, meaning. The README lists these.
 pub const VARIABLES: &[(&str, &str, &str)] = &[
@@ -86,6 +91,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "MAPCE_AUDIT_KEY",
         "generated into MAPCE_DATA_DIR/audit-key",
         "HMAC key that authenticates audit rows and checkpoints, at least 32 bytes; keep it outside the database and its backups, the same on every instance",
+    ),
+    (
+        "MAPCE_LOOKUP_LIMIT",
+        "120",
+        "exact document searches (`GET /persons?document=`) each officer or supervisor may make per hour, per instance; then 429",
     ),
     (
         "MAPCE_AUTH_CACHE_MS",
@@ -269,6 +279,13 @@ impl Settings {
                 },
             );
         }
+        let mut lookup_limit = DEFAULT_LOOKUP_LIMIT;
+        if let Some(raw) = lookup("MAPCE_LOOKUP_LIMIT") {
+            check(
+                "MAPCE_LOOKUP_LIMIT",
+                parse_number(&raw, 1u32, 100_000).map(|v| lookup_limit = v),
+            );
+        }
         let data_dir = PathBuf::from(lookup("MAPCE_DATA_DIR").unwrap_or_else(|| "data".to_owned()));
 
         let mut auth_cache_ttl = Duration::from_millis(2000);
@@ -293,6 +310,7 @@ impl Settings {
             pool,
             jwt_secret,
             audit_key,
+            lookup_limit,
             data_dir,
             auth_cache_ttl,
         })

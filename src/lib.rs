@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod refusals;
 pub mod services;
 pub mod telemetry;
+pub mod throttle;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -46,6 +47,8 @@ pub struct AppState {
     /// Where uploaded extracts wait for their job (0700; `serve` uses
     /// `MAPCE_DATA_DIR/uploads`).
     pub upload_dir: std::path::PathBuf,
+    /// Exact document searches per consulate user and hour.
+    pub lookups: std::sync::Arc<throttle::Lookups>,
 }
 
 impl AppState {
@@ -67,6 +70,7 @@ impl AppState {
             auth_cache: std::sync::Arc::new(auth::AuthCache::new(auth_cache_ttl)),
             refusals: std::sync::Arc::new(refusals::Bursts::default()),
             upload_dir: std::env::temp_dir().join(format!("mapce-uploads-{}", std::process::id())),
+            lookups: std::sync::Arc::new(throttle::Lookups::new(config::DEFAULT_LOOKUP_LIMIT)),
         }
     }
 }
@@ -75,6 +79,11 @@ impl AppState {
     /// Sends the read-mostly endpoints to another pool (a replica).
     pub fn with_read_pool(mut self, read_pool: DbPool) -> Self {
         self.read_pool = read_pool;
+        self
+    }
+
+    pub fn with_lookup_limit(mut self, per_hour: u32) -> Self {
+        self.lookups = std::sync::Arc::new(throttle::Lookups::new(per_hour));
         self
     }
 

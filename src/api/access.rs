@@ -173,6 +173,7 @@ pub const GET_DATA_QUALITY: Policy = policy("get_data_quality", &[HqAnalyst, Adm
 
 // --- audit -----------------------------------------------------------------------
 pub const LIST_AUDIT: Policy = policy("list_audit", &[Admin]);
+pub const LIST_LOOKUPS: Policy = policy("list_lookups", &[Admin]);
 
 /// Every protected operation.
 pub const ALL: &[Policy] = &[
@@ -268,4 +269,5 @@ pub const ALL: &[Policy] = &[
     LIST_IMPORT_REJECTIONS,
     GET_DATA_QUALITY,
     LIST_AUDIT,
+    LIST_LOOKUPS,
 ];

@@ -131,3 +131,94 @@ pub async fn list_audit(
         .collect();
     Ok(web::Json(Page::new(&req, items, total, window)))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LookupQuery {
+    /// The last this many hours (1 to 720, default 24).
+    #[param(minimum = 1, maximum = 720)]
+    pub hours: Option<u32>,
+}
+
+/// One user's exact document searches in the window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LookupVolume {
+    pub user_id: Option<Id>,
+    pub username: Option<String>,
+    pub consulate_id: Option<Id>,
+    /// Searches answered.
+    pub lookups: i64,
+    /// Searches refused because the hourly budget was spent.
+    pub throttled: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LookupReport {
+    pub hours: u32,
+    /// `MAPCE_LOOKUP_LIMIT` of this instance.
+    pub limit_per_hour: u32,
+    /// Most lookups first.
+    pub users: Vec<LookupVolume>,
+}
+
+/// Exact document searches (the lookups that reach beyond a consulate) per
+/// user, from the audit log: how close each one comes to the hourly budget.
+#[utoipa::path(
+    tag = "audit",
+    operation_id = "list_lookups",
+    security(("bearer" = [])),
+    params(LookupQuery),
+    responses(
+        (status = 200, body = LookupReport),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/lookups")]
+pub async fn list_lookups(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: QueryParams<LookupQuery>,
+) -> Result<web::Json<LookupReport>, AppError> {
+    user.require(&access::LIST_LOOKUPS)?;
+    let hours = query.into_inner().hours.unwrap_or(24);
+    if !(1..=720).contains(&hours) {
+        return Err(AppError::bad_query("query.hours", "1 to 720"));
+    }
+    let since = Ts::from(chrono::Utc::now() - chrono::Duration::hours(i64::from(hours)));
+    let rows = db::run(&state.pool, move |conn| {
+        Ok(log::lookups_since(conn, since)?)
+    })
+    .await?;
+    let mut users: Vec<LookupVolume> = Vec::new();
+    for (actor, username, consulate, outcome, n) in rows {
+        let entry = match users.iter_mut().position(|u| u.user_id == actor) {
+            Some(i) => &mut users[i],
+            None => {
+                users.push(LookupVolume {
+                    user_id: actor,
+                    username,
+                    consulate_id: consulate,
+                    lookups: 0,
+                    throttled: 0,
+                });
+                users
+                    .last_mut()
+                    .ok_or_else(|| AppError::internal(anyhow::anyhow!("empty")))?
+            }
+        };
+        if outcome == "denied" {
+            entry.throttled += n;
+        } else {
+            entry.lookups += n;
+        }
+    }
+    users.sort_by(|a, b| (b.lookups + b.throttled).cmp(&(a.lookups + a.throttled)));
+    Ok(web::Json(LookupReport {
+        hours,
+        limit_per_hour: state.lookups.limit(),
+        users,
+    }))
+}

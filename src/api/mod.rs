@@ -153,7 +153,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(imports::list_import_rejections)
             .service(imports::get_data_quality)
             // audit
-            .service(audit::list_audit),
+            .service(audit::list_audit)
+            .service(audit::list_lookups),
     );
     cfg.service(health::healthz).service(health::readyz);
 }

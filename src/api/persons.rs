@@ -581,6 +581,7 @@ pub struct PersonQuery {
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The hourly budget of document searches is spent; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/persons")]
@@ -610,6 +611,27 @@ pub async fn list_persons(
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let scoped = user.role.is_consulate_scoped();
     let consulate = user.consulate_id;
+    if scoped && document.is_some() {
+        if let Err(retry_after_secs) = state
+            .lookups
+            .take(user.user_id, chrono::Utc::now().timestamp())
+        {
+            let (meta, actor, limit) = (meta.clone(), actor.clone(), state.lookups.limit());
+            db::run(&state.pool, move |conn| {
+                audit::record_alone(
+                    conn,
+                    Some(&actor),
+                    &meta,
+                    Event::new("person.search", "person", None)
+                        .outcome(audit::Outcome::Denied)
+                        .details(serde_json::json!({ "by": "document", "throttled": true, "limit_per_hour": limit })),
+                )?;
+                Ok(())
+            })
+            .await?;
+            return Err(AppError::TooManyRequests { retry_after_secs });
+        }
+    }
     let (items, total) = db::run(&state.pool, move |conn| {
         let mut search = PersonSearch { name_tokens: tokens, ids: None, consulate: None };
         match &document {

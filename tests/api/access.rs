@@ -228,6 +228,7 @@ const MATRIX: &[Row] = &[
     Row { operation: "list_import_rejections", method: "GET", path: "/api/v1/imports/{own_person}/rejections", body: None, expect: [U, F, F, F, F, M] },
     Row { operation: "get_data_quality", method: "GET", path: "/api/v1/data-quality", body: None, expect: [U, F, F, A, F, A] },
     Row { operation: "list_audit", method: "GET", path: "/api/v1/audit", body: None, expect: [U, F, F, F, F, A] },
+    Row { operation: "list_lookups", method: "GET", path: "/api/v1/lookups", body: None, expect: [U, F, F, F, F, A] },
     // logout last: it ends the caller's session
     Row { operation: "logout", method: "POST", path: "/api/v1/auth/logout", body: None, expect: [U, A, A, A, A, A] },
 ];

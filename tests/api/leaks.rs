@@ -662,3 +662,39 @@ async fn every_personal_read_is_audited_with_its_subjects() {
         }
     }
 }
+
+/// Finding 9: document searches reach beyond the consulate, so each user
+/// has an hourly budget of them, and admins see the volume per user.
+#[actix_web::test]
+async fn document_lookups_are_budgeted_per_user_and_visible_to_admins() {
+    let w = world().await;
+    let (app, b) = (&w.app, &w.b[0]);
+    let limit = mapce::config::DEFAULT_LOOKUP_LIMIT as usize;
+    for i in 0..limit {
+        let resp = get(
+            app,
+            b,
+            &format!("/api/v1/persons?document={}", 10_000_000 + i),
+        )
+        .await;
+        assert_eq!(resp.status, 200, "lookup {i}");
+    }
+    let refused = get(app, b, "/api/v1/persons?document=73918264").await;
+    assert_clean("the refusal", &String::from_utf8_lossy(&refused.body));
+    refused.assert_problem(429, "too_many_requests");
+    assert!(refused.header("retry-after").is_some());
+    // Name searches stay within the consulate and are not budgeted.
+    assert_eq!(get(app, b, "/api/v1/persons?q=rojas").await.status, 200);
+    let admin = app.caller("root.lookups", Role::Admin, None);
+    let report = get(app, &admin, "/api/v1/lookups?hours=1").await.json();
+    let mine = report["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["user_id"] == b.user_id.to_string().as_str())
+        .cloned()
+        .expect("the searching officer is listed");
+    assert_eq!(mine["lookups"], limit as i64, "{report}");
+    assert_eq!(mine["throttled"], 1, "{report}");
+    assert_eq!(report["limit_per_hour"], limit as i64);
+}

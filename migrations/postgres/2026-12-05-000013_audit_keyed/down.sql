@@ -1,3 +1,4 @@
+DROP INDEX audit_log_action_idx;
 DROP TRIGGER audit_head_no_truncate ON audit_head;
 DROP TRIGGER audit_head_forward_only ON audit_head;
 DROP FUNCTION audit_head_forward_only();

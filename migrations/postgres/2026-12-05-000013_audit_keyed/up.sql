@@ -32,3 +32,6 @@ CREATE TRIGGER audit_head_forward_only BEFORE UPDATE OR DELETE ON audit_head
     FOR EACH ROW EXECUTE FUNCTION audit_head_forward_only();
 CREATE TRIGGER audit_head_no_truncate BEFORE TRUNCATE ON audit_head
     FOR EACH STATEMENT EXECUTE FUNCTION audit_head_forward_only();
+
+-- GET /lookups: an action's rows in a time window (document lookups per user).
+CREATE INDEX audit_log_action_idx ON audit_log (action, at);

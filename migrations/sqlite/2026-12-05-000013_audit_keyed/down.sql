@@ -1,3 +1,4 @@
+DROP INDEX audit_log_action_idx;
 DROP TRIGGER audit_head_forward_only;
 DROP TRIGGER audit_head_no_delete;
 DROP TRIGGER audit_log_no_delete;

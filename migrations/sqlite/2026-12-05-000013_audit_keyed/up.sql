@@ -27,3 +27,6 @@ WHEN NEW.id <> OLD.id OR NEW.seq < OLD.seq OR NEW.seq > OLD.seq + 1
 BEGIN
     SELECT RAISE(ABORT, 'the audit head only moves forward');
 END;
+
+-- GET /lookups: an action's rows in a time window (document lookups per user).
+CREATE INDEX audit_log_action_idx ON audit_log (action, at);
