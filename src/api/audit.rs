@@ -215,7 +215,7 @@ pub async fn list_lookups(
             entry.lookups += n;
         }
     }
-    users.sort_by(|a, b| (b.lookups + b.throttled).cmp(&(a.lookups + a.throttled)));
+    users.sort_by_key(|u| std::cmp::Reverse(u.lookups + u.throttled));
     Ok(web::Json(LookupReport {
         hours,
         limit_per_hour: state.lookups.limit(),
