@@ -551,13 +551,19 @@ pub async fn create_person(
         .json(created))
 }
 
+/// A name search: each word is one condition, so a thousand words would be
+/// a thousand (SQLite refuses expressions that deep); names have a handful.
+const MAX_SEARCH_WORDS: usize = 8;
+const MAX_SEARCH_CHARS: usize = 200;
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PersonQuery {
     /// Names, in any order, ignoring accents and case; not blank (one
-    /// without a letter or digit finds nobody).
-    #[param(pattern = "\\S")]
+    /// without a letter or digit finds nobody); at most 8 different words
+    /// and 200 characters.
+    #[param(pattern = "\\S", max_length = 200)]
     pub q: Option<String>,
     /// An exact document number (any type): officers find people known at
     /// other consulates this way. Only its letters and digits count.
@@ -596,8 +602,25 @@ pub async fn list_persons(
     let window = window(q.limit, q.offset)?;
     let tokens: Vec<String> = match q.q.as_deref() {
         None => Vec::new(),
+        Some(raw) if raw.chars().count() > MAX_SEARCH_CHARS => {
+            return Err(AppError::bad_query(
+                "query.q",
+                format!("at most {MAX_SEARCH_CHARS} characters"),
+            ))
+        }
         Some(raw) => match super::search_text("query.q", raw)? {
-            Some(key) => key.split(' ').map(str::to_owned).collect(),
+            Some(key) => {
+                let mut tokens: Vec<String> = key.split(' ').map(str::to_owned).collect();
+                tokens.sort();
+                tokens.dedup();
+                if tokens.len() > MAX_SEARCH_WORDS {
+                    return Err(AppError::bad_query(
+                        "query.q",
+                        format!("at most {MAX_SEARCH_WORDS} different words"),
+                    ));
+                }
+                tokens
+            }
             None => return Ok(web::Json(Page::new(&req, Vec::new(), 0, window))),
         },
     };

@@ -271,22 +271,28 @@ impl Report {
                     _ => String::new(),
                 };
                 for (h, cell) in s.headers.iter().zip(row.iter()).skip(1) {
+                    // Text is neutralised against formula injection; numbers
+                    // (a drift may be negative) are written as they are.
                     let value = match cell {
-                        Cell::Text(t) => t.clone(),
+                        Cell::Text(t) => csv_text(t),
                         Cell::Count(n) => n.to_string(),
                         Cell::Percent(p) => format!("{p:.1}"),
-                        Cell::Suppressed(s) => s.clone(),
+                        Cell::Suppressed(s) => csv_text(s),
                         Cell::Empty => String::new(),
                     };
-                    let fields = [s.name.as_str(), label.as_str(), h.as_str(), value.as_str()];
-                    let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                    let line = [
+                        csv_field(&csv_text(&s.name)),
+                        csv_field(&csv_text(&label)),
+                        csv_field(&csv_text(h)),
+                        csv_field(&value),
+                    ];
                     out.push_str(&line.join(","));
                     out.push_str("\r\n");
                 }
             }
         }
         for n in &self.notes {
-            out.push_str(&format!("Notas,,,{}\r\n", csv_field(n)));
+            out.push_str(&format!("Notas,,,{}\r\n", csv_field(&csv_text(n))));
         }
         out
     }
@@ -422,6 +428,18 @@ fn sheet_name(name: &str) -> String {
         .collect()
 }
 
+/// A text a spreadsheet must not run: one starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return gets a leading apostrophe (OWASP's advice
+/// against CSV formula injection), so a label like `=HYPERLINK(…)` shows as
+/// text.
+fn csv_text(v: &str) -> String {
+    if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{v}")
+    } else {
+        v.to_owned()
+    }
+}
+
 fn csv_field(v: &str) -> String {
     if v.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", v.replace('"', "\"\""))
@@ -495,5 +513,22 @@ mod tests {
         assert_eq!(c.count(0), Cell::Count(0));
         assert_eq!(c.count(5), Cell::Count(5));
         assert_eq!(c.percent(3, 1.2), Cell::Empty);
+    }
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::*;
+
+    #[test]
+    fn labels_that_look_like_formulas_are_written_as_text() {
+        for label in ["=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)", "\tx"] {
+            let field = csv_field(&csv_text(label));
+            assert!(
+                field.trim_start_matches('"').starts_with('\''),
+                "{label} -> {field}"
+            );
+        }
+        assert_eq!(csv_text("Milán"), "Milán");
     }
 }

@@ -522,7 +522,16 @@ pub fn complete_task(conn: &mut DbConn, id: Id) -> QueryResult<bool> {
 /// unfinished repatriations) to its new consulate (accepted transfer).
 /// Payments and referrals stay with the consulate that made them.
 pub fn move_open_tasks(conn: &mut DbConn, case: Id, to: Id) -> QueryResult<()> {
-    use crate::db::schema::{detentions, repatriations};
+    use crate::db::schema::{detentions, payments, repatriations};
+    // Payments not yet settled follow the case: the receiving consulate
+    // approves and pays them; settled ones stay with whoever settled them.
+    diesel::update(
+        payments::table
+            .filter(payments::case_id.eq(case))
+            .filter(payments::status.eq_any(["requested", "approved"])),
+    )
+    .set(payments::consulate_id.eq(to))
+    .execute(conn)?;
     diesel::update(detentions::table.filter(detentions::case_id.eq(case)))
         .set(detentions::consulate_id.eq(to))
         .execute(conn)?;

@@ -299,6 +299,12 @@ fn search_query(s: &PersonSearch) -> persons::BoxedQuery<'static, MultiBackend> 
                     crate::db::schema::cases::table
                         .filter(crate::db::schema::cases::consulate_id.eq(c))
                         .select(crate::db::schema::cases::person_id),
+                ))
+                .or(persons::id.eq_any(
+                    crate::db::schema::person_access::table
+                        .filter(crate::db::schema::person_access::consulate_id.eq(c))
+                        .filter(crate::db::schema::person_access::status.eq("granted"))
+                        .select(crate::db::schema::person_access::person_id),
                 )),
         );
     }

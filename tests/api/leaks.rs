@@ -698,3 +698,26 @@ async fn document_lookups_are_budgeted_per_user_and_visible_to_admins() {
     assert_eq!(mine["throttled"], 1, "{report}");
     assert_eq!(report["limit_per_hour"], limit as i64);
 }
+
+/// A name search of a thousand words is a clear 400, not a 500 (each word
+/// was one more condition in one SQL expression).
+#[actix_web::test]
+async fn a_name_search_of_a_thousand_words_is_refused_clearly() {
+    let w = world().await;
+    let words: Vec<String> = (0..1000).map(|i| format!("w{i}")).collect();
+    let resp = get(
+        &w.app,
+        &w.b[0],
+        &format!("/api/v1/persons?q={}", words.join("%20")),
+    )
+    .await;
+    let problem = resp.assert_problem(400, "invalid_query");
+    assert_eq!(problem["errors"][0]["field"], "query.q");
+    let few = get(
+        &w.app,
+        &w.b[0],
+        "/api/v1/persons?q=ana%20ana%20rojas%20ROJAS",
+    )
+    .await;
+    assert_eq!(few.status, 200, "repeated words count once");
+}

@@ -506,3 +506,43 @@ async fn a_retried_payment_request_with_the_same_key_asks_only_once() {
         .json();
     assert_eq!(listed["total"], 1);
 }
+
+#[actix_web::test]
+async fn unsettled_payments_follow_a_transferred_case() {
+    let l = ledger().await;
+    let asked = request(&l, &l.officer, subsidy(json!("100.00"), "EUR")).await;
+    assert_eq!(asked.status, 201, "{:?}", asked.json());
+    let decision = format!(
+        "/api/v1/payments/{}/decision",
+        asked.json()["id"].as_str().expect("id")
+    );
+    let transfer = post(
+        &l,
+        &l.officer,
+        &format!("/api/v1/cases/{}/transfers", l.case),
+        json!({ "to": "ES-BARCELONA", "reason": "moved to Barcelona" }),
+    )
+    .await;
+    assert_eq!(transfer.status, 201, "{:?}", transfer.json());
+    let receiving = l
+        .app
+        .caller("sup.bcn", Role::Supervisor, Some("ES-BARCELONA"));
+    let accepted = post(
+        &l,
+        &receiving,
+        &format!(
+            "/api/v1/transfers/{}/decision",
+            transfer.json()["id"].as_str().expect("id")
+        ),
+        json!({ "decision": "accept" }),
+    )
+    .await;
+    assert_eq!(accepted.status, 200, "{:?}", accepted.json());
+    // The consulate that handed the case over no longer approves its money…
+    post(&l, &l.sup_a, &decision, json!({ "decision": "approve" }))
+        .await
+        .assert_problem(404, "not_found");
+    // …the one that took it does.
+    let approved = post(&l, &receiving, &decision, json!({ "decision": "approve" })).await;
+    assert_eq!(approved.status, 200, "{:?}", approved.json());
+}
