@@ -51,14 +51,41 @@ pub struct RequestMeta {
 }
 
 impl RequestMeta {
-    /// The peer address of the TCP connection (not a forwarded header, which
-    /// any client could forge).
+    /// The client's address: the peer of the TCP connection, or, when that
+    /// peer is one of `MAPCE_TRUSTED_PROXIES`, the nearest address in
+    /// `X-Forwarded-For` that is not a trusted proxy (a header from any
+    /// other peer is ignored: any client could forge it).
     pub fn of(req: &HttpRequest) -> RequestMeta {
         RequestMeta {
             request_id: crate::middleware::request_id(req),
-            client_addr: req.peer_addr().map(|a| a.ip().to_string()),
+            client_addr: client_ip(req).map(|ip| ip.to_string()),
         }
     }
+}
+
+fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let trusted = req
+        .app_data::<actix_web::web::Data<crate::AppState>>()
+        .map(|s| s.trusted_proxies.clone())
+        .unwrap_or_default();
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<std::net::IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted.contains(ip))
+            .unwrap_or(peer),
+    )
 }
 
 /// One audited act.

@@ -651,7 +651,8 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     let state = state
         .with_upload_dir(uploads)
-        .with_lookup_limit(settings.lookup_limit);
+        .with_lookup_limit(settings.lookup_limit)
+        .with_trusted_proxies(settings.trusted_proxies.clone());
     let state = match &settings.read_database_url {
         Some(url) => {
             tracing::info!(replica = %url, "histories, indicators and exports read from the replica");

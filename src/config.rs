@@ -36,6 +36,9 @@ pub struct Settings {
     pub audit_key: Option<String>,
     /// Exact document searches per consulate user and hour.
     pub lookup_limit: u32,
+    /// `MAPCE_TRUSTED_PROXIES`: reverse proxies whose `X-Forwarded-For`
+    /// names the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub data_dir: PathBuf,
     pub auth_cache_ttl: Duration,
 }
@@ -91,6 +94,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "MAPCE_AUDIT_KEY",
         "generated into MAPCE_DATA_DIR/audit-key",
         "HMAC key that authenticates audit rows and checkpoints, at least 32 bytes; keep it outside the database and its backups, the same on every instance",
+    ),
+    (
+        "MAPCE_TRUSTED_PROXIES",
+        "(none)",
+        "comma-separated addresses of reverse proxies; from them the client is the nearest untrusted address in X-Forwarded-For (audit, throttling)",
     ),
     (
         "MAPCE_LOOKUP_LIMIT",
@@ -286,6 +294,21 @@ impl Settings {
                 parse_number(&raw, 1u32, 100_000).map(|v| lookup_limit = v),
             );
         }
+        let mut trusted_proxies = Vec::new();
+        if let Some(raw) = lookup("MAPCE_TRUSTED_PROXIES") {
+            let parsed: Result<Vec<std::net::IpAddr>, _> = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| a.parse::<std::net::IpAddr>().map_err(|_| a.to_owned()))
+                .collect();
+            check(
+                "MAPCE_TRUSTED_PROXIES",
+                parsed
+                    .map(|p| trusted_proxies = p)
+                    .map_err(|a| format!("`{a}` is not an IP address")),
+            );
+        }
         let data_dir = PathBuf::from(lookup("MAPCE_DATA_DIR").unwrap_or_else(|| "data".to_owned()));
 
         let mut auth_cache_ttl = Duration::from_millis(2000);
@@ -311,6 +334,7 @@ impl Settings {
             jwt_secret,
             audit_key,
             lookup_limit,
+            trusted_proxies,
             data_dir,
             auth_cache_ttl,
         })

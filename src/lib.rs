@@ -49,6 +49,8 @@ pub struct AppState {
     pub upload_dir: std::path::PathBuf,
     /// Exact document searches per consulate user and hour.
     pub lookups: std::sync::Arc<throttle::Lookups>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: std::sync::Arc<Vec<std::net::IpAddr>>,
 }
 
 impl AppState {
@@ -71,6 +73,7 @@ impl AppState {
             refusals: std::sync::Arc::new(refusals::Bursts::default()),
             upload_dir: std::env::temp_dir().join(format!("mapce-uploads-{}", std::process::id())),
             lookups: std::sync::Arc::new(throttle::Lookups::new(config::DEFAULT_LOOKUP_LIMIT)),
+            trusted_proxies: std::sync::Arc::new(Vec::new()),
         }
     }
 }
@@ -79,6 +82,11 @@ impl AppState {
     /// Sends the read-mostly endpoints to another pool (a replica).
     pub fn with_read_pool(mut self, read_pool: DbPool) -> Self {
         self.read_pool = read_pool;
+        self
+    }
+
+    pub fn with_trusted_proxies(mut self, proxies: Vec<std::net::IpAddr>) -> Self {
+        self.trusted_proxies = std::sync::Arc::new(proxies);
         self
     }
 

@@ -20,11 +20,18 @@ use crate::extract::JsonBody;
 use crate::models::users::{self as model, User};
 use crate::AppState;
 
-/// Failed logins for one account, or from one address, in this window…
+/// Failed logins in this window…
 pub const THROTTLE_WINDOW_MINUTES: i64 = 15;
-/// …beyond which logins are refused with 429.
-pub const MAX_FAILURES_PER_ACCOUNT: i64 = 10;
+/// …for one account from one address, beyond which that address is
+/// refused for that account with 429;
+pub const MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS: i64 = 10;
+/// …from one address for any accounts (credential stuffing);
 pub const MAX_FAILURES_PER_ADDRESS: i64 = 100;
+/// …for one account from all addresses, beyond which only addresses the
+/// account logged in from lately (`KNOWN_ADDRESS_DAYS`) may still try: a
+/// stranger cannot lock a user out from elsewhere.
+pub const MAX_FAILURES_PER_ACCOUNT: i64 = 100;
+pub const KNOWN_ADDRESS_DAYS: i64 = 30;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -76,15 +83,60 @@ fn check_throttle(conn: &mut db::DbConn, username: &str, addr: &str) -> Result<(
             retry_after_secs: (until - chrono::Utc::now()).num_seconds().max(1) as u64,
         }
     };
-    let (count, oldest) = model::failures_for_username(conn, username, since)?;
-    if count >= MAX_FAILURES_PER_ACCOUNT {
+    let (count, oldest) = model::failures_for_username(conn, username, Some(addr), since)?;
+    if count >= MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS {
         return Err(retry(oldest));
     }
     let (count, oldest) = model::failures_for_addr(conn, addr, since)?;
     if count >= MAX_FAILURES_PER_ADDRESS {
         return Err(retry(oldest));
     }
+    let (count, oldest) = model::failures_for_username(conn, username, None, since)?;
+    if count >= MAX_FAILURES_PER_ACCOUNT {
+        let known_since = Ts(chrono::Utc::now() - ChronoDuration::days(KNOWN_ADDRESS_DAYS));
+        if !model::known_address(conn, username, addr, known_since)? {
+            return Err(retry(oldest));
+        }
+    }
     Ok(())
+}
+
+fn challenge_used() -> AppError {
+    AppError::unauthorized(
+        "invalid_token",
+        "the challenge was already used; log in again",
+    )
+}
+
+/// Before a signed-in user's password or code is checked (password change,
+/// turning the second factor off, confirming it): refused with 429 like a
+/// login once the account has failed too often, so a stolen access token
+/// cannot be used to guess them.
+async fn before_secret_check(
+    state: &AppState,
+    user: &AuthUser,
+    meta: &RequestMeta,
+) -> Result<(), AppError> {
+    let (username, addr) = (user.username.clone(), client_addr(meta));
+    db::run(&state.pool, move |conn| {
+        check_throttle(conn, &username, &addr)
+    })
+    .await
+}
+
+/// A wrong password or code of a signed-in user: counted with the login
+/// failures and audited.
+async fn secret_check_failed(
+    state: &AppState,
+    user: &AuthUser,
+    meta: &RequestMeta,
+    action: &'static str,
+) -> Result<(), AppError> {
+    let (username, meta) = (user.username.clone(), meta.clone());
+    db::run(&state.pool, move |conn| {
+        record_failure(conn, &username, &meta, action, "invalid_secret")
+    })
+    .await
 }
 
 /// Records a failed attempt and its audit row together.
@@ -125,6 +177,7 @@ fn complete_login(
     user: &User,
     second_factor: bool,
     meta: &RequestMeta,
+    challenge: Option<&str>,
 ) -> Result<SessionTokens, AppError> {
     crate::db::write_tx::<_, AppError, _>(conn, |conn| {
         let (session, tokens) = session::open(
@@ -134,6 +187,19 @@ fn complete_login(
             second_factor,
             meta.client_addr.clone(),
         )?;
+        if let Some(jti) = challenge {
+            // Unique: of two concurrent uses of one challenge, one fails.
+            diesel::update(crate::db::schema::sessions::table.find(session.id))
+                .set(crate::db::schema::sessions::challenge_jti.eq(jti))
+                .execute(conn)
+                .map_err(|e| match e {
+                    diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _,
+                    ) => challenge_used(),
+                    other => other.into(),
+                })?;
+        }
         model::clear_login_failures(conn, &user.username)?;
         audit::record(
             conn,
@@ -242,7 +308,7 @@ pub async fn login(
     }
     let state2 = state.clone();
     let tokens = db::run(&state.pool, move |conn| {
-        complete_login(conn, &state2, &user, false, &meta)
+        complete_login(conn, &state2, &user, false, &meta, None)
     })
     .await?;
     Ok(web::Json(LoginResponse {
@@ -315,6 +381,13 @@ pub async fn login_second_factor(
                 )
             })?;
         check_throttle(conn, &user.username, &client_addr(&meta))?;
+        let used: i64 = crate::db::schema::sessions::table
+            .filter(crate::db::schema::sessions::challenge_jti.eq(&claims.jti))
+            .count()
+            .get_result(conn)?;
+        if used > 0 {
+            return Err(challenge_used());
+        }
         let accepted = crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             if let Some(code) = &body.code {
                 let secret = user.totp_secret.clone().unwrap_or_default();
@@ -358,7 +431,7 @@ pub async fn login_second_factor(
                 "the code is wrong or was already used",
             ));
         }
-        complete_login(conn, &state2, &user, true, &meta)
+        complete_login(conn, &state2, &user, true, &meta, Some(&claims.jti))
     })
     .await?;
     Ok(web::Json(LoginResponse {
@@ -524,6 +597,7 @@ pub struct ChangePasswordRequest {
         (status = 204, description = "Changed; log in again"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords or codes for this account lately; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/auth/password")]
@@ -537,6 +611,8 @@ pub async fn change_password(
     let body = body.into_inner()?;
     check_new_password("body.new_password", &body.new_password, &user.username)?;
     let id = user.user_id;
+    let checking = RequestMeta::of(&req);
+    before_secret_check(&state, &user, &checking).await?;
     let stored = db::run(&state.pool, move |conn| {
         model::find_user(conn, id)?
             .map(|u| u.password_hash)
@@ -550,6 +626,7 @@ pub async fn change_password(
     {
         Verification::Valid { .. } => {}
         Verification::Invalid => {
+            secret_check_failed(&state, &user, &checking, "user.password_change").await?;
             return Err(AppError::invalid(
                 "body.current_password",
                 "is not your current password",
@@ -665,6 +742,7 @@ pub struct RecoveryCodes {
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords or codes for this account lately; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/auth/totp/confirm")]
@@ -684,7 +762,9 @@ pub async fn confirm_totp(
         RequestMeta::of(&req),
         user.actor(),
     );
-    db::run(&state.pool, move |conn| {
+    before_secret_check(&state, &user, &meta).await?;
+    let checking = meta.clone();
+    let confirmed = db::run(&state.pool, move |conn| {
         crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             let current =
                 model::find_user(conn, id)?.ok_or_else(|| AppError::not_found("no such user"))?;
@@ -711,12 +791,7 @@ pub async fn confirm_totp(
                 chrono::Utc::now().timestamp(),
                 current.totp_last_step,
             )
-            .ok_or_else(|| {
-                AppError::invalid(
-                    "body.code",
-                    "is not the current code of the enrolled secret",
-                )
-            })?;
+            .ok_or_else(wrong_code)?;
             diesel::update(users::table.find(id))
                 .set((
                     users::totp_enabled.eq(true),
@@ -735,11 +810,24 @@ pub async fn confirm_totp(
             Ok(())
         })
     })
-    .await?;
+    .await;
+    if let Err(AppError::Validation { errors, .. }) = &confirmed {
+        if errors.iter().any(|e| e.field == "body.code") {
+            secret_check_failed(&state, &user, &checking, "user.totp_confirm").await?;
+        }
+    }
+    confirmed?;
     state.auth_cache.evict(&[session]);
     Ok(web::Json(RecoveryCodes {
         recovery_codes: codes,
     }))
+}
+
+fn wrong_code() -> AppError {
+    AppError::invalid(
+        "body.code",
+        "is not the current code of the enrolled secret",
+    )
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -759,6 +847,7 @@ pub struct DisableTotpRequest {
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords or codes for this account lately; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/auth/totp/disable")]
@@ -770,6 +859,8 @@ pub async fn disable_totp(
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::DISABLE_TOTP)?;
     let id = user.user_id;
+    let checking = RequestMeta::of(&req);
+    before_secret_check(&state, &user, &checking).await?;
     let stored = db::run(&state.pool, move |conn| {
         model::find_user(conn, id)?
             .map(|u| u.password_hash)
@@ -781,6 +872,7 @@ pub async fn disable_totp(
         .verify(Some(stored), body.into_inner()?.password)
         .await?
     {
+        secret_check_failed(&state, &user, &checking, "user.totp_disable").await?;
         return Err(AppError::invalid(
             "body.password",
             "is not your current password",

@@ -168,6 +168,7 @@ diesel::table! {
         revoked_reason -> Nullable<Text>,
         second_factor -> Bool,
         client_addr -> Nullable<Text>,
+        challenge_jti -> Nullable<Text>,
     }
 }
 

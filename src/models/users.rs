@@ -332,16 +332,24 @@ pub fn record_login_failure(
 }
 
 /// Failures for an account since `since`, and the oldest of them.
+/// Failures for an account since `since`, from one address or (None)
+/// from any.
 pub fn failures_for_username(
     conn: &mut DbConn,
     username: &str,
+    from: Option<&str>,
     since: Ts,
 ) -> QueryResult<(i64, Option<Ts>)> {
     let name = normalize_username(username);
     let filter = || {
-        login_failures::table
+        let mut q = login_failures::table
             .filter(login_failures::username.eq(name.clone()))
             .filter(login_failures::at.gt(since))
+            .into_boxed::<crate::db::MultiBackend>();
+        if let Some(addr) = from {
+            q = q.filter(login_failures::client_addr.eq(addr.to_owned()));
+        }
+        q
     };
     let count = filter().count().get_result(conn)?;
     let oldest = filter()
@@ -372,6 +380,24 @@ pub fn failures_for_addr(
 }
 
 /// A successful login clears the account's counter.
+/// Whether this account opened a session from this address since `since`
+/// (a known address keeps logging in while strangers hammer the account).
+pub fn known_address(
+    conn: &mut DbConn,
+    username: &str,
+    addr: &str,
+    since: Ts,
+) -> QueryResult<bool> {
+    let n: i64 = sessions::table
+        .inner_join(users::table)
+        .filter(users::username.eq(normalize_username(username)))
+        .filter(sessions::client_addr.eq(addr))
+        .filter(sessions::created_at.gt(since))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
 pub fn clear_login_failures(conn: &mut DbConn, username: &str) -> QueryResult<()> {
     diesel::delete(
         login_failures::table.filter(login_failures::username.eq(normalize_username(username))),

@@ -490,11 +490,29 @@ async fn admins_must_enrol_totp_and_then_log_in_with_it() {
             Some(&good),
         )
         .await;
-    replay.assert_problem(401, "invalid_second_factor");
+    // A challenge opens one session: used once, it is spent, whatever code
+    // comes with it.
+    replay.assert_problem(401, "invalid_token");
+    let spent =
+        json!({ "challenge_token": challenge, "recovery_code": recovery[1].to_lowercase() });
+    app.call(
+        "POST",
+        "/api/v1/auth/login/second-factor",
+        None,
+        Some(&spent),
+    )
+    .await
+    .assert_problem(401, "invalid_token");
 
     // A recovery code works once.
+    let fresh = || async {
+        app.login("root.admin", TEST_PASSWORD).await.json()["challenge_token"]
+            .as_str()
+            .expect("challenge")
+            .to_owned()
+    };
     let with_recovery =
-        json!({ "challenge_token": challenge, "recovery_code": recovery[0].to_lowercase() });
+        json!({ "challenge_token": fresh().await, "recovery_code": recovery[0].to_lowercase() });
     assert_eq!(
         app.call(
             "POST",
@@ -506,14 +524,75 @@ async fn admins_must_enrol_totp_and_then_log_in_with_it() {
         .status,
         200
     );
+    let again =
+        json!({ "challenge_token": fresh().await, "recovery_code": recovery[0].to_lowercase() });
     app.call(
         "POST",
         "/api/v1/auth/login/second-factor",
         None,
-        Some(&with_recovery),
+        Some(&again),
     )
     .await
     .assert_problem(401, "invalid_second_factor");
+}
+
+#[actix_web::test]
+async fn wrong_passwords_and_codes_of_a_signed_in_user_are_throttled() {
+    let app = TestApp::spawn().await;
+    let caller = app.caller("ana.guess", Role::Officer, Some("AR-BUENOS-AIRES"));
+    let wrong = json!({ "current_password": "not the password at all", "new_password": "a brand new passphrase" });
+    for _ in 0..10 {
+        app.call(
+            "POST",
+            "/api/v1/auth/password",
+            Some(&caller.token),
+            Some(&wrong),
+        )
+        .await
+        .assert_problem(422, "validation_failed");
+    }
+    // The eleventh guess is not even checked, the right password neither.
+    let right =
+        json!({ "current_password": TEST_PASSWORD, "new_password": "a brand new passphrase" });
+    app.call(
+        "POST",
+        "/api/v1/auth/password",
+        Some(&caller.token),
+        Some(&right),
+    )
+    .await
+    .assert_problem(429, "too_many_requests");
+    app.call(
+        "POST",
+        "/api/v1/auth/totp/disable",
+        Some(&caller.token),
+        Some(&json!({ "password": TEST_PASSWORD })),
+    )
+    .await
+    .assert_problem(429, "too_many_requests");
+    // Wrong enrolment codes count too.
+    let other = app.caller("luis.guess", Role::Officer, Some("AR-BUENOS-AIRES"));
+    let enrolled = app
+        .call("POST", "/api/v1/auth/totp/enrol", Some(&other.token), None)
+        .await;
+    assert_eq!(enrolled.status, 200);
+    for _ in 0..10 {
+        app.call(
+            "POST",
+            "/api/v1/auth/totp/confirm",
+            Some(&other.token),
+            Some(&json!({ "code": "000000" })),
+        )
+        .await;
+    }
+    app.call(
+        "POST",
+        "/api/v1/auth/totp/confirm",
+        Some(&other.token),
+        Some(&json!({ "code": "000000" })),
+    )
+    .await
+    .assert_problem(429, "too_many_requests");
 }
 
 #[actix_web::test]
@@ -595,4 +674,91 @@ async fn bad_login_bodies_are_problems_not_crashes() {
     app.call("POST", "/api/v1/auth/login", None, Some(&big))
         .await
         .assert_problem(413, "payload_too_large");
+}
+
+async fn login_from(app: &TestApp, addr: &str, username: &str, password: &str) -> u16 {
+    let body = json!({ "username": username, "password": password });
+    let req = app
+        .request("POST", "/api/v1/auth/login")
+        .await
+        .insert_header(("X-Forwarded-For", format!("198.18.0.1, {addr}")))
+        .insert_header(("Content-Type", "application/json"));
+    app.send(req, Some(serde_json::to_vec(&body).expect("json")))
+        .await
+        .status
+}
+
+#[actix_web::test]
+async fn strangers_cannot_lock_a_user_out_and_a_trusted_proxy_names_each_client() {
+    let app = TestApp::spawn_configured(
+        crate::helpers::TestDb::migrated(),
+        mapce::db::PoolSettings {
+            max_size: 4,
+            ..mapce::db::PoolSettings::default()
+        },
+        |state| state.with_trusted_proxies(vec!["127.0.0.1".parse().expect("ip")]),
+    );
+    app.create_user("ana.target", Role::Officer, Some("AR-BUENOS-AIRES"));
+    // Ana logs in from her office: a known address from then on.
+    assert_eq!(
+        login_from(&app, "198.51.100.2", "ana.target", TEST_PASSWORD).await,
+        200
+    );
+    // A stranger guesses from one address: that address is stopped…
+    for _ in 0..10 {
+        assert_eq!(
+            login_from(&app, "203.0.113.7", "ana.target", "guess guess guess").await,
+            401
+        );
+    }
+    assert_eq!(
+        login_from(&app, "203.0.113.7", "ana.target", TEST_PASSWORD).await,
+        429
+    );
+    // …Ana is not, even from a new address.
+    assert_eq!(
+        login_from(&app, "198.51.100.9", "ana.target", TEST_PASSWORD).await,
+        200
+    );
+    // From many addresses: past 100 failures only known addresses may try.
+    for i in 0..100 {
+        let addr = format!("203.0.114.{}", i / 9);
+        login_from(&app, &addr, "ana.target", "guess guess guess").await;
+    }
+    assert_eq!(
+        login_from(&app, "192.0.2.77", "ana.target", TEST_PASSWORD).await,
+        429
+    );
+    assert_eq!(
+        login_from(&app, "198.51.100.2", "ana.target", TEST_PASSWORD).await,
+        200
+    );
+    // The audit names the client behind the proxy, never the proxy itself.
+    let mut conn = app.db.connect();
+    use mapce::db::schema::audit_log;
+    let addrs: Vec<Option<String>> = audit_log::table
+        .filter(audit_log::action.eq("auth.login"))
+        .select(audit_log::client_addr)
+        .load(&mut conn)
+        .expect("rows");
+    assert!(addrs.iter().any(|a| a.as_deref() == Some("203.0.113.7")));
+    assert!(!addrs.iter().any(|a| a.as_deref() == Some("127.0.0.1")));
+}
+
+#[actix_web::test]
+async fn forwarded_addresses_from_an_untrusted_peer_are_ignored() {
+    let app = TestApp::spawn().await;
+    app.create_user("luis.direct", Role::Officer, Some("AR-BUENOS-AIRES"));
+    assert_eq!(
+        login_from(&app, "203.0.113.99", "luis.direct", TEST_PASSWORD).await,
+        200
+    );
+    let mut conn = app.db.connect();
+    use mapce::db::schema::audit_log;
+    let addr: Option<String> = audit_log::table
+        .filter(audit_log::action.eq("auth.login"))
+        .select(audit_log::client_addr)
+        .first(&mut conn)
+        .expect("row");
+    assert_eq!(addr.as_deref(), Some("127.0.0.1"));
 }

@@ -202,6 +202,15 @@ impl TestApp {
     }
 
     pub fn spawn_on(db: TestDb, settings: PoolSettings) -> TestApp {
+        Self::spawn_configured(db, settings, |state| state)
+    }
+
+    /// A server whose state `configure` adjusts (trusted proxies, limits).
+    pub fn spawn_configured(
+        db: TestDb,
+        settings: PoolSettings,
+        configure: impl FnOnce(AppState) -> AppState,
+    ) -> TestApp {
         install_test_audit_key();
         let pool = build_pool(&db.url, &settings);
         let state = AppState::new(
@@ -211,6 +220,7 @@ impl TestApp {
             HashCost::TESTING,
             Duration::from_secs(2),
         );
+        let state = configure(state);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let addr = listener.local_addr().expect("local address");
         let server = HttpServer::new(move || mapce::app(state.clone()))
