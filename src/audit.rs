@@ -211,6 +211,16 @@ fn key() -> QueryResult<&'static [u8]> {
     })
 }
 
+/// A key for another purpose derived from the audit key (HMAC-SHA256 of
+/// the purpose's name), so that one secret outside the database serves.
+pub fn derived_key(purpose: &str) -> QueryResult<[u8; 32]> {
+    use hmac::{Hmac, Mac};
+    let key = key()?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(purpose.as_bytes());
+    Ok(mac.finalize().into_bytes().into())
+}
+
 fn mac_of(key: &[u8], text: &str) -> String {
     use hmac::{Hmac, Mac};
     // HMAC accepts keys of any length: new_from_slice cannot fail.

@@ -633,6 +633,13 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             tracing::warn!("rebuilt indexes an interrupted import had set aside");
         }
         bootstrap_admin(&mut conn)?;
+        let sealed = crate::services::users::seal_clear_totp_secrets(&mut conn)?;
+        if sealed > 0 {
+            tracing::info!(
+                users = sealed,
+                "TOTP secrets stored in clear are now sealed"
+            );
+        }
         let failed = crate::services::legacy::fail_interrupted_jobs(&mut conn)?;
         if failed > 0 {
             tracing::warn!(

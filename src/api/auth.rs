@@ -390,7 +390,11 @@ pub async fn login_second_factor(
         }
         let accepted = crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             if let Some(code) = &body.code {
-                let secret = user.totp_secret.clone().unwrap_or_default();
+                let secret = crate::auth::sealed::open(
+                    &user.totp_secret.clone().unwrap_or_default(),
+                    user.id,
+                )
+                .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
                 let now = chrono::Utc::now().timestamp();
                 match totp::verify(&secret, code, now, user.totp_last_step) {
                     Some(step) => {
@@ -683,12 +687,9 @@ pub async fn enrol_totp(
     user.require(&access::ENROL_TOTP)?;
     let secret = totp::generate_secret();
     let uri = totp::otpauth_uri("MAPCE", &user.username, &secret);
-    let (id, meta, actor, stored) = (
-        user.user_id,
-        RequestMeta::of(&req),
-        user.actor(),
-        secret.clone(),
-    );
+    let (id, meta, actor) = (user.user_id, RequestMeta::of(&req), user.actor());
+    let stored = crate::auth::sealed::seal(&secret, id)
+        .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
     db::run(&state.pool, move |conn| {
         crate::db::write_tx::<_, AppError, _>(conn, |conn| {
             let changed =
@@ -783,7 +784,8 @@ pub async fn confirm_totp(
                         "start with POST /api/v1/auth/totp/enrol",
                     ))
                 }
-                (Some(secret), false) => secret.clone(),
+                (Some(stored), false) => crate::auth::sealed::open(stored, id)
+                    .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?,
             };
             let step = totp::verify(
                 &secret,

@@ -8,6 +8,7 @@
 
 pub mod jwt;
 pub mod password;
+pub mod sealed;
 pub mod session;
 pub mod totp;
 

@@ -20,6 +20,29 @@ pub struct NewAccount {
 }
 
 /// Validates and creates an account, with its audit row, in one transaction.
+/// Seals the TOTP secrets stored in clear by earlier versions; returns
+/// how many (run by `serve` at start-up).
+pub fn seal_clear_totp_secrets(conn: &mut DbConn) -> anyhow::Result<usize> {
+    use crate::db::schema::users;
+    use diesel::prelude::*;
+    let clear: Vec<(Id, String)> = users::table
+        .filter(users::totp_secret.is_not_null())
+        .select((users::id, users::totp_secret.assume_not_null()))
+        .load(conn)?;
+    let mut sealed = 0;
+    for (id, secret) in clear
+        .into_iter()
+        .filter(|(_, s)| !crate::auth::sealed::is_sealed(s))
+    {
+        let stored = crate::auth::sealed::seal(&secret, id).map_err(anyhow::Error::msg)?;
+        diesel::update(users::table.find(id).filter(users::totp_secret.eq(&secret)))
+            .set(users::totp_secret.eq(stored))
+            .execute(conn)?;
+        sealed += 1;
+    }
+    Ok(sealed)
+}
+
 pub fn create(
     conn: &mut DbConn,
     cost: HashCost,

@@ -407,6 +407,17 @@ async fn admins_must_enrol_totp_and_then_log_in_with_it() {
         .await
         .json();
     let secret = enrol["secret"].as_str().expect("secret").to_owned();
+    // Stored sealed: the database never holds the secret itself.
+    let stored: Option<String> = mapce::db::schema::users::table
+        .filter(mapce::db::schema::users::username.eq("root.admin"))
+        .select(mapce::db::schema::users::totp_secret)
+        .first(&mut app.db.connect())
+        .expect("user");
+    let stored = stored.expect("a secret is stored");
+    assert!(
+        stored.starts_with("sealed:v1:") && !stored.contains(&secret),
+        "{stored}"
+    );
     assert!(enrol["otpauth_uri"]
         .as_str()
         .is_some_and(|u| u.starts_with("otpauth://totp/")));
@@ -761,4 +772,41 @@ async fn forwarded_addresses_from_an_untrusted_peer_are_ignored() {
         .first(&mut conn)
         .expect("row");
     assert_eq!(addr.as_deref(), Some("127.0.0.1"));
+}
+
+#[actix_web::test]
+async fn totp_secrets_stored_in_clear_by_older_versions_are_sealed_and_still_work() {
+    let app = TestApp::spawn().await;
+    let id = app.create_user("old.admin", Role::Admin, None);
+    let secret = "JBSWY3DPEHPK3PXP";
+    let mut conn = app.db.connect();
+    diesel::update(mapce::db::schema::users::table.find(id))
+        .set((
+            mapce::db::schema::users::totp_secret.eq(Some(secret)),
+            mapce::db::schema::users::totp_enabled.eq(true),
+        ))
+        .execute(&mut conn)
+        .expect("an old row");
+    assert_eq!(
+        mapce::services::users::seal_clear_totp_secrets(&mut conn).expect("seal"),
+        1
+    );
+    assert_eq!(
+        mapce::services::users::seal_clear_totp_secrets(&mut conn).expect("again"),
+        0,
+        "sealed ones are left alone"
+    );
+    let challenge = app.login("old.admin", TEST_PASSWORD).await.json()["challenge_token"]
+        .as_str()
+        .expect("challenge")
+        .to_owned();
+    let done = app
+        .call(
+            "POST",
+            "/api/v1/auth/login/second-factor",
+            None,
+            Some(&json!({ "challenge_token": challenge, "code": totp_code(secret, 0) })),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{:?}", done.json());
 }
