@@ -86,6 +86,7 @@ pub const LIST_PERSON_ACCESS: Policy = policy(
     &[Officer, Supervisor, HqAnalyst, Admin],
 );
 pub const DECIDE_PERSON_ACCESS: Policy = policy("decide_person_access", &[Supervisor, HqAnalyst]);
+pub const REVOKE_PERSON_ACCESS: Policy = policy("revoke_person_access", &[Supervisor, HqAnalyst]);
 pub const LIST_DUPLICATES: Policy = policy("list_duplicates", &[HqAnalyst, Admin]);
 pub const DECIDE_DUPLICATE: Policy = policy("decide_duplicate", &[HqAnalyst, Admin]);
 pub const MERGE_PERSON: Policy = policy("merge_person", &[HqAnalyst, Admin]);
@@ -208,6 +209,7 @@ pub const ALL: &[Policy] = &[
     REQUEST_PERSON_ACCESS,
     LIST_PERSON_ACCESS,
     DECIDE_PERSON_ACCESS,
+    REVOKE_PERSON_ACCESS,
     LIST_DUPLICATES,
     DECIDE_DUPLICATE,
     MERGE_PERSON,

@@ -651,14 +651,24 @@ pub async fn list_transfers(
             ));
         }
     }
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let (rows, total) = db::run(&state.pool, move |conn| {
-        Ok(model::list_transfers(
+        let (rows, total) = model::list_transfers(conn, to, from, q.status.as_deref(), window)?;
+        let mut persons = Vec::new();
+        for t in &rows {
+            if let Some(c) = model::find_case(conn, t.case_id)? {
+                persons.push(c.person_id);
+            }
+        }
+        audit::record_alone(
             conn,
-            to,
-            from,
-            q.status.as_deref(),
-            window,
-        )?)
+            Some(&actor),
+            &meta,
+            Event::new("transfer.list", "case_transfer", None)
+                .details(serde_json::json!({ "results": total }))
+                .subjects(persons),
+        )?;
+        Ok((rows, total))
     })
     .await?;
     Ok(web::Json(Page::new(

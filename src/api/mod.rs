@@ -86,6 +86,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(person_access::request_person_access)
             .service(person_access::list_person_access)
             .service(person_access::decide_person_access)
+            .service(person_access::revoke_person_access)
             .service(persons::list_duplicates)
             .service(persons::decide_duplicate)
             .service(persons::merge_person)

@@ -211,6 +211,7 @@ pub async fn list_person_access(
                 .to_owned(),
         ),
     };
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let (items, total) = db::run(&state.pool, move |conn| {
         let mut filter = AccessFilter {
             status,
@@ -223,6 +224,14 @@ pub async fn list_person_access(
             filter.or_held = user.role == Role::Supervisor;
         }
         let (rows, total) = model::list(conn, &filter, window)?;
+        audit::record_alone(
+            conn,
+            Some(&actor),
+            &meta,
+            Event::new("person_access.list", "person_access", None)
+                .details(serde_json::json!({ "results": total }))
+                .subjects(rows.iter().map(|r| r.person_id)),
+        )?;
         let items = rows
             .into_iter()
             .map(response)
@@ -334,4 +343,78 @@ pub async fn decide_person_access(
     })
     .await?;
     Ok(web::Json(decided))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationBody {
+    #[schema(min_length = 1)]
+    pub reason: String,
+}
+
+/// End a grant. Headquarters, a supervisor who could have granted it, or a
+/// supervisor of the consulate that holds it (giving it up). What the
+/// consulate wrote meanwhile stays its own: cases it opened keep it a
+/// holder of the person.
+#[utoipa::path(
+    tag = "persons",
+    operation_id = "revoke_person_access",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Access request id")),
+    request_body = RevocationBody,
+    responses(
+        (status = 200, body = AccessRequestResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/access-requests/{id}/revocation")]
+pub async fn revoke_person_access(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+    body: JsonBody<RevocationBody>,
+) -> Result<web::Json<AccessRequestResponse>, AppError> {
+    user.require(&access::REVOKE_PERSON_ACCESS)?;
+    let raw = path.into_inner();
+    let reason = body.into_inner()?.reason.trim().to_owned();
+    if reason.is_empty() {
+        return Err(AppError::invalid("body.reason", "say why"));
+    }
+    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let revoked = db::run(&state.pool, move |conn| {
+        db::write_tx::<_, AppError, _>(conn, |conn| {
+            let missing = || AppError::not_found(format!("no access request `{raw}`"));
+            let id = uuid::Uuid::parse_str(&raw).map(Id).map_err(|_| missing())?;
+            let row = model::find(conn, id)?.ok_or_else(missing)?;
+            let person = persons_model::find_person(conn, row.person_id)?.ok_or_else(missing)?;
+            let seen = service::person_access(conn, user.viewer(false), &person)?;
+            let own = user.role == Role::Supervisor && user.consulate_id == Some(row.consulate_id);
+            if !own && !may_decide(&user, &seen, &row) {
+                return Err(AppError::OutOfScope(format!("no access request `{raw}`")));
+            }
+            if !model::revoke(conn, id, user.user_id, &reason)? {
+                return Err(AppError::conflict(
+                    "not_granted",
+                    None,
+                    format!("only a granted access can be revoked; this one is `{}`", row.status),
+                ));
+            }
+            audit::record(
+                conn,
+                Some(&actor),
+                &meta,
+                Event::new("person_access.revoke", "person_access", Some(id.to_string()))
+                    .subject(row.person_id)
+                    .details(serde_json::json!({ "consulate": row.consulate_id, "level": row.level, "reason": reason })),
+            )?;
+            response(model::find(conn, id)?.ok_or_else(missing)?)
+        })
+    })
+    .await?;
+    Ok(web::Json(revoked))
 }

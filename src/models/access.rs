@@ -73,6 +73,24 @@ pub fn decide(conn: &mut DbConn, id: Id, status: &str, by: Id, reason: &str) -> 
     Ok(n == 1)
 }
 
+/// Ends a granted row, keeping who decided it and why in the audit log and
+/// who ended it here; false when it was not granted.
+pub fn revoke(conn: &mut DbConn, id: Id, by: Id, reason: &str) -> QueryResult<bool> {
+    let n = diesel::update(
+        person_access::table
+            .filter(person_access::id.eq(id))
+            .filter(person_access::status.eq("granted")),
+    )
+    .set((
+        person_access::status.eq("revoked"),
+        person_access::decided_by.eq(Some(by)),
+        person_access::decided_at.eq(Some(Ts::now())),
+        person_access::decision_reason.eq(Some(reason)),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// What a list of requests is narrowed to.
 #[derive(Debug, Default, Clone)]
 pub struct AccessFilter {

@@ -88,6 +88,9 @@ fn challenge() -> Value {
 fn access_reason() -> Value {
     json!({ "reason": "moved from the other consulate's city" })
 }
+fn revoke_reason() -> Value {
+    json!({ "reason": "the person moved back" })
+}
 fn grant_access() -> Value {
     json!({ "decision": "grant", "reason": "checked with the family" })
 }
@@ -148,6 +151,7 @@ const MATRIX: &[Row] = &[
     Row { operation: "request_person_access", method: "POST", path: "/api/v1/persons/{other_person}/access-requests", body: Some(access_reason), expect: [U, A, A, F, F, F] },
     Row { operation: "list_person_access", method: "GET", path: "/api/v1/access-requests", body: None, expect: [U, A, A, A, F, A] },
     Row { operation: "decide_person_access", method: "POST", path: "/api/v1/access-requests/{own_person}/decision", body: Some(grant_access), expect: [U, F, M, M, F, F] },
+    Row { operation: "revoke_person_access", method: "POST", path: "/api/v1/access-requests/{own_person}/revocation", body: Some(revoke_reason), expect: [U, F, M, M, F, F] },
     Row { operation: "list_duplicates", method: "GET", path: "/api/v1/duplicates", body: None, expect: [U, F, F, A, F, A] },
     Row { operation: "decide_duplicate", method: "POST", path: "/api/v1/duplicates/{own_person}/decision", body: Some(bad_decision), expect: [U, F, F, A, F, A] },
     Row { operation: "merge_person", method: "POST", path: "/api/v1/persons/{own_person}/merge", body: Some(merge_into_garbage), expect: [U, F, F, A, F, A] },

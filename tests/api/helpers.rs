@@ -364,7 +364,7 @@ impl TestApp {
 
     /// Lets `caller`'s consulate take on a person known at another one, the
     /// way it is done for real: its staff ask, headquarters grants.
-    pub async fn take_on(&self, caller: &Caller, person: mapce::db::Id) {
+    pub async fn take_on(&self, caller: &Caller, person: mapce::db::Id) -> String {
         let body = serde_json::json!({ "reason": "the person moved here and came to our window" });
         let asked = self
             .call(
@@ -393,6 +393,7 @@ impl TestApp {
             )
             .await;
         assert_eq!(granted.status, 200, "access granted: {:?}", granted.json());
+        granted.json()["id"].as_str().expect("grant id").to_owned()
     }
 
     /// The kinds of a person's history events, oldest first.

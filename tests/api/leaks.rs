@@ -721,3 +721,33 @@ async fn a_name_search_of_a_thousand_words_is_refused_clearly() {
     .await;
     assert_eq!(few.status, 200, "repeated words count once");
 }
+
+/// A grant can be ended; the consulate then reads the person as absent
+/// again (it opened no case of its own meanwhile).
+#[actix_web::test]
+async fn a_revoked_grant_closes_the_person_again() {
+    let w = world().await;
+    let (app, b) = (&w.app, &w.b[0]);
+    let pid = mapce::db::Id(uuid::Uuid::parse_str(&w.protected_person).expect("uuid"));
+    let grant = app.take_on(b, pid).await;
+    assert_eq!(
+        get(app, b, &format!("/api/v1/persons/{pid}")).await.status,
+        200
+    );
+    let hq = app.caller("hq.revoker", Role::HqAnalyst, None);
+    let path = format!("/api/v1/access-requests/{grant}/revocation");
+    let body = json!({ "reason": "she went back to Milan" });
+    // The officer who holds it cannot end it; headquarters can, once.
+    app.call("POST", &path, Some(&b.token), Some(&body))
+        .await
+        .assert_problem(403, "forbidden");
+    let revoked = app.call("POST", &path, Some(&hq.token), Some(&body)).await;
+    assert_eq!(revoked.status, 200, "{:?}", revoked.json());
+    assert_eq!(revoked.json()["status"], "revoked");
+    app.call("POST", &path, Some(&hq.token), Some(&body))
+        .await
+        .assert_problem(409, "not_granted");
+    get(app, b, &format!("/api/v1/persons/{pid}"))
+        .await
+        .assert_problem(404, "not_found");
+}
