@@ -605,6 +605,9 @@ pub struct CaseQuery {
     )]
     pub channel: Option<String>,
     pub person: Option<uuid::Uuid>,
+    /// Only cases with a protocol step or a task past its deadline (e.g. a
+    /// detainee's first consular contact).
+    pub overdue: Option<bool>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
@@ -672,6 +675,7 @@ pub async fn list_cases(
             protected: q.protected,
             channel: ch.map(|c| c.as_str().to_owned()),
             person: q.person.map(Id),
+            overdue_at: q.overdue.unwrap_or(false).then(Ts::now),
         };
         let (rows, total) = model::list_cases(conn, &filter, window)?;
         let items = rows

@@ -308,6 +308,9 @@ pub struct CaseFilter {
     pub protected: Option<bool>,
     pub channel: Option<String>,
     pub person: Option<Id>,
+    /// Only cases with a pending protocol step or an open task due before
+    /// this time.
+    pub overdue_at: Option<Ts>,
 }
 
 fn case_query(f: &CaseFilter) -> cases::BoxedQuery<'static, MultiBackend> {
@@ -342,6 +345,21 @@ fn case_query(f: &CaseFilter) -> cases::BoxedQuery<'static, MultiBackend> {
     }
     if let Some(c) = &f.channel {
         q = q.filter(cases::channel.eq(c.clone()));
+    }
+    if let Some(now) = f.overdue_at {
+        let late_steps = case_steps::table
+            .filter(case_steps::status.eq("pending"))
+            .filter(case_steps::due_at.lt(now))
+            .select(case_steps::case_id);
+        let late_tasks = tasks::table
+            .filter(tasks::done_at.is_null())
+            .filter(tasks::due_at.lt(now))
+            .select(tasks::case_id);
+        q = q.filter(
+            cases::id
+                .eq_any(late_steps)
+                .or(cases::id.eq_any(late_tasks)),
+        );
     }
     if let Some(p) = f.person {
         q = q.filter(cases::person_id.eq(p));

@@ -953,3 +953,50 @@ async fn a_transfer_moves_access_when_the_receiving_supervisor_accepts() {
         .json();
     assert_eq!(history["events"]["total"], 1);
 }
+
+#[actix_web::test]
+async fn overdue_cases_are_the_ones_with_a_step_or_task_past_its_deadline() {
+    let Fixture {
+        app,
+        officer,
+        person,
+    } = fixture().await;
+    let late = open_case(&app, &officer, person, json!({})).await.json();
+    let on_time = open_case(&app, &officer, person, json!({})).await.json();
+    for (case, due) in [
+        (&late, "2020-01-01T00:00:00Z"),
+        (&on_time, "2099-01-01T00:00:00Z"),
+    ] {
+        let task = app
+            .call(
+                "POST",
+                &format!("/api/v1/cases/{}/tasks", case["id"].as_str().expect("id")),
+                Some(&officer.token),
+                Some(&json!({ "title": "Call the family", "due_at": due })),
+            )
+            .await;
+        assert_eq!(task.status, 201, "{:?}", task.json());
+    }
+    let overdue = app
+        .call(
+            "GET",
+            "/api/v1/cases?overdue=true",
+            Some(&officer.token),
+            None,
+        )
+        .await;
+    assert_eq!(overdue.status, 200, "{:?}", overdue.json());
+    let overdue = overdue.json();
+    assert_eq!(overdue["total"], 1, "{overdue}");
+    assert_eq!(overdue["items"][0]["id"], late["id"]);
+    let all = app
+        .call(
+            "GET",
+            "/api/v1/cases?overdue=false",
+            Some(&officer.token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(all["total"], 2);
+}

@@ -193,9 +193,61 @@ fn sniff_delimiter(first_line: &[u8]) -> u8 {
         .unwrap_or(b',')
 }
 
+/// Where the file's lines end, for the bytes read so far. The csv crate's
+/// own line numbers were one too low (and did not count a lone `\r`), so a
+/// refused row's line is counted here: CRLF, LF and CR each end one line,
+/// also inside a quoted field, as an editor shows the file.
+#[derive(Debug, Default)]
+struct LineEnds {
+    /// (offset, length) of line ends read ahead of the rows handed out.
+    pending: std::collections::VecDeque<(u64, u64)>,
+    /// Line ends before the last row handed out.
+    passed: u64,
+    /// A `\r` at this offset waits to see whether `\n` follows.
+    cr: Option<u64>,
+    offset: u64,
+}
+
+impl LineEnds {
+    fn scan(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match (self.cr.take(), b) {
+                (Some(cr), b'\n') => self.pending.push_back((cr, 2)),
+                (None, b'\n') => self.pending.push_back((self.offset, 1)),
+                (Some(cr), b'\r') => {
+                    self.pending.push_back((cr, 1));
+                    self.cr = Some(self.offset);
+                }
+                (None, b'\r') => self.cr = Some(self.offset),
+                (Some(cr), _) => self.pending.push_back((cr, 1)),
+                (None, _) => {}
+            }
+            self.offset += 1;
+        }
+    }
+
+    /// The 1-based line of a row whose csv position is `byte`: csv places a
+    /// row at the terminator that precedes it, so that line end counts, and
+    /// so do the blank lines right after it (csv skips them).
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut next_start = None;
+        while let Some(&(end, len)) = self.pending.front() {
+            let blank = next_start == Some(end);
+            if end > byte && !blank {
+                break;
+            }
+            self.pending.pop_front();
+            self.passed += 1;
+            next_start = Some(end + len);
+        }
+        self.passed + 1
+    }
+}
+
 struct Counting<R> {
     inner: R,
     read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    lines: std::sync::Arc<std::sync::Mutex<LineEnds>>,
 }
 
 impl<R: Read> Read for Counting<R> {
@@ -203,6 +255,9 @@ impl<R: Read> Read for Counting<R> {
         let n = self.inner.read(buf)?;
         self.read
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut lines) = self.lines.lock() {
+            lines.scan(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -218,19 +273,29 @@ fn csv_rows(
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let delimiter = sniff_delimiter(&first);
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(LineEnds::default()));
+    let line_ends = lines.clone();
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
         .buffer_capacity(1 << 16)
-        .from_reader(Counting { inner: file, read });
+        .from_reader(Counting {
+            inner: file,
+            read,
+            lines,
+        });
     let mut record = csv::ByteRecord::new();
     let mut first_row = true;
     Ok(std::iter::from_fn(move || {
         match reader.read_byte_record(&mut record) {
             Ok(false) => None,
             Ok(true) => {
-                let line = record.position().map(|p| p.line()).unwrap_or(0);
+                let start = record.position().map(|p| p.byte()).unwrap_or(0);
+                let line = match line_ends.lock() {
+                    Ok(mut ends) => ends.line_at(start),
+                    Err(_) => 0,
+                };
                 let mut cells: Vec<String> = record.iter().map(decode).collect();
                 if first_row {
                     first_row = false;
@@ -288,6 +353,33 @@ fn xlsx_rows(path: &Path) -> Result<Vec<RawRecord>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lines_of(text: &str) -> Vec<u64> {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("x.csv");
+        std::fs::write(&path, text).expect("write");
+        let rows = csv_rows(&path, Default::default()).expect("rows");
+        rows.map(|r| r.expect("row").0).collect()
+    }
+
+    #[test]
+    fn line_numbers_are_the_same_with_crlf_and_lf() {
+        let lf = "fecha,consulado\n2024-01-01,AR\n2024-01-02,\"a\nb\"\n2024-01-03,CL\n";
+        assert_eq!(lines_of(lf), vec![1, 2, 3, 5]);
+        assert_eq!(lines_of(&lf.replace('\n', "\r\n")), vec![1, 2, 3, 5]);
+        assert_eq!(
+            lines_of(&lf.replace('\n', "\r")),
+            vec![1, 2, 3, 5],
+            "old Mac line ends"
+        );
+        let blank = "fecha,consulado\n\n2024-01-01,AR\n";
+        assert_eq!(
+            lines_of(blank),
+            vec![1, 3],
+            "a blank line is skipped but counted"
+        );
+        assert_eq!(lines_of(&blank.replace('\n', "\r\n")), vec![1, 3]);
+    }
 
     #[test]
     fn mapping_renames_fields_and_names_what_is_missing() {
