@@ -1145,3 +1145,92 @@ fn raw_inserts_of_many_rows_store_each_row_and_fail_whole() {
     let after: i64 = mk::table.count().get_result(&mut conn).expect("count");
     assert_eq!(after, 120, "none of the failed statement's rows stay");
 }
+
+/// `n` in letters (a name may hold no digit).
+fn letters(mut n: usize) -> String {
+    let mut out = String::new();
+    loop {
+        out.push(char::from(b'a' + (n % 26) as u8));
+        n /= 26;
+        if n == 0 {
+            return out;
+        }
+    }
+}
+
+/// A big file run again is mostly rows already imported: `auto` decides by
+/// the rows likely new (a sample of head and tail), so the second run keeps
+/// the indexes instead of setting them aside and rebuilding them.
+#[actix_web::test]
+async fn a_big_file_run_again_keeps_its_indexes() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("big.csv");
+    // 600 rows padded to the size of ~60 000 (the estimate goes by bytes):
+    // an extra column of notes the mapping ignores.
+    let mut text = String::from("Fecha;Consulado;País;Tipo_Documento;Numero_Documento;Nombres;Sexo;Fecha_Nacimiento;Tipo_Atención;Canal;Notas\n");
+    let pad = "x".repeat(10_000);
+    for i in 0..600 {
+        text.push_str(&format!(
+            "2024-03-05;ES-MADRID;ES;DNI;{:08};Persona {};F;1985-04-02;legal_orientation;phone;{pad}\n",
+            30_000_000 + i,
+            letters(i)
+        ));
+    }
+    std::fs::write(&file, text).expect("write");
+    let mut conn = app.db.connect();
+    let first = run(&app.db, &mut conn, &file, Options::default());
+    assert_eq!(first.rows_imported, 600, "{first:#?}");
+    assert!(first.indexes_set_aside, "all new and big: set aside");
+    assert!(
+        first.rows_estimated_new.is_some_and(|n| n >= 50_000),
+        "{first:#?}"
+    );
+    let again = run(&app.db, &mut conn, &file, Options::default());
+    assert_eq!(again.rows_imported, 0);
+    assert_eq!(again.rows_estimated_new, Some(0), "{again:#?}");
+    assert!(!again.indexes_set_aside, "nothing new: the indexes stay");
+}
+
+/// On PostgreSQL a large import ends with VACUUM ANALYZE of the
+/// attentions, so the figures' index-only scans find a visibility map
+/// (here "large" is lowered to one row).
+#[actix_web::test]
+#[cfg_attr(
+    not(pg_tests),
+    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+)]
+async fn a_large_import_on_postgresql_leaves_the_attentions_vacuumed() {
+    let admin = pg_admin_url().expect("TEST_DATABASE_URL");
+    let db = TestDb::postgres(&admin);
+    let mut conn = db.connect();
+    mapce::db::migrate(&mut conn).expect("migrate");
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("extract.csv");
+    std::fs::write(&file, extract(GOOD)).expect("write");
+    let visible = |conn: &mut DbConn| -> i32 {
+        #[derive(QueryableByName)]
+        struct Pages {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            relallvisible: i32,
+        }
+        let DbConn::Pg(c) = conn else {
+            panic!("PostgreSQL")
+        };
+        diesel::sql_query("SELECT relallvisible FROM pg_class WHERE relname = 'attentions'")
+            .get_result::<Pages>(c)
+            .expect("pg_class")
+            .relallvisible
+    };
+    let report = run(
+        &db,
+        &mut conn,
+        &file,
+        Options {
+            vacuum_after_rows: 1,
+            ..Options::default()
+        },
+    );
+    assert!(report.rows_imported > 0);
+    assert!(visible(&mut conn) > 0, "the visibility map is written");
+}

@@ -171,6 +171,50 @@ pub fn open(path: &Path, format: Format) -> Result<Rows, String> {
     })
 }
 
+/// Rows from the head and the tail of a CSV extract (the header left out),
+/// to estimate how much of a file is already imported before deciding how
+/// to load it: the first `per_end` rows, and the rows that start in the
+/// last 512 KiB. A tail row cut by a quoted line break is misread, which
+/// only makes it count as new. XLSX gives no sample.
+pub fn sample(path: &Path, format: Format, per_end: usize) -> Result<Vec<Vec<String>>, String> {
+    use std::io::{Seek, SeekFrom};
+    if format != Format::Csv {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<Vec<String>> = csv_rows(path, Default::default())?
+        .skip(1)
+        .take(per_end)
+        .filter_map(Result::ok)
+        .map(|(_, cells)| cells)
+        .collect();
+    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    let from = size.saturating_sub(512 * 1024);
+    if from > 0 {
+        let mut head = BufReader::new(File::open(path).map_err(|e| e.to_string())?);
+        let mut first = Vec::new();
+        head.read_until(b'\n', &mut first)
+            .map_err(|e| e.to_string())?;
+        let delimiter = sniff_delimiter(&first);
+        let mut file = File::open(path).map_err(|e| e.to_string())?;
+        file.seek(SeekFrom::Start(from))
+            .map_err(|e| e.to_string())?;
+        let mut tail = BufReader::new(file);
+        let mut partial = Vec::new();
+        tail.read_until(b'\n', &mut partial)
+            .map_err(|e| e.to_string())?;
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(tail);
+        let mut record = csv::ByteRecord::new();
+        while out.len() < per_end * 2 && reader.read_byte_record(&mut record).unwrap_or(false) {
+            out.push(record.iter().map(decode).collect());
+        }
+    }
+    Ok(out)
+}
+
 /// Text of a field: UTF-8 when it is, else Latin-1 (Windows-1252's printable
 /// range), which is what legacy exports from Excel on Windows produce.
 pub fn decode(bytes: &[u8]) -> String {
