@@ -255,38 +255,24 @@ impl Settings {
             );
         }
 
-        let mut jwt_secret = None;
-        if let Some(raw) = lookup("MAPCE_JWT_SECRET") {
+        // A key given in the environment must be long enough.
+        let mut key = |name: &str| -> Option<String> {
+            let raw = lookup(name)?;
+            if raw.len() >= crate::auth::jwt::MIN_SECRET_BYTES {
+                return Some(raw);
+            }
             check(
-                "MAPCE_JWT_SECRET",
-                if raw.len() >= crate::auth::jwt::MIN_SECRET_BYTES {
-                    jwt_secret = Some(raw);
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "is {} bytes; it must be at least {} (e.g. `openssl rand -hex 32`)",
-                        raw.len(),
-                        crate::auth::jwt::MIN_SECRET_BYTES
-                    ))
-                },
+                name,
+                Err(format!(
+                    "is {} bytes; it must be at least {} (e.g. `openssl rand -hex 32`)",
+                    raw.len(),
+                    crate::auth::jwt::MIN_SECRET_BYTES
+                )),
             );
-        }
-        let mut audit_key = None;
-        if let Some(raw) = lookup("MAPCE_AUDIT_KEY") {
-            check(
-                "MAPCE_AUDIT_KEY",
-                if raw.len() >= crate::auth::jwt::MIN_SECRET_BYTES {
-                    audit_key = Some(raw);
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "is {} bytes; it must be at least {} (e.g. `openssl rand -hex 32`)",
-                        raw.len(),
-                        crate::auth::jwt::MIN_SECRET_BYTES
-                    ))
-                },
-            );
-        }
+            None
+        };
+        let jwt_secret = key("MAPCE_JWT_SECRET");
+        let audit_key = key("MAPCE_AUDIT_KEY");
         let mut lookup_limit = DEFAULT_LOOKUP_LIMIT;
         if let Some(raw) = lookup("MAPCE_LOOKUP_LIMIT") {
             check(

@@ -252,6 +252,20 @@ pub struct AccessDecisionBody {
     pub reason: String,
 }
 
+/// A request by id, and what the caller sees of its person.
+fn load_request(
+    conn: &mut db::DbConn,
+    user: &AuthUser,
+    raw: &str,
+) -> Result<(Id, PersonAccessRow, PersonAccess), AppError> {
+    let missing = || AppError::not_found(format!("no access request `{raw}`"));
+    let id = uuid::Uuid::parse_str(raw).map(Id).map_err(|_| missing())?;
+    let row = model::find(conn, id)?.ok_or_else(missing)?;
+    let person = persons_model::find_person(conn, row.person_id)?.ok_or_else(missing)?;
+    let seen = service::person_access(conn, user.viewer(false), &person)?;
+    Ok((id, row, seen))
+}
+
 /// Whether `user` may decide on a request about a person seen as `seen`:
 /// headquarters always; a supervisor of another consulate that holds the
 /// person (and, for `protected`, protects them).
@@ -306,11 +320,8 @@ pub async fn decide_person_access(
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let decided = db::run(&state.pool, move |conn| {
         db::write_tx::<_, AppError, _>(conn, |conn| {
+            let (id, row, seen) = load_request(conn, &user, &raw)?;
             let missing = || AppError::not_found(format!("no access request `{raw}`"));
-            let id = uuid::Uuid::parse_str(&raw).map(Id).map_err(|_| missing())?;
-            let row = model::find(conn, id)?.ok_or_else(missing)?;
-            let person = persons_model::find_person(conn, row.person_id)?.ok_or_else(missing)?;
-            let seen = service::person_access(conn, user.viewer(false), &person)?;
             if !may_decide(&user, &seen, &row) {
                 // Nothing about the person or the request leaks to a
                 // supervisor who may not decide: it reads as absent.
@@ -388,11 +399,8 @@ pub async fn revoke_person_access(
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let revoked = db::run(&state.pool, move |conn| {
         db::write_tx::<_, AppError, _>(conn, |conn| {
+            let (id, row, seen) = load_request(conn, &user, &raw)?;
             let missing = || AppError::not_found(format!("no access request `{raw}`"));
-            let id = uuid::Uuid::parse_str(&raw).map(Id).map_err(|_| missing())?;
-            let row = model::find(conn, id)?.ok_or_else(missing)?;
-            let person = persons_model::find_person(conn, row.person_id)?.ok_or_else(missing)?;
-            let seen = service::person_access(conn, user.viewer(false), &person)?;
             let own = user.role == Role::Supervisor && user.consulate_id == Some(row.consulate_id);
             if !own && !may_decide(&user, &seen, &row) {
                 return Err(AppError::OutOfScope(format!("no access request `{raw}`")));
