@@ -25,10 +25,12 @@ use crate::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccessRequestBody {
-    /// Why the consulate needs the person (at least 15 characters); shown to
-    /// whoever decides, and audited.
+    /// Why the consulate needs the person (at least 15 characters besides
+    /// spaces); shown to whoever decides, and audited.
     #[schema(
         min_length = 15,
+        max_length = 4000,
+        pattern = "(\\S\\s*){15}",
         example = "she came to our window: moved from Milan, needs a passport"
     )]
     pub reason: String,
@@ -76,14 +78,17 @@ fn response(r: PersonAccessRow) -> Result<AccessRequestResponse, AppError> {
 
 fn reason_of(field: &str, raw: &str) -> Result<String, AppError> {
     let reason = raw.split_whitespace().collect::<Vec<_>>().join(" ");
-    match reason.chars().count() {
-        0..15 => Err(AppError::invalid(
+    let letters = reason.chars().filter(|c| !c.is_whitespace()).count();
+    if letters < 15 {
+        return Err(AppError::invalid(
             field,
-            "say why, in at least 15 characters",
-        )),
-        4001.. => Err(AppError::invalid(field, "must be at most 4000 characters")),
-        _ => Ok(reason),
+            "say why, in at least 15 characters besides spaces",
+        ));
     }
+    if reason.chars().count() > 4000 {
+        return Err(AppError::invalid(field, "must be at most 4000 characters"));
+    }
+    Ok(reason)
 }
 
 /// Ask for access to a person. Any person id answers the same way, known at
@@ -248,7 +253,7 @@ pub struct AccessDecisionBody {
     /// `grant` or `refuse`.
     #[schema(pattern = "^(grant|refuse)$")]
     pub decision: String,
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, pattern = "\\S")]
     pub reason: String,
 }
 
@@ -359,7 +364,7 @@ pub async fn decide_person_access(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevocationBody {
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, pattern = "\\S")]
     pub reason: String,
 }
 

@@ -720,6 +720,17 @@ async fn a_name_search_of_a_thousand_words_is_refused_clearly() {
     )
     .await;
     assert_eq!(few.status, 200, "repeated words count once");
+    // The longest search allowed, 66 different words, is answered.
+    let words: Vec<String> = (0..66u8)
+        .map(|i| format!("{}{}", char::from(b'a' + i / 26), char::from(b'a' + i % 26)))
+        .collect();
+    let most = get(
+        &w.app,
+        &w.b[0],
+        &format!("/api/v1/persons?q={}", words.join(".")),
+    )
+    .await;
+    assert_eq!(most.status, 200, "{:?}", most.json());
 }
 
 /// A grant can be ended; the consulate then reads the person as absent
