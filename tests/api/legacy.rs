@@ -1234,3 +1234,32 @@ async fn a_large_import_on_postgresql_leaves_the_attentions_vacuumed() {
     assert!(report.rows_imported > 0);
     assert!(visible(&mut conn) > 0, "the visibility map is written");
 }
+
+/// An office the extract files under another country (a territory, a
+/// neighbouring country it serves de facto) resolves when exactly one
+/// office anywhere has that name, and the row is flagged as outside the
+/// office's jurisdiction instead of being refused.
+#[actix_web::test]
+async fn an_office_filed_under_another_country_resolves_and_is_flagged() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("extract.csv");
+    let rows = [
+        "2024-03-05;Madrid;Francia;DNI;55555555;Carla Soto;F;1985-04-02;legal_orientation;phone",
+        "2024-03-06;Atlantis;Francia;DNI;55555556;Rita Soto;F;1985-04-02;legal_orientation;phone",
+    ];
+    let mut text = String::from("Fecha;Consulado;País;Tipo_Documento;Numero_Documento;Nombres;Sexo;Fecha_Nacimiento;Tipo_Atención;Canal\n");
+    for r in rows {
+        text.push_str(r);
+        text.push('\n');
+    }
+    std::fs::write(&file, text).expect("write");
+    let mut conn = app.db.connect();
+    let report = run(&app.db, &mut conn, &file, Options::default());
+    assert_eq!(report.rows_imported, 1, "{report:#?}");
+    assert_eq!(report.quality.outside_jurisdiction, 1, "{report:#?}");
+    assert_eq!(
+        report.rows_rejected, 1,
+        "an office nowhere is still refused"
+    );
+}

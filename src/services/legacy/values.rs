@@ -149,19 +149,30 @@ impl Lookup {
         if let Some(id) = self.consulate_by_code.get(&key) {
             return Ok(*id);
         }
-        let found = match country {
-            Some(c) => self.consulate_by_name.get(&(c.to_owned(), key)),
-            None => self.consulate_by_name_anywhere.get(&key),
-        };
-        match found.map(Vec::as_slice) {
-            Some([one]) => Ok(*one),
-            Some([]) | None => Err(match country {
-                Some(_) => "no consulate with this code, or this name or city in the row's country",
-                None => "no consulate with this code, name or city",
-            }),
-            Some(_) => {
-                Err("more than one consulate has this name or city; use the consulate's code")
+        // Within the row's country first; when no office there has this
+        // name but exactly one anywhere does, that one (an office in a
+        // territory the extract files under another country): the row is
+        // then flagged as outside the office's jurisdiction, never guessed
+        // between two.
+        let in_country = country
+            .and_then(|c| self.consulate_by_name.get(&(c.to_owned(), key.clone())))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        match in_country {
+            [one] => return Ok(*one),
+            [_, _, ..] => {
+                return Err(
+                    "more than one consulate has this name or city in the row's country; use the consulate's code",
+                )
             }
+            [] => {}
+        }
+        match self.consulate_by_name_anywhere.get(&key).map(Vec::as_slice) {
+            Some([one]) => Ok(*one),
+            Some([]) | None => Err("no consulate with this code, name or city"),
+            Some(_) => Err(
+                "more than one consulate has this name or city, none of them in the row's country; use the consulate's code",
+            ),
         }
     }
 }
