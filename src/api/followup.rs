@@ -577,9 +577,11 @@ pub async fn decide_transfer(
                     return Err(AppError::PreconditionFailed("the case changed meanwhile; try again".into()));
                 }
                 model::move_open_tasks(conn, case.id, t.to_consulate_id)?;
-                if case.protected {
-                    // The sending consulate asked and the receiving one
-                    // accepted: the protection moves with the case.
+                // The protection moves with the case only from a consulate
+                // that protects the person: a case opened as protected by a
+                // consulate that does not (the person is protected
+                // elsewhere) passes on no more than it had.
+                if case.protected && crate::services::access::protects(conn, case.person_id, t.from_consulate_id)? {
                     crate::services::access::grant(conn, case.person_id, t.to_consulate_id, AccessLevel::Protected, "transfer", "a protected case accepted on transfer", Some(user.user_id))?;
                 }
             }

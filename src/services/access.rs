@@ -191,6 +191,13 @@ impl CaseTexts {
     }
 }
 
+/// Whether `consulate` holds a `protected` grant for `person`.
+pub fn protects(conn: &mut DbConn, person: Id, consulate: Id) -> QueryResult<bool> {
+    Ok(model::granted(conn, person)?
+        .iter()
+        .any(|(at, level)| *at == consulate && level == AccessLevel::Protected.as_str()))
+}
+
 /// Called in the transaction that makes a case of `person` at `consulate`
 /// protected: the first consulate to protect a person gets the `protected`
 /// grant; any later one sees the person masked until granted.

@@ -762,3 +762,66 @@ async fn a_revoked_grant_closes_the_person_again() {
         .await
         .assert_problem(404, "not_found");
 }
+
+/// Two consulates that do not protect a person cannot hand each other the
+/// protection: a protected case opened by one that holds the person only
+/// as a holder, transferred to another, leaves the other masked too.
+#[actix_web::test]
+async fn a_transfer_passes_on_no_more_protection_than_the_sender_had() {
+    let w = world().await;
+    let (app, b) = (&w.app, &w.b[0]);
+    let pid = mapce::db::Id(uuid::Uuid::parse_str(&w.protected_person).expect("uuid"));
+    app.take_on(b, pid).await;
+    let case = app
+        .call(
+            "POST",
+            "/api/v1/cases",
+            Some(&b.token),
+            Some(&json!({
+            "person_id": pid, "channel": "phone", "requester": { "kind": "self" },
+            "summary": "Madrid case", "flags": ["minor"] })),
+        )
+        .await;
+    assert_eq!(case.status, 201, "{:?}", case.json());
+    assert_clean(
+        "Madrid's own protected case",
+        &String::from_utf8_lossy(&case.body),
+    );
+    let transfer = app
+        .call(
+            "POST",
+            &format!(
+                "/api/v1/cases/{}/transfers",
+                case.json()["id"].as_str().expect("id")
+            ),
+            Some(&b.token),
+            Some(&json!({ "to": "ES-BARCELONA", "reason": "moved to Barcelona" })),
+        )
+        .await;
+    assert_eq!(transfer.status, 201, "{:?}", transfer.json());
+    let bcn = app.caller("sup.bcn.leak", Role::Supervisor, Some("ES-BARCELONA"));
+    let accepted = app
+        .call(
+            "POST",
+            &format!(
+                "/api/v1/transfers/{}/decision",
+                transfer.json()["id"].as_str().expect("id")
+            ),
+            Some(&bcn.token),
+            Some(&json!({ "decision": "accept" })),
+        )
+        .await;
+    assert_eq!(accepted.status, 200, "{:?}", accepted.json());
+    let seen = get(app, &bcn, &format!("/api/v1/persons/{pid}")).await;
+    assert_eq!(seen.status, 200, "Barcelona holds the case now");
+    assert_eq!(seen.json()["view"], "masked");
+    assert_clean(
+        "the person at Barcelona",
+        &String::from_utf8_lossy(&seen.body),
+    );
+    let history = get(app, &bcn, &format!("/api/v1/persons/{pid}/history")).await;
+    assert_clean(
+        "the history at Barcelona",
+        &String::from_utf8_lossy(&history.body),
+    );
+}
