@@ -1263,3 +1263,47 @@ async fn an_office_filed_under_another_country_resolves_and_is_flagged() {
         "an office nowhere is still refused"
     );
 }
+
+/// The report names each consulate, country and channel spelling nothing
+/// resolved, with its rows and the closest entries, most rows first.
+#[actix_web::test]
+async fn the_report_lists_unresolved_values_with_the_closest_entries() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("extract.csv");
+    let rows = [
+        "2024-03-05;ES-MADRID;ES;DNI;55555551;Carla Soto;F;1985-04-02;legal_orientation;telefonico",
+        "2024-03-06;ES-MADRID;ES;DNI;55555552;Rita Soto;F;1985-04-02;legal_orientation;telefonico",
+        "2024-03-07;Madri;ES;DNI;55555553;Nora Soto;F;1985-04-02;legal_orientation;phone",
+        "2024-03-08;ES-MADRID;Espana del sur;DNI;55555554;Eva Soto;F;1985-04-02;legal_orientation;phone",
+    ];
+    let mut text = String::from("Fecha;Consulado;País;Tipo_Documento;Numero_Documento;Nombres;Sexo;Fecha_Nacimiento;Tipo_Atención;Canal\n");
+    for r in rows {
+        text.push_str(r);
+        text.push('\n');
+    }
+    std::fs::write(&file, text).expect("write");
+    let mut conn = app.db.connect();
+    let report = run(&app.db, &mut conn, &file, Options::default());
+    let found: Vec<(&str, &str, i64, Option<&str>)> = report
+        .unresolved_values
+        .iter()
+        .map(|u| {
+            (
+                u.field.as_str(),
+                u.spelling.as_str(),
+                u.rows,
+                u.closest.first().map(|c| c.entry.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("canal", "telefonico", 2, Some("telefono")),
+            ("consulado", "Madri", 1, Some("madrid")),
+            ("pais", "Espana del sur", 1, Some("espana")),
+        ],
+        "{report:#?}"
+    );
+}

@@ -120,6 +120,24 @@ pub struct UnmappedLabel {
     pub closest: Vec<ClosestType>,
 }
 
+/// A spelling of a consulate, country or channel that nothing resolved.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UnresolvedValue {
+    /// `consulado`, `pais` or `canal`.
+    pub field: String,
+    pub spelling: String,
+    pub rows: i64,
+    pub closest: Vec<ClosestEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClosestEntry {
+    /// The entry's folded code, name or city.
+    pub entry: String,
+    /// Jaro-Winkler similarity of the folded spellings, 0 to 1.
+    pub score: f64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ClosestType {
     pub code: String,
@@ -153,6 +171,10 @@ pub struct Report {
     /// review queue (`GET /api/v1/duplicates`).
     pub duplicates_queued: i64,
     pub unmapped_labels: Vec<UnmappedLabel>,
+    /// Consulates, countries and channels no entry resolved, most rows
+    /// first, with the closest entries: what to add (an office) or to
+    /// correct next.
+    pub unresolved_values: Vec<UnresolvedValue>,
     /// Refused rows per field and reason.
     pub rejections_by_reason: BTreeMap<String, i64>,
     /// The first `keep_rejections` refused fields, in file order.
@@ -214,6 +236,9 @@ struct State {
     /// count, deterministically for the same file)
     seen: HashMap<u64, u32>,
     unmapped: HashMap<String, i64>,
+    /// (field, spelling) → rows, for consulates, countries and channels no
+    /// entry resolved.
+    unresolved: HashMap<(String, String), i64>,
     conflicts: HashSet<Id>,
     /// persons found in the database (their earlier legacy cases are looked up)
     db_persons: HashSet<Id>,
@@ -292,6 +317,7 @@ pub fn run(
         consulate_ix: HashMap::new(),
         seen: HashMap::new(),
         unmapped: HashMap::new(),
+        unresolved: HashMap::new(),
         conflicts: HashSet::new(),
         db_persons: HashSet::new(),
         volumes: HashMap::new(),
@@ -356,6 +382,14 @@ pub fn run(
                             && e.reason.starts_with("no attention type")
                         {
                             *st.unmapped.entry(e.value.clone()).or_default() += 1;
+                        } else if [read::F_CONSULATE, read::F_COUNTRY, read::F_CHANNEL]
+                            .iter()
+                            .any(|&f| e.field == FIELDS[f])
+                            && !e.value.is_empty()
+                        {
+                            *st.unresolved
+                                .entry((e.field.clone(), e.value.clone()))
+                                .or_default() += 1;
                         }
                     }
                     rejected.extend(errors);
@@ -1653,6 +1687,21 @@ fn finish(
     lookup: Lookup,
     started: std::time::Instant,
 ) -> Result<Report, AppError> {
+    let mut unresolved: Vec<((String, String), i64)> = st.unresolved.drain().collect();
+    unresolved.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    for ((field, spelling), rows) in unresolved {
+        let closest = lookup
+            .closest(&field, &spelling)
+            .into_iter()
+            .map(|(entry, score)| ClosestEntry { entry, score })
+            .collect();
+        st.report.unresolved_values.push(UnresolvedValue {
+            field,
+            spelling,
+            rows,
+            closest,
+        });
+    }
     drop(lookup);
     let mut unmapped: Vec<(String, i64)> = st.unmapped.drain().collect();
     unmapped.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));

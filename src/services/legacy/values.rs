@@ -140,6 +140,38 @@ impl Lookup {
         Ok(t)
     }
 
+    /// The three entries of a vocabulary closest to a spelling nothing
+    /// resolved (Jaro-Winkler on folded keys): consulates by code, name or
+    /// city; countries by code or name; channels by code or name.
+    pub fn closest(&self, field: &str, spelling: &str) -> Vec<(String, f64)> {
+        let key = fold_key(spelling);
+        let entries: Vec<String> = match field {
+            "consulado" => self
+                .consulate_by_code
+                .keys()
+                .chain(self.consulate_by_name_anywhere.keys())
+                .cloned()
+                .collect(),
+            "pais" => self.countries.keys().cloned().collect(),
+            "canal" => IntakeChannel::ALL
+                .iter()
+                .flat_map(|c| [c.as_str(), c.name_es(), c.name_en()].map(fold_key))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut scored: Vec<(String, f64)> = entries
+            .into_iter()
+            .map(|e| {
+                let score = strsim::jaro_winkler(&key, &e);
+                (e, (score * 1000.0).round() / 1000.0)
+            })
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        scored.dedup_by(|a, b| a.0 == b.0);
+        scored.truncate(3);
+        scored
+    }
+
     fn country(&self, raw: &str) -> Option<String> {
         self.countries.get(&fold_key(raw)).cloned()
     }
