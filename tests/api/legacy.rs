@@ -60,6 +60,16 @@ fn extract(rows: &[&str]) -> Vec<u8> {
     out
 }
 
+/// An extract of exactly these rows, under the usual header (UTF-8, LF).
+fn plain_extract(rows: &[&str]) -> String {
+    let mut text = String::from("Fecha;Consulado;País;Tipo_Documento;Numero_Documento;Nombres;Sexo;Fecha_Nacimiento;Tipo_Atención;Canal\n");
+    for r in rows {
+        text.push_str(r);
+        text.push('\n');
+    }
+    text
+}
+
 /// Imports with a writer connection, as the CLI does (batches written on
 /// a second connection while the next is resolved).
 fn run(db: &TestDb, conn: &mut DbConn, file: &std::path::Path, opts: Options) -> Report {
@@ -1248,12 +1258,7 @@ async fn an_office_filed_under_another_country_resolves_and_is_flagged() {
         "2024-03-05;Madrid;Francia;DNI;55555555;Carla Soto;F;1985-04-02;legal_orientation;phone",
         "2024-03-06;Atlantis;Francia;DNI;55555556;Rita Soto;F;1985-04-02;legal_orientation;phone",
     ];
-    let mut text = String::from("Fecha;Consulado;País;Tipo_Documento;Numero_Documento;Nombres;Sexo;Fecha_Nacimiento;Tipo_Atención;Canal\n");
-    for r in rows {
-        text.push_str(r);
-        text.push('\n');
-    }
-    std::fs::write(&file, text).expect("write");
+    std::fs::write(&file, plain_extract(&rows)).expect("write");
     let mut conn = app.db.connect();
     let report = run(&app.db, &mut conn, &file, Options::default());
     assert_eq!(report.rows_imported, 1, "{report:#?}");
@@ -1277,12 +1282,7 @@ async fn the_report_lists_unresolved_values_with_the_closest_entries() {
         "2024-03-07;Madri;ES;DNI;55555553;Nora Soto;F;1985-04-02;legal_orientation;phone",
         "2024-03-08;ES-MADRID;Espana del sur;DNI;55555554;Eva Soto;F;1985-04-02;legal_orientation;phone",
     ];
-    let mut text = String::from("Fecha;Consulado;País;Tipo_Documento;Numero_Documento;Nombres;Sexo;Fecha_Nacimiento;Tipo_Atención;Canal\n");
-    for r in rows {
-        text.push_str(r);
-        text.push('\n');
-    }
-    std::fs::write(&file, text).expect("write");
+    std::fs::write(&file, plain_extract(&rows)).expect("write");
     let mut conn = app.db.connect();
     let report = run(&app.db, &mut conn, &file, Options::default());
     let found: Vec<(&str, &str, i64, Option<&str>)> = report
