@@ -172,6 +172,15 @@ pub const GET_IMPORT: Policy = policy("get_import", &[Admin]);
 pub const LIST_IMPORT_REJECTIONS: Policy = policy("list_import_rejections", &[Admin]);
 pub const GET_DATA_QUALITY: Policy = policy("get_data_quality", &[HqAnalyst, Admin]);
 
+// --- vocabularies: aliases taught by admins; hq reads them ------------------------
+pub const ADD_CONSULATE_ALIAS: Policy = policy("add_consulate_alias", &[Admin]);
+pub const ADD_COUNTRY_ALIAS: Policy = policy("add_country_alias", &[Admin]);
+pub const ADD_CHANNEL_ALIAS: Policy = policy("add_channel_alias", &[Admin]);
+pub const ADD_SEX_ALIAS: Policy = policy("add_sex_alias", &[Admin]);
+pub const ADD_DOCUMENT_TYPE_ALIAS: Policy = policy("add_document_type_alias", &[Admin]);
+pub const LIST_VOCABULARY_ALIASES: Policy = policy("list_vocabulary_aliases", &[HqAnalyst, Admin]);
+pub const REMOVE_VOCABULARY_ALIAS: Policy = policy("remove_vocabulary_alias", &[Admin]);
+
 // --- audit -----------------------------------------------------------------------
 pub const LIST_AUDIT: Policy = policy("list_audit", &[Admin]);
 pub const LIST_LOOKUPS: Policy = policy("list_lookups", &[Admin]);
@@ -191,6 +200,13 @@ pub const ALL: &[Policy] = &[
     RESET_USER_PASSWORD,
     CREATE_CONSULATE,
     UPDATE_CONSULATE,
+    ADD_CONSULATE_ALIAS,
+    ADD_COUNTRY_ALIAS,
+    ADD_CHANNEL_ALIAS,
+    ADD_SEX_ALIAS,
+    ADD_DOCUMENT_TYPE_ALIAS,
+    LIST_VOCABULARY_ALIASES,
+    REMOVE_VOCABULARY_ALIAS,
     LIST_ATTENTION_TYPES,
     GET_ATTENTION_TYPE,
     RESOLVE_ATTENTION_TYPE,

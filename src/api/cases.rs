@@ -16,6 +16,7 @@ use crate::domain::access::View;
 use crate::domain::case::{CaseOutcome, CaseStatus, Flag, RequesterKind};
 use crate::domain::catalogue::IntakeChannel;
 use crate::domain::person::mask_name;
+use crate::domain::vocabulary::RecordedChannel;
 use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::idempotency::Idempotency;
@@ -122,7 +123,9 @@ pub struct CaseResponse {
     pub consulate_id: Id,
     pub country: String,
     pub city: Option<String>,
-    pub channel: IntakeChannel,
+    /// `not_recorded` on legacy cases whose extract named no channel, or
+    /// one nothing resolved.
+    pub channel: RecordedChannel,
     /// Omitted outside the owning consulate when the case is protected.
     pub requester: Option<RequesterBody>,
     pub summary: String,
@@ -175,9 +178,7 @@ pub(super) fn case_response(
     let steps = model::steps_of(conn, c.id)?;
     let referrals = crate::models::support::referrals_of_case(conn, c.id)?;
     let referrals = super::support::referral_responses(conn, referrals)?;
-    Ok(build_case_response(
-        &seen, c, &person, attentions, steps, referrals,
-    ))
+    build_case_response(&seen, c, &person, attentions, steps, referrals)
 }
 
 /// The representation from rows already in hand (creation builds it without
@@ -189,7 +190,7 @@ fn build_case_response(
     attentions: Vec<Attention>,
     steps: Vec<CaseStep>,
     mut referrals: Vec<super::support::ReferralResponse>,
-) -> CaseResponse {
+) -> Result<CaseResponse, AppError> {
     let full = format!(
         "{} {} {}",
         person.given_names,
@@ -223,7 +224,7 @@ fn build_case_response(
             st.waiver_reason = st.waiver_reason.as_ref().map(|_| WITHHELD.into());
         }
     }
-    CaseResponse {
+    Ok(CaseResponse {
         referrals,
         person: PersonRef {
             id: c.person_id,
@@ -239,7 +240,7 @@ fn build_case_response(
             relationship: c.requester_relationship.clone(),
             contact: c.requester_contact.clone(),
         }),
-        channel: IntakeChannel::parse(&c.channel).unwrap_or(IntakeChannel::ConsulateWindow),
+        channel: stored_channel(&c.channel)?,
         flags: if masked {
             Vec::new()
         } else {
@@ -280,7 +281,7 @@ fn build_case_response(
         version: c.version,
         created_at: c.created_at,
         updated_at: c.updated_at,
-    }
+    })
 }
 
 fn respond(c: &CaseResponse, status: StatusCode) -> HttpResponse {
@@ -300,6 +301,16 @@ pub(super) fn load_scoped(conn: &mut DbConn, user: &AuthUser, raw: &str) -> Resu
         return Err(AppError::OutOfScope(format!("no case `{raw}`")));
     }
     Ok(c)
+}
+
+/// A stored channel; the column is CHECK-constrained, so anything else is
+/// a broken database, said as such.
+fn stored_channel(raw: &str) -> Result<RecordedChannel, AppError> {
+    RecordedChannel::parse(raw).ok_or_else(|| {
+        AppError::internal(anyhow::anyhow!(
+            "a case carries the unknown channel `{raw}`"
+        ))
+    })
 }
 
 fn channel(field: &str, raw: &str) -> Result<IntakeChannel, AppError> {
@@ -504,7 +515,8 @@ pub async fn create_case(
             }
             let id = case.id.to_string();
             let seen = access_service::person_access(conn, user.viewer(false), &person)?;
-            let response = build_case_response(&seen, case, &person, recorded, steps, Vec::new());
+            let response =
+                build_case_response(&seen, case, &person, recorded, steps, Vec::new())?;
             finish_create(
                 conn,
                 &user,
@@ -642,7 +654,8 @@ pub async fn list_cases(
         .channel
         .as_deref()
         .map(|c| {
-            IntakeChannel::parse(c)
+            RecordedChannel::parse(c)
+                .or_else(|| IntakeChannel::parse(c).map(RecordedChannel::from))
                 .ok_or_else(|| AppError::bad_query("query.channel", "unknown channel"))
         })
         .transpose()?;
@@ -781,8 +794,14 @@ pub async fn add_attention(
                     "reopen the case before recording attentions",
                 ));
             }
-            let default =
-                IntakeChannel::parse(&case.channel).unwrap_or(IntakeChannel::ConsulateWindow);
+            let default = stored_channel(&case.channel)?.intake();
+            if default.is_none() && b.channel.is_none() {
+                return Err(AppError::invalid(
+                    "body.channel",
+                    "the case's channel is not recorded: say how this request came",
+                ));
+            }
+            let default = default.unwrap_or(IntakeChannel::ConsulateWindow);
             let new =
                 prepare_attentions(conn, std::slice::from_ref(&b), "", default, case.opened_at)?
                     .remove(0);

@@ -33,7 +33,10 @@ pub struct ImportParams {
     pub atomic: Option<bool>,
     /// The file's name, for the record.
     pub name: Option<String>,
-    /// Column mapping: `campo=Encabezado` pairs separated by `;`.
+    /// Column mapping: `campo=Encabezado` pairs separated by `;`; and value
+    /// mappings for this import, `campo: spelling = entry` (e.g. `canal:
+    /// Presencial = consulate_window`), for consulado, pais,
+    /// tipo_documento, sexo, tipo_atencion and canal.
     pub mapping: Option<String>,
 }
 
@@ -171,6 +174,17 @@ pub async fn create_import(
         Some(m) => Mapping::parse(m).map_err(|e| AppError::bad_query("query.mapping", e))?,
         None => Mapping::default(),
     };
+    if !mapping.values.is_empty() {
+        let values = mapping.values.clone();
+        db::run(&state.pool, move |conn| {
+            crate::services::legacy::check_value_mappings(conn, &values)
+        })
+        .await
+        .map_err(|e| match e {
+            AppError::Validation { detail, .. } => AppError::bad_query("query.mapping", detail),
+            other => other,
+        })?;
+    }
     let name = super::optional_text("query.name", q.name.as_deref(), 200)?
         .unwrap_or_else(|| "upload".to_owned());
     let id = Id::new();

@@ -20,6 +20,7 @@ pub mod repatriation;
 pub mod reports;
 pub mod support;
 pub mod users;
+pub mod vocabulary;
 
 use actix_web::HttpRequest;
 use serde::Serialize;
@@ -65,6 +66,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(reference::get_consulate)
             .service(reference::create_consulate)
             .service(reference::update_consulate)
+            .service(vocabulary::add_consulate_alias)
+            .service(vocabulary::add_country_alias)
+            .service(vocabulary::add_channel_alias)
+            .service(vocabulary::add_sex_alias)
+            .service(vocabulary::add_document_type_alias)
+            .service(vocabulary::list_vocabulary_aliases)
+            .service(vocabulary::remove_vocabulary_alias)
             // attention-type catalogue (fixed paths before `{id}`)
             .service(catalogue::resolve_attention_type)
             .service(catalogue::list_attention_type_merges)

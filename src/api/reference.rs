@@ -85,6 +85,9 @@ pub struct ConsulateResponse {
     pub name_en: String,
     #[schema(example = "Milán")]
     pub city: String,
+    /// The city's English name (the office is looked up by it too).
+    #[schema(example = "Milan")]
+    pub city_en: Option<String>,
     pub country: CountryRef,
     /// Region code of the office's country.
     #[schema(example = "europa")]
@@ -123,6 +126,7 @@ impl From<ConsulateDetail> for ConsulateResponse {
             name_es: c.name_es,
             name_en: c.name_en,
             city: c.city,
+            city_en: c.city_en,
             region: d.country.region_code,
             country: CountryRef {
                 alpha2: d.country.alpha2,
@@ -509,6 +513,7 @@ pub async fn create_consulate(
                 code,
                 kind: body.kind.as_str().to_owned(),
                 city,
+                city_en,
                 country_code: country.alpha2,
                 active: true,
                 version: 1,
@@ -538,6 +543,8 @@ pub struct UpdateConsulateRequest {
     pub name_es: Option<String>,
     pub name_en: Option<String>,
     pub city: Option<String>,
+    /// The city's English name; `""` clears it.
+    pub city_en: Option<String>,
     /// Deactivated offices stay in history but take no new users or cases.
     pub active: Option<bool>,
     /// Replaces the served countries (the office's own is always included).
@@ -591,6 +598,14 @@ pub async fn update_consulate(
         .as_deref()
         .map(|c| check_text("body.city", c, 100))
         .transpose()?;
+    let city_en = body
+        .city_en
+        .as_deref()
+        .map(|c| match c.trim() {
+            "" => Ok(None),
+            _ => check_text("body.city_en", c, 100).map(Some),
+        })
+        .transpose()?;
     let key = match uuid::Uuid::parse_str(&raw) {
         Ok(u) => ConsulateKey::Id(Id(u)),
         Err(_) => ConsulateKey::Code(raw.clone()),
@@ -615,6 +630,7 @@ pub async fn update_consulate(
                 name_es: name_es.unwrap_or_else(|| c.name_es.clone()),
                 name_en: name_en.unwrap_or_else(|| c.name_en.clone()),
                 city: city.unwrap_or_else(|| c.city.clone()),
+                city_en: city_en.unwrap_or_else(|| c.city_en.clone()),
                 active: body.active.unwrap_or(c.active),
                 version: c.version + 1,
                 updated_at: Ts::now(),
@@ -629,6 +645,12 @@ pub async fn update_consulate(
                 if from != to {
                     diff.insert(field.into(), serde_json::json!({ "from": from, "to": to }));
                 }
+            }
+            if c.city_en != changes.city_en {
+                diff.insert(
+                    "city_en".into(),
+                    serde_json::json!({ "from": c.city_en, "to": changes.city_en }),
+                );
             }
             if c.active != changes.active {
                 diff.insert(

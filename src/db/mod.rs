@@ -363,7 +363,7 @@ pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/
 /// Applies pending migrations, then loads the reference data (idempotent).
 /// Returns the names of the migrations applied.
 pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
-    let applied = match conn {
+    let applied: Vec<String> = match conn {
         DbConn::Pg(c) => c
             .run_pending_migrations(PG_MIGRATIONS)
             .map_err(|e| anyhow::anyhow!("PostgreSQL migration failed: {e}"))?
@@ -378,6 +378,9 @@ pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
             .collect(),
     };
     seed::load_reference_data(conn)?;
+    if applied.iter().any(|v| v.ends_with("000015")) {
+        seed::record_english_cities(conn)?;
+    }
     // an import killed while it had set indexes aside
     let rebuilt = bulk_indexes::restore(conn)?;
     if rebuilt > 0 {

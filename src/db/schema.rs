@@ -29,6 +29,7 @@ diesel::table! {
         version -> Integer,
         created_at -> Tstz,
         updated_at -> Tstz,
+        city_en -> Nullable<Text>,
     }
 }
 
@@ -847,8 +848,42 @@ diesel::table! {
 diesel::joinable!(person_access -> persons (person_id));
 diesel::joinable!(person_access -> consulates (consulate_id));
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::{DbUuid, Tstz};
+
+    vocabulary_aliases (id) {
+        id -> DbUuid,
+        vocabulary -> Text,
+        spelling -> Text,
+        folded -> Text,
+        target -> Text,
+        created_by -> Nullable<DbUuid>,
+        created_at -> Tstz,
+        removed_at -> Nullable<Tstz>,
+        removed_by -> Nullable<DbUuid>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::DbUuid;
+
+    attention_spellings (attention_id, vocabulary) {
+        attention_id -> DbUuid,
+        case_id -> DbUuid,
+        vocabulary -> Text,
+        spelling -> Text,
+        folded -> Text,
+    }
+}
+
+diesel::joinable!(attention_spellings -> attentions (attention_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     imports,
+    vocabulary_aliases,
+    attention_spellings,
     import_rejections,
     legacy_cases,
     legacy_rows,

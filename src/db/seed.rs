@@ -53,6 +53,7 @@ struct NewConsulate<'a> {
     name_es: String,
     name_en: String,
     city: &'a str,
+    city_en: &'a str,
     country_code: &'a str,
     active: bool,
     version: i32,
@@ -196,6 +197,7 @@ pub fn load_reference_data(conn: &mut DbConn) -> anyhow::Result<()> {
                 name_es: office.kind.name_es(office.city_es),
                 name_en: office.kind.name_en(office.city_en),
                 city: office.city_es,
+                city_en: office.city_en,
                 country_code: office.country,
                 active: true,
                 version: 1,
@@ -225,6 +227,22 @@ pub fn load_reference_data(conn: &mut DbConn) -> anyhow::Result<()> {
             .context("loading the attention-type catalogue")?;
         Ok(())
     })
+}
+
+/// Gives the shipped offices their English city, for a database migrated
+/// to the column (`migrate` calls it once, when that migration runs).
+pub fn record_english_cities(conn: &mut DbConn) -> anyhow::Result<()> {
+    for office in parse_consulates()? {
+        diesel::update(
+            consulates::table
+                .filter(consulates::code.eq(office.code))
+                .filter(consulates::city_en.is_null()),
+        )
+        .set(consulates::city_en.eq(office.city_en))
+        .execute(conn)
+        .context("recording the offices' English city names")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,3 +12,4 @@ pub mod person;
 pub mod reference;
 pub mod role;
 pub mod text;
+pub mod vocabulary;

@@ -10,3 +10,4 @@ pub mod persons;
 pub mod reference;
 pub mod support;
 pub mod users;
+pub mod vocabulary;

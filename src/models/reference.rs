@@ -39,6 +39,8 @@ pub struct Consulate {
     pub version: i32,
     pub created_at: Ts,
     pub updated_at: Ts,
+    /// The city's English name, when it differs or is known.
+    pub city_en: Option<String>,
 }
 
 /// A consulate with what its API representation needs from other tables.
@@ -251,6 +253,7 @@ pub struct NewConsulate {
     pub name_es: String,
     pub name_en: String,
     pub city: String,
+    pub city_en: Option<String>,
     pub country_code: String,
     pub active: bool,
     pub version: i32,
@@ -292,12 +295,13 @@ pub fn replace_jurisdiction(
 
 /// The changeable fields of a consulate.
 #[derive(Debug, AsChangeset)]
-#[diesel(table_name = consulates)]
+#[diesel(table_name = consulates, treat_none_as_null = true)]
 pub struct ConsulateChanges {
     pub kind: String,
     pub name_es: String,
     pub name_en: String,
     pub city: String,
+    pub city_en: Option<String>,
     pub active: bool,
     pub version: i32,
     pub updated_at: Ts,

@@ -346,6 +346,7 @@ impl Labels {
                 .find(|(code, _, _)| code == key)
                 .map(|(_, n, _)| n.clone())
                 .unwrap_or_else(|| key.to_owned()),
+            "channel" if key == "not_recorded" => "Sin registro".into(),
             "channel" => IntakeChannel::parse(key)
                 .map(|c| c.name_es().to_owned())
                 .unwrap_or_else(|| key.to_owned()),

@@ -8,3 +8,4 @@ pub mod indicators;
 pub mod legacy;
 pub mod persons;
 pub mod users;
+pub mod vocabulary;

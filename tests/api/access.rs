@@ -127,6 +127,13 @@ const MATRIX: &[Row] = &[
     // reference data writes
     Row { operation: "create_consulate", method: "POST", path: "/api/v1/consulates", body: Some(new_consulate), expect: [U, F, F, F, F, A] },
     Row { operation: "update_consulate", method: "PATCH", path: "/api/v1/consulates/IT-MILAN", body: Some(rename_consulate), expect: [U, F, F, F, F, A] },
+    Row { operation: "add_consulate_alias", method: "POST", path: "/api/v1/consulates/IT-MILAN/aliases", body: Some(new_spelling), expect: [U, F, F, F, F, A] },
+    Row { operation: "add_country_alias", method: "POST", path: "/api/v1/countries/IT/aliases", body: Some(new_spelling), expect: [U, F, F, F, F, A] },
+    Row { operation: "add_channel_alias", method: "POST", path: "/api/v1/channels/phone/aliases", body: Some(new_spelling), expect: [U, F, F, F, F, A] },
+    Row { operation: "add_sex_alias", method: "POST", path: "/api/v1/sexes/female/aliases", body: Some(new_spelling), expect: [U, F, F, F, F, A] },
+    Row { operation: "add_document_type_alias", method: "POST", path: "/api/v1/document-types/dni/aliases", body: Some(new_spelling), expect: [U, F, F, F, F, A] },
+    Row { operation: "list_vocabulary_aliases", method: "GET", path: "/api/v1/aliases", body: None, expect: [U, F, F, A, F, A] },
+    Row { operation: "remove_vocabulary_alias", method: "DELETE", path: "/api/v1/aliases/{own_person}", body: None, expect: [U, F, F, F, F, M] },
     // attention-type catalogue
     Row { operation: "list_public_attention_types", method: "GET", path: "/api/v1/public/attention-types", body: None, expect: [P, P, P, P, P, P] },
     Row { operation: "list_attention_types", method: "GET", path: "/api/v1/attention-types", body: None, expect: [U, A, A, A, A, A] },
@@ -253,6 +260,9 @@ fn new_type() -> Value {
 }
 fn describe() -> Value {
     json!({ "description_en": "Guidance on a legal problem." })
+}
+fn new_spelling() -> Value {
+    json!({ "spelling": format!("spelling {}", unique()) })
 }
 fn new_alias() -> Value {
     json!({ "label": format!("alias {}", unique()) })

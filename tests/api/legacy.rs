@@ -1279,7 +1279,7 @@ async fn the_report_lists_unresolved_values_with_the_closest_entries() {
     let rows = [
         "2024-03-05;ES-MADRID;ES;DNI;55555551;Carla Soto;F;1985-04-02;legal_orientation;telefonico",
         "2024-03-06;ES-MADRID;ES;DNI;55555552;Rita Soto;F;1985-04-02;legal_orientation;telefonico",
-        "2024-03-07;Madri;ES;DNI;55555553;Nora Soto;F;1985-04-02;legal_orientation;phone",
+        "2024-03-07;Mdrid;ES;DNI;55555553;Nora Soto;F;1985-04-02;legal_orientation;phone",
         "2024-03-08;ES-MADRID;Espana del sur;DNI;55555554;Eva Soto;F;1985-04-02;legal_orientation;phone",
     ];
     std::fs::write(&file, plain_extract(&rows)).expect("write");
@@ -1301,7 +1301,7 @@ async fn the_report_lists_unresolved_values_with_the_closest_entries() {
         found,
         vec![
             ("canal", "telefonico", 2, Some("telefono")),
-            ("consulado", "Madri", 1, Some("madrid")),
+            ("consulado", "Mdrid", 1, Some("madrid")),
             ("pais", "Espana del sur", 1, Some("espana")),
         ],
         "{report:#?}"

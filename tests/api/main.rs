@@ -23,3 +23,4 @@ mod reference;
 mod schema;
 mod support;
 mod users;
+mod vocabulary;

@@ -43,6 +43,8 @@ use crate::db::schema::{
 };
 use crate::db::{Code, DbConn, Id, Ts};
 use crate::domain::person::name_key;
+use crate::domain::text::fold_key;
+use crate::domain::vocabulary::Vocabulary;
 use crate::error::AppError;
 use crate::models::cases::{Attention, Case};
 use crate::models::persons::{Document, Person, TimelineEvent};
@@ -117,16 +119,31 @@ impl Default for Options {
 pub struct UnmappedLabel {
     pub label: String,
     pub rows: i64,
+    /// Distinct persons those rows name (by document, else by name and
+    /// birth date as written).
+    #[serde(default)]
+    pub persons: i64,
     pub closest: Vec<ClosestType>,
 }
 
-/// A spelling of a consulate, country or channel that nothing resolved.
+/// A spelling of a coded field that nothing resolved: teach it with an
+/// alias (`POST /api/v1/{consulates|countries|channels|sexes|document-types}/{id}/aliases`)
+/// or add the missing entry, then run the file again.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UnresolvedValue {
-    /// `consulado`, `pais` or `canal`.
+    /// `consulado`, `pais`, `canal`, `sexo` or `tipo_documento`.
     pub field: String,
     pub spelling: String,
     pub rows: i64,
+    /// Distinct persons those rows name (by document, else by name and
+    /// birth date as written).
+    #[serde(default)]
+    pub persons: i64,
+    /// Set when the rows were imported anyway: a channel nothing resolved
+    /// is `not_recorded`, and an alias added later recodes those rows.
+    /// Rows with other unresolved fields were refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_as: Option<String>,
     pub closest: Vec<ClosestEntry>,
 }
 
@@ -171,9 +188,9 @@ pub struct Report {
     /// review queue (`GET /api/v1/duplicates`).
     pub duplicates_queued: i64,
     pub unmapped_labels: Vec<UnmappedLabel>,
-    /// Consulates, countries and channels no entry resolved, most rows
-    /// first, with the closest entries: what to add (an office) or to
-    /// correct next.
+    /// Consulates, countries, channels, sexes and document types no entry
+    /// resolved, most rows first, with the persons affected and the
+    /// closest entries: what to teach (an alias) or add (an office) next.
     pub unresolved_values: Vec<UnresolvedValue>,
     /// Refused rows per field and reason.
     pub rejections_by_reason: BTreeMap<String, i64>,
@@ -218,6 +235,40 @@ struct PersonFacts {
     birth: Option<NaiveDate>,
 }
 
+/// Rows carrying a spelling, and the persons they name (hashed identities
+/// as the file writes them: document, else name and birth date).
+#[derive(Default)]
+struct Affected {
+    rows: i64,
+    persons: HashSet<u64>,
+}
+
+impl Affected {
+    fn add(&mut self, person: u64) {
+        self.rows += 1;
+        self.persons.insert(person);
+    }
+}
+
+/// The identity a row names, hashed: its document when it has one, else
+/// its full name and birth date (folded), for "persons affected".
+fn row_person(values: &[String; FIELDS.len()]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let number = crate::domain::person::normalize_document_number(&values[read::F_DOC_NUMBER]);
+    if number.is_empty() {
+        (
+            1u8,
+            fold_key(&values[read::F_NAME]),
+            values[read::F_BIRTH].trim(),
+        )
+            .hash(&mut h);
+    } else {
+        (2u8, fold_key(&values[read::F_DOC_TYPE]), number).hash(&mut h);
+    }
+    h.finish()
+}
+
 /// Everything remembered across batches.
 struct State {
     import_id: Id,
@@ -235,10 +286,10 @@ struct State {
     /// collision, ~1e-8 at a million rows, would only shift one occurrence
     /// count, deterministically for the same file)
     seen: HashMap<u64, u32>,
-    unmapped: HashMap<String, i64>,
-    /// (field, spelling) → rows, for consulates, countries and channels no
-    /// entry resolved.
-    unresolved: HashMap<(String, String), i64>,
+    unmapped: HashMap<String, Affected>,
+    /// (field, spelling) → rows and persons, for the coded values no entry
+    /// resolved.
+    unresolved: HashMap<(String, String), Affected>,
     conflicts: HashSet<Id>,
     /// persons found in the database (their earlier legacy cases are looked up)
     db_persons: HashSet<Id>,
@@ -268,8 +319,19 @@ struct Batch {
     events: Vec<TimelineEvent>,
     legacy_rows: Vec<(String, Id, i64, Id)>,
     rejections: Vec<Rejection>,
+    /// channel spellings nothing resolved, kept to recode later
+    spellings: Vec<crate::models::vocabulary::Spelling>,
     /// new persons without a document: checked for likely duplicates
     undocumented: Vec<Person>,
+}
+
+/// Checks a mapping file's value lines against today's vocabularies: an
+/// entry that names nothing is refused before any row is read.
+pub fn check_value_mappings(
+    conn: &mut DbConn,
+    values: &[(usize, String, String)],
+) -> Result<(), AppError> {
+    Lookup::load(conn)?.map_values(conn, values)
 }
 
 /// Imports `path`. The import is recorded in `imports` (unless dry) under
@@ -301,6 +363,7 @@ pub fn run(
         .columns(&header)
         .map_err(|e| AppError::invalid("file", e))?;
     let mut lookup = Lookup::load(conn)?;
+    lookup.map_values(conn, &opts.mapping.values)?;
     let mut st = State {
         import_id,
         actor,
@@ -374,22 +437,30 @@ pub fn run(
                 st.report.identical_rows += 1;
             }
             match values::parse_row(conn, &mut lookup, line, &values, st.today)? {
-                Ok(p) => pending.push((p, fingerprint)),
+                Ok(p) => {
+                    if let Some(spelling) = &p.channel_spelling {
+                        st.unresolved
+                            .entry((FIELDS[read::F_CHANNEL].to_owned(), spelling.clone()))
+                            .or_default()
+                            .add(row_person(&values));
+                    }
+                    pending.push((p, fingerprint))
+                }
                 Err(errors) => {
                     st.report.rows_rejected += 1;
+                    let person = row_person(&values);
                     for e in &errors {
                         if e.field == FIELDS[read::F_TYPE]
                             && e.reason.starts_with("no attention type")
                         {
-                            *st.unmapped.entry(e.value.clone()).or_default() += 1;
-                        } else if [read::F_CONSULATE, read::F_COUNTRY, read::F_CHANNEL]
-                            .iter()
-                            .any(|&f| e.field == FIELDS[f])
-                            && !e.value.is_empty()
+                            st.unmapped.entry(e.value.clone()).or_default().add(person);
+                        } else if Vocabulary::from_legacy_field(&e.field).is_some()
+                            && !e.value.trim().is_empty()
                         {
-                            *st.unresolved
+                            st.unresolved
                                 .entry((e.field.clone(), e.value.clone()))
-                                .or_default() += 1;
+                                .or_default()
+                                .add(person);
                         }
                     }
                     rejected.extend(errors);
@@ -1045,6 +1116,15 @@ fn resolve_batch(
             birth: p.birth,
         });
         let attention = legacy_attention(&p, case_id, person_id, facts, now);
+        if let Some(spelling) = &p.channel_spelling {
+            b.spellings.push((
+                attention.id,
+                case_id,
+                Vocabulary::Channel.as_str(),
+                spelling.clone(),
+                fold_key(spelling),
+            ));
+        }
         let at = p
             .attended_on
             .and_hms_opt(12, 0, 0)
@@ -1635,9 +1715,11 @@ fn write_rows_raw(conn: &mut DbConn, raw: &mut RawInserts, b: &Batch) -> QueryRe
     )
 }
 
-/// The batch's refused fields (few: through diesel on both backends).
+/// The batch's refused fields and kept spellings (few: through diesel on
+/// both backends).
 fn write_rejections(conn: &mut DbConn, b: &Batch) -> QueryResult<()> {
     use crate::db::schema::import_rejections as ir;
+    crate::models::vocabulary::insert_spellings(conn, &b.spellings)?;
     let rj: Vec<_> = b
         .rejections
         .iter()
@@ -1687,25 +1769,27 @@ fn finish(
     lookup: Lookup,
     started: std::time::Instant,
 ) -> Result<Report, AppError> {
-    let mut unresolved: Vec<((String, String), i64)> = st.unresolved.drain().collect();
-    unresolved.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    for ((field, spelling), rows) in unresolved {
+    let mut unresolved: Vec<((String, String), Affected)> = st.unresolved.drain().collect();
+    unresolved.sort_by(|a, b| b.1.rows.cmp(&a.1.rows).then_with(|| a.0.cmp(&b.0)));
+    for ((field, spelling), affected) in unresolved {
         let closest = lookup
             .closest(&field, &spelling)
             .into_iter()
             .map(|(entry, score)| ClosestEntry { entry, score })
             .collect();
         st.report.unresolved_values.push(UnresolvedValue {
+            imported_as: (field == FIELDS[read::F_CHANNEL]).then(|| "not_recorded".to_owned()),
             field,
             spelling,
-            rows,
+            rows: affected.rows,
+            persons: affected.persons.len() as i64,
             closest,
         });
     }
     drop(lookup);
-    let mut unmapped: Vec<(String, i64)> = st.unmapped.drain().collect();
-    unmapped.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    for (label, rows) in unmapped {
+    let mut unmapped: Vec<(String, Affected)> = st.unmapped.drain().collect();
+    unmapped.sort_by(|a, b| b.1.rows.cmp(&a.1.rows).then_with(|| a.0.cmp(&b.0)));
+    for (label, affected) in unmapped {
         let closest = crate::services::catalogue::suggest(conn, &label, 3)?
             .into_iter()
             .map(|(t, score, _)| ClosestType {
@@ -1716,7 +1800,8 @@ fn finish(
             .collect();
         st.report.unmapped_labels.push(UnmappedLabel {
             label,
-            rows,
+            rows: affected.rows,
+            persons: affected.persons.len() as i64,
             closest,
         });
     }
@@ -1815,6 +1900,7 @@ mod tests {
             birth: None,
             type_id: Id::new(),
             channel: "phone",
+            channel_spelling: None,
             outside_jurisdiction: false,
         }
     }

@@ -114,6 +114,19 @@ pub struct LabelCount {
     pub rows: i64,
 }
 
+/// A spelling of a coded field that still resolves to nothing today.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SpellingCount {
+    /// `consulado`, `pais`, `canal`, `sexo` or `tipo_documento`.
+    pub field: String,
+    pub spelling: String,
+    /// Refused import rows carrying it, over all imports; for `canal`, the
+    /// live attentions imported as `not_recorded` with it.
+    pub rows: i64,
+    /// For `canal`: the distinct persons of those attentions.
+    pub persons: Option<i64>,
+}
+
 /// The live database's data quality.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct LiveQuality {
@@ -133,8 +146,12 @@ pub struct LiveQuality {
     pub conflicting_documents: Finding,
     /// Likely duplicates waiting in the review queue.
     pub suspected_duplicates: i64,
-    /// Legacy labels that resolved to no attention type, over all imports.
+    /// Legacy labels that resolve to no attention type today, over all
+    /// imports (a label taught since is not listed).
     pub unmapped_labels: Vec<LabelCount>,
+    /// Spellings of consulates, countries, channels, sexes and document
+    /// types that resolve to nothing today, most rows first.
+    pub unresolved_values: Vec<SpellingCount>,
     pub volume_outliers: Vec<VolumeOutlier>,
 }
 
@@ -238,13 +255,65 @@ pub fn live(conn: &mut DbConn, today: NaiveDate) -> Result<LiveQuality, AppError
         .group_by(import_rejections::value)
         .select((import_rejections::value, diesel::dsl::count_star()))
         .load(conn)?;
-    let mut labels: Vec<LabelCount> = labels
-        .into_iter()
-        .map(|(label, rows)| LabelCount { label, rows })
-        .collect();
-    labels.sort_by(|a, b| b.rows.cmp(&a.rows).then_with(|| a.label.cmp(&b.label)));
-    q.unmapped_labels = labels;
+    let mut still = Vec::new();
+    for (label, rows) in labels {
+        let resolved = crate::services::catalogue::resolve(conn, &label)?
+            .is_some_and(|t| t.status == "active");
+        if !resolved {
+            still.push(LabelCount { label, rows });
+        }
+    }
+    still.sort_by(|a, b| b.rows.cmp(&a.rows).then_with(|| a.label.cmp(&b.label)));
+    q.unmapped_labels = still;
+    q.unresolved_values = unresolved_values(conn)?;
     Ok(q)
+}
+
+/// Refused spellings that nothing resolves yet, and the channel spellings
+/// imported attentions still carry as `not_recorded`.
+fn unresolved_values(conn: &mut DbConn) -> Result<Vec<SpellingCount>, AppError> {
+    use crate::domain::vocabulary::Vocabulary;
+    let resolver = crate::services::vocabulary::Resolver::load(conn)?;
+    let fields: Vec<&str> = Vocabulary::ALL.iter().map(|v| v.legacy_field()).collect();
+    let refused: Vec<(String, String, i64)> = import_rejections::table
+        .filter(import_rejections::field.eq_any(&fields))
+        .filter(import_rejections::value.ne(""))
+        .group_by((import_rejections::field, import_rejections::value))
+        .select((
+            import_rejections::field,
+            import_rejections::value,
+            diesel::dsl::count_star(),
+        ))
+        .load(conn)?;
+    let mut out: Vec<SpellingCount> = refused
+        .into_iter()
+        .filter(|(field, value, _)| {
+            Vocabulary::from_legacy_field(field)
+                .is_some_and(|v| resolver.resolve(v, value).is_none())
+        })
+        .map(|(field, spelling, rows)| SpellingCount {
+            field,
+            spelling,
+            rows,
+            persons: None,
+        })
+        .collect();
+    out.extend(
+        crate::models::vocabulary::open_channel_spellings(conn)?
+            .into_iter()
+            .map(|(spelling, rows, persons)| SpellingCount {
+                field: Vocabulary::Channel.legacy_field().to_owned(),
+                spelling,
+                rows,
+                persons: Some(persons),
+            }),
+    );
+    out.sort_by(|a, b| {
+        b.rows
+            .cmp(&a.rows)
+            .then_with(|| (&a.field, &a.spelling).cmp(&(&b.field, &b.spelling)))
+    });
+    Ok(out)
 }
 
 /// Live persons who share a document number (any type) with another live

@@ -38,19 +38,29 @@ const REQUIRED: [usize; 4] = [F_DATE, F_CONSULATE, F_NAME, F_TYPE];
 #[derive(Debug, Clone)]
 pub struct Mapping {
     headings: [String; FIELDS.len()],
+    /// `campo: spelling = entry` lines: (field index, spelling, entry),
+    /// value mappings for this import only.
+    pub values: Vec<(usize, String, String)>,
 }
 
 impl Default for Mapping {
     fn default() -> Self {
         Mapping {
             headings: FIELDS.map(str::to_owned),
+            values: Vec::new(),
         }
     }
 }
 
+/// Fields whose values a mapping file may map.
+pub const MAPPABLE: [usize; 6] = [F_CONSULATE, F_COUNTRY, F_DOC_TYPE, F_SEX, F_TYPE, F_CHANNEL];
+
 impl Mapping {
     /// Reads `campo = Encabezado` lines (or `;`-separated pairs); `#` starts
-    /// a comment. Fields not named keep their default heading.
+    /// a comment. Fields not named keep their default heading. A line
+    /// `campo: spelling = entry` maps a value for this import: `canal:
+    /// Presencial = consulate_window` (the entry is any spelling the field
+    /// resolves: a code, a name, an alias).
     pub fn parse(text: &str) -> Result<Mapping, String> {
         let mut m = Mapping::default();
         for (n, raw) in text.split(['\n', ';']).enumerate() {
@@ -65,6 +75,24 @@ impl Mapping {
                 ));
             };
             let (field, heading) = (field.trim(), heading.trim());
+            if let Some((field, spelling)) = field.split_once(':') {
+                let (field, spelling) = (field.trim(), spelling.trim());
+                let Some(i) = MAPPABLE.iter().copied().find(|&i| FIELDS[i] == field) else {
+                    return Err(format!(
+                        "mapping entry {}: values of `{field}` cannot be mapped; fields are {}",
+                        n + 1,
+                        MAPPABLE.map(|i| FIELDS[i]).join(", ")
+                    ));
+                };
+                if spelling.is_empty() || heading.is_empty() {
+                    return Err(format!(
+                        "mapping entry {}: expected `{field}: spelling = entry`",
+                        n + 1
+                    ));
+                }
+                m.values.push((i, spelling.to_owned(), heading.to_owned()));
+                continue;
+            }
             let Some(i) = FIELDS.iter().position(|f| *f == field) else {
                 return Err(format!(
                     "mapping entry {}: unknown field `{field}`; fields are {}",

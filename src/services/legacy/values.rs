@@ -5,16 +5,15 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use diesel::prelude::*;
 
 use super::read::*;
-use crate::db::schema::{consulate_jurisdictions, consulates, countries};
 use crate::db::{DbConn, Id};
-use crate::domain::catalogue::IntakeChannel;
 use crate::domain::person::{document_number_problem, normalize_document_number, DocumentType};
 use crate::domain::text::fold_key;
+use crate::domain::vocabulary::{RecordedChannel, Vocabulary};
 use crate::error::AppError;
 use crate::services::catalogue as catalogue_rules;
+use crate::services::vocabulary::{self, Resolver};
 
 /// Why one field of one row was not imported.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -41,86 +40,55 @@ pub struct Parsed {
     pub birth: Option<NaiveDate>,
     pub type_id: Id,
     pub channel: &'static str,
+    /// The channel as written, when nothing resolved it (the channel is
+    /// then `not_recorded`).
+    pub channel_spelling: Option<String>,
     /// Set when the country is not one the consulate serves.
     pub outside_jurisdiction: bool,
 }
 
-/// What the reference tables and the catalogue say, loaded once.
+/// What the vocabularies and the catalogue say, loaded once.
 pub struct Lookup {
-    countries: HashMap<String, String>,
-    consulate_by_code: HashMap<String, Id>,
-    /// (country, folded name or city) → consulates
-    consulate_by_name: HashMap<(String, String), Vec<Id>>,
-    /// folded name or city → consulates, any country
-    consulate_by_name_anywhere: HashMap<String, Vec<Id>>,
-    consulate_country: HashMap<Id, String>,
-    jurisdiction: HashMap<Id, Vec<String>>,
+    /// channels, consulates, countries, sexes, document types
+    pub vocab: Resolver,
     /// raw label → type (None: unmapped), filled as labels are met
     types: HashMap<String, Option<Id>>,
+    /// folded label → type, from the import's mapping file
+    type_mappings: HashMap<String, Id>,
 }
 
 impl Lookup {
     pub fn load(conn: &mut DbConn) -> Result<Lookup, AppError> {
-        let mut l = Lookup {
-            countries: HashMap::new(),
-            consulate_by_code: HashMap::new(),
-            consulate_by_name: HashMap::new(),
-            consulate_by_name_anywhere: HashMap::new(),
-            consulate_country: HashMap::new(),
-            jurisdiction: HashMap::new(),
+        Ok(Lookup {
+            vocab: Resolver::load(conn)?,
             types: HashMap::new(),
-        };
-        let rows: Vec<(String, String, String, String)> = countries::table
-            .select((
-                countries::alpha2,
-                countries::alpha3,
-                countries::name_es,
-                countries::name_en,
-            ))
-            .load(conn)?;
-        for (a2, a3, es, en) in rows {
-            for k in [&a2, &a3, &es, &en] {
-                l.countries.insert(fold_key(k), a2.clone());
+            type_mappings: HashMap::new(),
+        })
+    }
+
+    /// Applies a mapping file's value lines (this import only); an entry
+    /// that names nothing is an error naming the line's field and spelling.
+    pub fn map_values(
+        &mut self,
+        conn: &mut DbConn,
+        values: &[(usize, String, String)],
+    ) -> Result<(), AppError> {
+        for (field, spelling, entry) in values {
+            let problem = |why: String| {
+                AppError::invalid("mapping", format!("{}: {spelling}: {why}", FIELDS[*field]))
+            };
+            if *field == F_TYPE {
+                let t = catalogue_rules::resolve(conn, entry)?
+                    .filter(|t| t.status == "active")
+                    .ok_or_else(|| problem(format!("`{entry}` is no active attention type")))?;
+                self.type_mappings.insert(fold_key(spelling), t.id);
+                continue;
             }
+            let v = Vocabulary::from_legacy_field(FIELDS[*field])
+                .ok_or_else(|| problem("cannot be mapped".into()))?;
+            self.vocab.map_value(v, spelling, entry).map_err(problem)?;
         }
-        let rows: Vec<(Id, String, String, String, String, String)> = consulates::table
-            .select((
-                consulates::id,
-                consulates::code,
-                consulates::name_es,
-                consulates::name_en,
-                consulates::city,
-                consulates::country_code,
-            ))
-            .load(conn)?;
-        for (id, code, es, en, city, country) in rows {
-            l.consulate_by_code.insert(fold_key(&code), id);
-            for name in [&es, &en, &city] {
-                let key = fold_key(name);
-                let e = l
-                    .consulate_by_name
-                    .entry((country.clone(), key.clone()))
-                    .or_default();
-                if !e.contains(&id) {
-                    e.push(id);
-                }
-                let e = l.consulate_by_name_anywhere.entry(key).or_default();
-                if !e.contains(&id) {
-                    e.push(id);
-                }
-            }
-            l.consulate_country.insert(id, country);
-        }
-        let rows: Vec<(Id, String)> = consulate_jurisdictions::table
-            .select((
-                consulate_jurisdictions::consulate_id,
-                consulate_jurisdictions::country_code,
-            ))
-            .load(conn)?;
-        for (id, c) in rows {
-            l.jurisdiction.entry(id).or_default().push(c);
-        }
-        Ok(l)
+        Ok(())
     }
 
     /// The attention type a label resolves to through the catalogue (codes,
@@ -133,6 +101,9 @@ impl Lookup {
         if let Some(t) = self.types.get(label) {
             return Ok(*t);
         }
+        if let Some(t) = self.type_mappings.get(&fold_key(label)) {
+            return Ok(Some(*t));
+        }
         let t = catalogue_rules::resolve(conn, label)?
             .filter(|t| t.status == "active")
             .map(|t| t.id);
@@ -140,71 +111,12 @@ impl Lookup {
         Ok(t)
     }
 
-    /// The three entries of a vocabulary closest to a spelling nothing
-    /// resolved (Jaro-Winkler on folded keys): consulates by code, name or
-    /// city; countries by code or name; channels by code or name.
+    /// The three entries of a field's vocabulary closest to a spelling
+    /// nothing resolved.
     pub fn closest(&self, field: &str, spelling: &str) -> Vec<(String, f64)> {
-        let key = fold_key(spelling);
-        let entries: Vec<String> = match field {
-            "consulado" => self
-                .consulate_by_code
-                .keys()
-                .chain(self.consulate_by_name_anywhere.keys())
-                .cloned()
-                .collect(),
-            "pais" => self.countries.keys().cloned().collect(),
-            "canal" => IntakeChannel::ALL
-                .iter()
-                .flat_map(|c| [c.as_str(), c.name_es(), c.name_en()].map(fold_key))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let mut scored: Vec<(String, f64)> = entries
-            .into_iter()
-            .map(|e| {
-                let score = strsim::jaro_winkler(&key, &e);
-                (e, (score * 1000.0).round() / 1000.0)
-            })
-            .collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        scored.dedup_by(|a, b| a.0 == b.0);
-        scored.truncate(3);
-        scored
-    }
-
-    fn country(&self, raw: &str) -> Option<String> {
-        self.countries.get(&fold_key(raw)).cloned()
-    }
-
-    fn consulate(&self, raw: &str, country: Option<&str>) -> Result<Id, &'static str> {
-        let key = fold_key(raw);
-        if let Some(id) = self.consulate_by_code.get(&key) {
-            return Ok(*id);
-        }
-        // Within the row's country first; when no office there has this
-        // name but exactly one anywhere does, that one (an office in a
-        // territory the extract files under another country): the row is
-        // then flagged as outside the office's jurisdiction, never guessed
-        // between two.
-        let in_country = country
-            .and_then(|c| self.consulate_by_name.get(&(c.to_owned(), key.clone())))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        match in_country {
-            [one] => return Ok(*one),
-            [_, _, ..] => {
-                return Err(
-                    "more than one consulate has this name or city in the row's country; use the consulate's code",
-                )
-            }
-            [] => {}
-        }
-        match self.consulate_by_name_anywhere.get(&key).map(Vec::as_slice) {
-            Some([one]) => Ok(*one),
-            Some([]) | None => Err("no consulate with this code, name or city"),
-            Some(_) => Err(
-                "more than one consulate has this name or city, none of them in the row's country; use the consulate's code",
-            ),
+        match Vocabulary::from_legacy_field(field) {
+            Some(v) => self.vocab.closest(v, spelling),
+            None => Vec::new(),
         }
     }
 }
@@ -227,31 +139,9 @@ pub fn parse_date(raw: &str) -> Option<NaiveDate> {
 }
 
 /// F/M, Mujer/Hombre, Femenino/Masculino (and English); blank is
-/// `not_recorded`; anything else is not guessed.
+/// `not_recorded`; anything else is not guessed (aliases aside).
 pub fn parse_sex(raw: &str) -> Option<&'static str> {
-    match fold_key(raw).as_str() {
-        "" => Some("not_recorded"),
-        "f" | "mujer" | "femenino" | "female" | "fem" => Some("female"),
-        "m" | "hombre" | "masculino" | "male" | "masc" | "varon" => Some("male"),
-        "sin registro" | "no registrado" | "not recorded" | "not_recorded" | "nr" => {
-            Some("not_recorded")
-        }
-        _ => None,
-    }
-}
-
-fn parse_doc_type(raw: &str) -> Option<DocumentType> {
-    match fold_key(raw).as_str() {
-        "dni" | "documento nacional de identidad" => Some(DocumentType::Dni),
-        "ce"
-        | "carne de extranjeria"
-        | "carnet de extranjeria"
-        | "carne extranjeria"
-        | "carne_extranjeria" => Some(DocumentType::CarneExtranjeria),
-        "pasaporte" | "passport" | "pas" => Some(DocumentType::Passport),
-        "otro" | "other" | "otros" => Some(DocumentType::Other),
-        _ => None,
-    }
+    vocabulary::builtin_sex(raw).map(|s| s.as_str())
 }
 
 /// Splits a full name written in one column: `APELLIDOS, NOMBRES` when there
@@ -284,6 +174,8 @@ pub fn split_name(raw: &str) -> Result<(String, String, Option<String>), &'stati
     }
     Ok((given, first, second))
 }
+
+const DOC_TYPE_REASON: &str = "is not a document type (DNI, CE, pasaporte, otro, or an alias)";
 
 /// Resolves every value of a row, or says what is wrong with each field.
 pub fn parse_row(
@@ -324,12 +216,12 @@ pub fn parse_row(
     let country = if values[F_COUNTRY].is_empty() {
         None
     } else {
-        match lookup.country(&values[F_COUNTRY]) {
+        match lookup.vocab.country(&values[F_COUNTRY]) {
             Some(c) => Some(c),
             None => {
                 reject(
                     F_COUNTRY,
-                    "is not a country (ISO alpha-2, alpha-3, or Spanish or English name)",
+                    "is not a country (ISO alpha-2, alpha-3, Spanish or English name, or alias)",
                 );
                 None
             }
@@ -339,47 +231,40 @@ pub fn parse_row(
         reject(F_CONSULATE, "is required");
         None
     } else {
-        match lookup.consulate(&values[F_CONSULATE], country.as_deref()) {
+        match lookup
+            .vocab
+            .consulate(&values[F_CONSULATE], country.as_deref())
+        {
             Ok(id) => Some(id),
-            Err(why) => {
-                reject(F_CONSULATE, why);
+            Err(miss) => {
+                reject(F_CONSULATE, miss.reason());
                 None
             }
         }
     };
-    let country =
-        country.or_else(|| consulate.and_then(|c| lookup.consulate_country.get(&c).cloned()));
+    let country = country
+        .or_else(|| consulate.and_then(|c| lookup.vocab.consulate_country(c).map(str::to_owned)));
     let outside_jurisdiction = match (consulate, &country) {
-        (Some(c), Some(country)) => {
-            lookup.consulate_country.get(&c) != Some(country)
-                && !lookup
-                    .jurisdiction
-                    .get(&c)
-                    .is_some_and(|j| j.contains(country))
-        }
+        (Some(c), Some(country)) => lookup.vocab.outside_jurisdiction(c, country),
         _ => false,
     };
     let number = normalize_document_number(&values[F_DOC_NUMBER]);
     let document = if number.is_empty() {
-        if !values[F_DOC_TYPE].is_empty() && parse_doc_type(&values[F_DOC_TYPE]).is_none() {
-            reject(
-                F_DOC_TYPE,
-                "is not a document type (DNI, CE, pasaporte, otro)",
-            );
+        if !values[F_DOC_TYPE].is_empty()
+            && lookup.vocab.document_type(&values[F_DOC_TYPE]).is_none()
+        {
+            reject(F_DOC_TYPE, DOC_TYPE_REASON);
         }
         None
     } else {
         let doc_type = if values[F_DOC_TYPE].is_empty() {
             Some(DocumentType::Other)
         } else {
-            parse_doc_type(&values[F_DOC_TYPE])
+            lookup.vocab.document_type(&values[F_DOC_TYPE])
         };
         match doc_type {
             None => {
-                reject(
-                    F_DOC_TYPE,
-                    "is not a document type (DNI, CE, pasaporte, otro)",
-                );
+                reject(F_DOC_TYPE, DOC_TYPE_REASON);
                 None
             }
             Some(t) => match document_number_problem(t, &number) {
@@ -413,12 +298,12 @@ pub fn parse_row(
             None
         }
     };
-    let sex = match parse_sex(&values[F_SEX]) {
-        Some(s) => Some(s),
+    let sex = match lookup.vocab.sex(&values[F_SEX]) {
+        Some(s) => Some(s.as_str()),
         None => {
             reject(
                 F_SEX,
-                "is not a sex (F/M, Mujer/Hombre, Femenino/Masculino, or blank)",
+                "is not a sex (F/M, Mujer/Hombre, Femenino/Masculino, blank, or an alias)",
             );
             None
         }
@@ -458,31 +343,20 @@ pub fn parse_row(
             }
         }
     };
-    let channel = if values[F_CHANNEL].is_empty() {
-        reject(F_CHANNEL, "is required");
-        None
-    } else {
-        match IntakeChannel::parse(&values[F_CHANNEL]) {
-            Some(c) => Some(c.as_str()),
-            None => {
-                reject(F_CHANNEL, "is not an intake channel (code or Spanish name)");
-                None
-            }
-        }
+    // The indicator does not need the channel: blank, missing or a spelling
+    // nothing resolved is `not_recorded`, the spelling kept to recode later.
+    let (channel, channel_spelling) = match lookup.vocab.channel(&values[F_CHANNEL]) {
+        Some(c) => (RecordedChannel::from(c), None),
+        None if values[F_CHANNEL].trim().is_empty() => (RecordedChannel::NotRecorded, None),
+        None => (
+            RecordedChannel::NotRecorded,
+            Some(values[F_CHANNEL].trim().to_owned()),
+        ),
     };
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
-    match (
-        attended_on,
-        consulate,
-        country,
-        name,
-        sex,
-        birth,
-        type_id,
-        channel,
-    ) {
+    match (attended_on, consulate, country, name, sex, birth, type_id) {
         (
             Some(attended_on),
             Some(consulate_id),
@@ -491,7 +365,6 @@ pub fn parse_row(
             Some(sex),
             Some(birth),
             Some(type_id),
-            Some(channel),
         ) => Ok(Ok(Parsed {
             line,
             attended_on,
@@ -504,7 +377,8 @@ pub fn parse_row(
             sex,
             birth,
             type_id,
-            channel,
+            channel: channel.as_str(),
+            channel_spelling,
             outside_jurisdiction,
         })),
         _ => Ok(Err(vec![Rejection {
