@@ -31,7 +31,6 @@ pub enum Command {
     Serve,
     /// Apply pending migrations and load reference data, then exit.
     Migrate,
-    /// Write the OpenAPI document generated from the code.
     /// Manage users from the command line (bootstrap, recovery).
     Users {
         #[command(subcommand)]
@@ -97,6 +96,7 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Write the OpenAPI document generated from the code.
     Openapi {
         /// Where to write it.
         #[arg(long, default_value = openapi::SPEC_PATH)]
