@@ -170,7 +170,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// A required text field, trimmed: 1 to `max` characters.
 pub fn text(field: &str, v: &str, max: usize) -> Result<String, AppError> {
-    let v = v.trim().to_owned();
+    // blank as the spec's `\S` patterns mean it
+    let v = v
+        .trim_matches(crate::domain::text::is_pattern_space)
+        .to_owned();
     if v.is_empty() || v.chars().count() > max {
         return Err(AppError::invalid(
             field,

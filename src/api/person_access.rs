@@ -78,7 +78,10 @@ fn response(r: PersonAccessRow) -> Result<AccessRequestResponse, AppError> {
 
 fn reason_of(field: &str, raw: &str) -> Result<String, AppError> {
     let reason = raw.split_whitespace().collect::<Vec<_>>().join(" ");
-    let letters = reason.chars().filter(|c| !c.is_whitespace()).count();
+    let letters = raw
+        .chars()
+        .filter(|c| !crate::domain::text::is_pattern_space(*c))
+        .count();
     if letters < 15 {
         return Err(AppError::invalid(
             field,

@@ -77,6 +77,24 @@ fn is_word_separator(ch: char) -> bool {
     )
 }
 
+/// Whitespace as the spec's patterns mean it (`\s` in ECMA-262, the
+/// dialect of JSON Schema's `pattern`): Rust's `char::is_whitespace` also
+/// counts U+0085 and not U+FEFF, so a text the spec calls non-blank is
+/// checked with this, never with `trim()`.
+pub fn is_pattern_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
+    )
+}
+
 /// Escapes `%`, `_` and `\` for a SQL `LIKE … ESCAPE '\'` pattern.
 pub fn escape_like(input: &str) -> String {
     let mut out = String::with_capacity(input.len());
@@ -92,6 +110,16 @@ pub fn escape_like(input: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pattern_spaces_are_ecma_262s() {
+        // the fuzzer's counter-example: U+0085 is a character to the spec
+        assert!(!is_pattern_space('\u{85}'));
+        assert!('\u{85}'.is_whitespace());
+        assert!(is_pattern_space('\u{feff}'));
+        assert!(is_pattern_space('\u{b}') && is_pattern_space('\u{3000}'));
+        assert!(!is_pattern_space('x'));
+    }
 
     #[test]
     fn folds_accents_case_punctuation_and_spaces() {
