@@ -1,7 +1,7 @@
 //! Keeping the resident set small with glibc's allocator.
 //!
 //! Two of glibc's defaults kept ~30 MB of freed memory resident in an
-//! idle server (measured with `.ci/bench-startup.sh`):
+//! idle server (measured with `bench/startup.sh`):
 //!
 //! - its *dynamic* mmap threshold: after the first argon2id hash (19 MiB,
 //!   served by `mmap`) is freed, the threshold rises to 19 MiB, so every

@@ -2,7 +2,7 @@
 # Benchmark: the full OEI.05 response for one year on a database of
 # 2 500 000 attentions (a decade at ten times today's national volume), and
 # the same SQL run directly (psql / sqlite3) in the same run.
-# Usage: .ci/bench-oei05.sh sqlite|postgres [persons] [attentions] [rounds] [year]
+# Usage: bench/oei05.sh sqlite|postgres [persons] [attentions] [rounds] [year]
 # (installs PostgreSQL and the sqlite3 shell with apt-get if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +12,8 @@ attentions="${3:-2500000}"
 rounds="${4:-7}"
 year="${5:-$(( $(date +%Y) - 1 ))}"
 command -v sqlite3 >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 >/dev/null; }
-# shellcheck source=.ci/bench-env.sh
-source .ci/bench-env.sh
+# shellcheck source=bench/env.sh
+source bench/env.sh
 bench_env "$backend" 18085
 
 if [ -n "${BENCH_SQLITE_DB:-}" ] && [ "$backend" = sqlite ]; then

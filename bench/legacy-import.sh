@@ -2,17 +2,17 @@
 # Benchmark: import a synthetic legacy extract (default 1 000 000 rows) into
 # an empty database; prints rows per second (from the import's report) and
 # the peak resident memory of the importing process (GNU time).
-# Usage: .ci/bench-import.sh sqlite|postgres [rows]
+# Usage: bench/legacy-import.sh sqlite|postgres [rows]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend="${1:-sqlite}"
 rows="${2:-1000000}"
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
-# shellcheck source=.ci/bench-env.sh
-source .ci/bench-env.sh
+# shellcheck source=bench/env.sh
+source bench/env.sh
 bench_env "$backend" 18086
 echo "== writing a $rows-row legacy extract"
-python3 .ci/legacy-extract.py "$rows" "$work/extract.csv"
+python3 bench/legacy-extract.py "$rows" "$work/extract.csv"
 "$bin" migrate >/dev/null
 echo "== importing ($backend)"
 /usr/bin/time -f "%e %M" -o "$work/time" "$bin" import "$work/extract.csv" --report "$work/report.json" >/dev/null

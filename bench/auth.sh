@@ -2,7 +2,7 @@
 # Benchmark: login latency with the production argon2id cost (m=19 MiB, t=2,
 # p=1), and throughput of an authenticated endpoint that does not touch the
 # database (GET /api/v1/auth/me, served from the session cache).
-# Usage: .ci/bench-auth.sh [seconds per run]   (installs wrk with apt-get if missing)
+# Usage: bench/auth.sh [seconds per run]   (installs wrk with apt-get if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"

@@ -1,4 +1,4 @@
--- Plain-SQL twin of POST /api/v1/cases for pgbench (.ci/bench.sh fills in
+-- Plain-SQL twin of POST /api/v1/cases for pgbench (bench/suite.sh fills in
 -- $person, $consulate, $officer and $type): case, attention, two timeline
 -- events and a chained audit row in one transaction.
 BEGIN;

@@ -9,7 +9,7 @@
 # - OEI.05 for the last generated year against its query run directly;
 # - legacy import rows/s (a 100 000-row extract into that database);
 # - server resident memory idle and at its peak under the load above.
-# Usage: .ci/bench.sh [scale] [seconds per load step]
+# Usage: bench/suite.sh [scale] [seconds per load step]
 # Prints the table and writes it to target/bench-results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,8 +32,8 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 run_backend() ( # $1: sqlite|postgres; writes "metric<TAB>value" lines to $out/$1.tsv
     backend="$1"
-    # shellcheck source=.ci/bench-env.sh
-    source .ci/bench-env.sh
+    # shellcheck source=bench/env.sh
+    source bench/env.sh
     bench_env "$backend" 18095
     put() { printf '%s\t%s\n' "$1" "$2" >> "$out/$backend.tsv"; }
     echo "== $backend: generating --scale $scale" >&2
@@ -75,14 +75,14 @@ run_backend() ( # $1: sqlite|postgres; writes "metric<TAB>value" lines to $out/$
             -H "Authorization: Bearer $officer_token" "http://$MAPCE_BIND/api/v1/cases" | tail -n 1)
         if [ "$backend" = postgres ]; then
             sed -e "s/\$person/$client/g; s/\$consulate/$consulate_id/g; s/\$officer/$officer_id/g; s/\$type/$type_id/g" \
-                .ci/bench-sql-case.pgsql > "$work/case.sql"
+                bench/case-creation-sql.pgsql > "$work/case.sql"
             rm -f "$work"/pgbench_log.*
             (cd "$work" && "$PG_BIN/pgbench" -n -c"$clients" -j2 -T"$secs" -l -f case.sql "$MAPCE_DATABASE_URL" > pgbench.txt 2>&1)
             sql_tps=$(awk '/^tps/ {printf "%.1f", $3; exit}' "$work/pgbench.txt")
             sql_p50=$(cat "$work"/pgbench_log.* | awk '{print $3/1000}' | sort -n | awk '{a[NR]=$1} END {printf "%.2f", a[int(NR*0.5)]}')
             sql_p99=$(cat "$work"/pgbench_log.* | awk '{print $3/1000}' | sort -n | awk '{a[NR]=$1} END {printf "%.2f", a[int(NR*0.99)]}')
         else
-            read -r sql_tps sql_p50 sql_p99 < <(python3 .ci/bench-sql-cases.py "$work/bench.sqlite3" \
+            read -r sql_tps sql_p50 sql_p99 < <(python3 bench/case-creation-sql.py "$work/bench.sqlite3" \
                 "$client" "$consulate_id" "$officer_id" "$type_id" "$clients" "$secs")
         fi
         put "case creation, $clients client(s): API" "$rps/s, p50 $p50 ms, p99 $p99 ms${non2xx:+ ($non2xx non-2xx)}"
@@ -117,7 +117,7 @@ run_backend() ( # $1: sqlite|postgres; writes "metric<TAB>value" lines to $out/$
     kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
 
     echo "== $backend: import" >&2
-    python3 .ci/legacy-extract.py 100000 "$work/extract.csv"
+    python3 bench/legacy-extract.py 100000 "$work/extract.csv"
     /usr/bin/time -f "%M" -o "$work/time" "$bin" import "$work/extract.csv" --report "$work/report.json" >/dev/null 2>&1
     put "legacy import, 100 000 rows into this database" \
         "$(python3 -c 'import json,sys; print("%.0f rows/s" % json.load(open(sys.argv[1]))["rows_per_second"])' "$work/report.json"), peak $(awk '{printf "%.0f MB", $1/1024}' "$work/time")"

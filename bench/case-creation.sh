@@ -5,7 +5,7 @@
 # transaction) on the same PostgreSQL in the same run; plus the API on SQLite.
 # The API and pgbench alternate for `rounds` rounds (the machine is shared
 # and noisy); the ratio is reported per round and as the median.
-# Usage: .ci/bench-cases.sh [seconds] [rounds]   (installs wrk and PostgreSQL if missing)
+# Usage: bench/case-creation.sh [seconds] [rounds]   (installs wrk and PostgreSQL if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-15}"

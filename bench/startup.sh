@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: release-build start-to-ready time on SQLite with migrations
-# already applied, and idle resident memory. Usage: .ci/bench-startup.sh [runs]
+# already applied, and idle resident memory. Usage: bench/startup.sh [runs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-10}"

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 rows, out = int(sys.argv[1]), sys.argv[2]
 rng = random.Random(int(sys.argv[3]) if len(sys.argv) > 3 else 7)
-root = __file__.rsplit("/.ci/", 1)[0]
+root = __file__.rsplit("/bench/", 1)[0]
 
 consulates = []
 for line in open(f"{root}/src/reference/consulates.tsv", encoding="utf-8"):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Plain-SQL twin of POST /api/v1/cases on SQLite, for the benchmark suite.
 
-Usage: bench-sql-cases.py DB PERSON CONSULATE OFFICER TYPE CLIENTS SECONDS
+Usage: bench/case-creation-sql.py DB PERSON CONSULATE OFFICER TYPE CLIENTS SECONDS
 
 Each client (a thread with its own connection, WAL, synchronous=NORMAL,
 as the server) writes in one transaction what the API writes for a case with

@@ -2,7 +2,7 @@
 # Benchmark: individual history of a person with 200 events, and the
 # duplicate-candidate check at intake, on a generated population of 500 000
 # persons and 1 000 000 attentions.
-# Usage: .ci/bench-persons.sh sqlite|postgres [persons] [attentions] [seconds]
+# Usage: bench/persons.sh sqlite|postgres [persons] [attentions] [seconds]
 # (installs wrk, and PostgreSQL for the postgres run, with apt-get if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +11,8 @@ persons="${2:-500000}"
 attentions="${3:-1000000}"
 secs="${4:-10}"
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-# shellcheck source=.ci/bench-env.sh
-source .ci/bench-env.sh
+# shellcheck source=bench/env.sh
+source bench/env.sh
 bench_env "$backend" 18084
 
 echo "== generating $persons persons and $attentions attentions ($backend)"
