@@ -20,7 +20,7 @@ use crate::db::types::parse_day_bytes;
 use crate::db::{Code, Day, DbConn, Id};
 use crate::domain::catalogue::IntakeChannel;
 
-/// The rules every figure follows; served with the figures and in the README.
+/// The rules every figure follows; served with the figures and in docs/oei05.md.
 pub const COUNTING_RULES: &[&str] = &[
     "A person is counted when they have at least one attention in the period that is not voided.",
     "Each person counts once in the total, however many attentions, cases, types, countries or consulates they have.",

@@ -1,6 +1,6 @@
 //! Legacy MAPCE import: one row of the extract is one attention.
 //!
-//! Rules (also in the README):
+//! Rules (also in docs/legacy-import.md):
 //! - A row is imported whole or not at all; a refused row is reported with
 //!   its line, field, value and reason.
 //! - The same document (type, number, issuing country) is the same person

@@ -384,7 +384,7 @@ fn csv_rows(
 }
 
 /// The first sheet of a workbook. calamine reads a sheet whole; legacy
-/// extracts of a million rows should come as CSV (see the README).
+/// extracts of a million rows should come as CSV (see docs/legacy-import.md).
 fn xlsx_rows(path: &Path) -> Result<Vec<RawRecord>, String> {
     use calamine::{open_workbook, Data, Reader, Xlsx};
     super::xlsx_guard::check(path)?;
