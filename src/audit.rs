@@ -6,7 +6,6 @@
 //! in commit order, with no gaps in `seq`. [`verify`] recomputes the chain and
 //! names the first altered, missing or extra row.
 
-use actix_web::HttpRequest;
 use diesel::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -48,44 +47,6 @@ pub struct Actor {
 pub struct RequestMeta {
     pub request_id: Option<String>,
     pub client_addr: Option<String>,
-}
-
-impl RequestMeta {
-    /// The client's address: the peer of the TCP connection, or, when that
-    /// peer is one of `MAPCE_TRUSTED_PROXIES`, the nearest address in
-    /// `X-Forwarded-For` that is not a trusted proxy (a header from any
-    /// other peer is ignored: any client could forge it).
-    pub fn of(req: &HttpRequest) -> RequestMeta {
-        RequestMeta {
-            request_id: crate::middleware::request_id(req),
-            client_addr: client_ip(req).map(|ip| ip.to_string()),
-        }
-    }
-}
-
-fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
-    let peer = req.peer_addr()?.ip();
-    let trusted = req
-        .app_data::<actix_web::web::Data<crate::AppState>>()
-        .map(|s| s.trusted_proxies.clone())
-        .unwrap_or_default();
-    if !trusted.contains(&peer) {
-        return Some(peer);
-    }
-    let forwarded: Vec<std::net::IpAddr> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse().ok())
-        .collect();
-    Some(
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !trusted.contains(ip))
-            .unwrap_or(peer),
-    )
 }
 
 /// One audited act.

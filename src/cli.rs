@@ -311,7 +311,7 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
         .database_url
         .connect()
         .map_err(|e| anyhow::anyhow!("cannot connect to {}: {e}", settings.database_url))?;
-    let applied = db::migrate(&mut conn)?;
+    let applied = crate::services::setup::migrate(&mut conn)?;
     tracing::info!(database = %settings.database_url, applied = applied.len(), "migrations applied");
     for name in applied {
         tracing::info!(migration = %name, "applied");
@@ -368,7 +368,7 @@ fn describe(error: &crate::error::AppError) -> String {
 
 fn demo_data(settings: &Settings, spec: crate::services::demo::Spec) -> anyhow::Result<()> {
     let mut conn = connect(settings)?;
-    db::migrate(&mut conn)?;
+    crate::services::setup::migrate(&mut conn)?;
     let started = std::time::Instant::now();
     let report = crate::services::demo::generate(&mut conn, &spec)?;
     println!(
@@ -439,7 +439,7 @@ fn import(
         None => Default::default(),
     };
     let mut conn = connect(settings)?;
-    db::migrate(&mut conn)?;
+    crate::services::setup::migrate(&mut conn)?;
     // a second connection writes batches while this one resolves the next
     let mut writer = connect(settings)?;
     for c in [&mut conn, &mut writer] {
@@ -621,7 +621,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             .connect()
             .map_err(|e| anyhow::anyhow!("cannot connect to {}: {e}", settings.database_url))?;
         if settings.auto_migrate {
-            let applied = db::migrate(&mut conn)?;
+            let applied = crate::services::setup::migrate(&mut conn)?;
             if !applied.is_empty() {
                 tracing::info!(applied = applied.len(), "migrations applied");
             }

@@ -381,7 +381,7 @@ impl From<diesel::result::Error> for AppError {
         match error {
             Error::NotFound => AppError::NotFound("no such record".into()),
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-                let field = crate::db::constraint_field(info.constraint_name(), info.message());
+                let field = constraint_field(info.constraint_name(), info.message());
                 AppError::Conflict {
                     code: "already_exists",
                     detail: format!("a record with this {field} already exists"),
@@ -422,4 +422,30 @@ impl From<actix_web::error::BlockingError> for AppError {
     fn from(error: actix_web::error::BlockingError) -> Self {
         AppError::Internal(anyhow::anyhow!("blocking task failed: {error}"))
     }
+}
+
+/// Unique constraints and the request field each protects, so a violation
+/// answers 409 naming the field. PostgreSQL reports the constraint name;
+/// SQLite reports `UNIQUE constraint failed: table.column`.
+const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
+    ("consulates_code_key", "code"),
+    ("countries_alpha3_key", "alpha3"),
+];
+
+/// The request field behind a unique violation.
+pub fn constraint_field(constraint: Option<&str>, message: &str) -> String {
+    if let Some(name) = constraint {
+        if let Some((_, field)) = UNIQUE_CONSTRAINTS.iter().find(|(c, _)| *c == name) {
+            return (*field).to_string();
+        }
+    }
+    if let Some(cols) = message.strip_prefix("UNIQUE constraint failed: ") {
+        // "table.a, table.b" -> "a"
+        if let Some(first) = cols.split(',').next() {
+            if let Some((_, column)) = first.trim().split_once('.') {
+                return column.to_string();
+            }
+        }
+    }
+    "value".to_string()
 }

@@ -19,13 +19,10 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use tracing::field::Empty;
 use tracing::Instrument;
 
+use crate::api::RequestOrigin as _;
 use crate::error::{problem_response, AppError, Problem, PROBLEM_JSON};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// The id of the current request, in the request extensions.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
 
 /// A client-supplied id is echoed only when it is short and plain, so it
 /// cannot inject text into logs or headers.
@@ -34,11 +31,6 @@ fn sane_request_id(value: &str) -> bool {
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
-/// The request id of a request, if the middleware has run.
-pub fn request_id(req: &HttpRequest) -> Option<String> {
-    req.extensions().get::<RequestId>().map(|r| r.0.clone())
 }
 
 pub async fn request_context(
@@ -53,7 +45,8 @@ pub async fn request_context(
         .filter(|v| sane_request_id(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    req.extensions_mut().insert(RequestId(request_id.clone()));
+    req.extensions_mut()
+        .insert(crate::api::RequestId(request_id.clone()));
 
     let span = tracing::info_span!(
         "request",

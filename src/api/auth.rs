@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::access;
+use crate::api::RequestOrigin as _;
 use crate::audit::{self, Event, Outcome, RequestMeta};
 use crate::auth::jwt::{TokenType, CHALLENGE_TTL_SECS};
 use crate::auth::password::{check_new_password, Verification};

@@ -9,6 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::disclosure::WITHHELD;
 use super::{access, etag, if_match_version, text, window, Page};
+use crate::api::RequestOrigin as _;
+use crate::api::Viewing as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};

@@ -12,6 +12,8 @@ use super::support::{past_date, scoped_consulate};
 use super::{
     access, changed_meanwhile, check_version, if_match_version, optional_text, text, window, Page,
 };
+use crate::api::RequestOrigin as _;
+use crate::api::Viewing as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};

@@ -3,6 +3,7 @@
 //! may not read is withheld, by the one rule in `services::access`, and the
 //! read is audited with the persons it concerned.
 
+use crate::api::Viewing as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{DbConn, Id};

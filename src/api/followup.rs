@@ -7,6 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::cases::{answer_and_audit, load_scoped, ok_with_etag, CaseResponse};
 use super::{access, if_match_version, window, Page};
+use crate::api::RequestOrigin as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, Id, Ts};

@@ -9,6 +9,7 @@ use std::io::Write;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{access, window, Page};
+use crate::api::RequestOrigin as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::schema::{import_rejections, imports};

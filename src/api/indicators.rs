@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::reports;
 use super::{access, optional_text, text};
+use crate::api::RequestOrigin as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};

@@ -168,6 +168,77 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(health::healthz).service(health::readyz);
 }
 
+/// The id of the current request, in the request extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The request id of a request, if the middleware has run.
+pub fn request_id(req: &HttpRequest) -> Option<String> {
+    use actix_web::HttpMessage;
+    req.extensions().get::<RequestId>().map(|r| r.0.clone())
+}
+
+/// Where a request came from, for the audit log: `RequestMeta::of(&req)`
+/// (HTTP stays out of `audit`, which services use).
+pub trait RequestOrigin {
+    fn of(req: &HttpRequest) -> Self;
+}
+
+impl RequestOrigin for crate::audit::RequestMeta {
+    /// The client's address: the peer of the TCP connection, or, when that
+    /// peer is one of `MAPCE_TRUSTED_PROXIES`, the nearest address in
+    /// `X-Forwarded-For` that is not a trusted proxy (a header from any
+    /// other peer is ignored: any client could forge it).
+    fn of(req: &HttpRequest) -> crate::audit::RequestMeta {
+        crate::audit::RequestMeta {
+            request_id: request_id(req),
+            client_addr: client_ip(req).map(|ip| ip.to_string()),
+        }
+    }
+}
+
+fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let trusted = req
+        .app_data::<actix_web::web::Data<crate::AppState>>()
+        .map(|s| s.trusted_proxies.clone())
+        .unwrap_or_default();
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<std::net::IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted.contains(ip))
+            .unwrap_or(peer),
+    )
+}
+
+/// The caller as the person-access rules see it (`services::access`).
+pub trait Viewing {
+    /// `justified` when an hq_analyst's audited justification came with
+    /// the request.
+    fn viewer(&self, justified: bool) -> crate::services::access::Viewer;
+}
+
+impl Viewing for crate::auth::AuthUser {
+    fn viewer(&self, justified: bool) -> crate::services::access::Viewer {
+        crate::services::access::Viewer {
+            role: self.role,
+            consulate: self.consulate_id,
+            justified,
+        }
+    }
+}
+
 /// A required text field, trimmed: 1 to `max` characters.
 pub fn text(field: &str, v: &str, max: usize) -> Result<String, AppError> {
     // blank as the spec's `\S` patterns mean it

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{access, etag, if_match_version, window, Page};
+use crate::api::RequestOrigin as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
-use crate::db::seed::REGIONS;
 use crate::db::{self, DbConn, Id, Ts};
 use crate::domain::reference::ConsulateKind;
 use crate::domain::text::fold_key;
@@ -19,6 +19,7 @@ use crate::extract::QueryParams;
 use crate::models::reference::{
     self as model, ConsulateDetail, ConsulateFilter, ConsulateKey, CountryFilter,
 };
+use crate::models::seed::REGIONS;
 use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{access, text};
+use crate::api::RequestOrigin as _;
 use crate::audit::RequestMeta;
 use crate::auth::{AuthUser, Policy};
 use crate::db::{self, Id, Ts};

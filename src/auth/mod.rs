@@ -78,16 +78,6 @@ impl AuthUser {
         !self.role.is_consulate_scoped() || self.consulate_id == Some(consulate)
     }
 
-    /// The caller as the person-access rules see it; `justified` when an
-    /// hq_analyst's audited justification came with the request.
-    pub fn viewer(&self, justified: bool) -> crate::services::access::Viewer {
-        crate::services::access::Viewer {
-            role: self.role,
-            consulate: self.consulate_id,
-            justified,
-        }
-    }
-
     pub fn actor(&self) -> Actor {
         Actor {
             user_id: self.user_id,

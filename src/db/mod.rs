@@ -9,7 +9,6 @@ pub mod pool;
 pub mod raw_insert;
 pub mod raw_sqlite;
 pub mod schema;
-pub mod seed;
 pub mod types;
 
 use std::fmt;
@@ -254,32 +253,6 @@ fn with_connect_timeout(url: &str) -> String {
     }
 }
 
-/// Unique constraints and the request field each protects, so a violation
-/// answers 409 naming the field. PostgreSQL reports the constraint name;
-/// SQLite reports `UNIQUE constraint failed: table.column`.
-const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
-    ("consulates_code_key", "code"),
-    ("countries_alpha3_key", "alpha3"),
-];
-
-/// The request field behind a unique violation.
-pub fn constraint_field(constraint: Option<&str>, message: &str) -> String {
-    if let Some(name) = constraint {
-        if let Some((_, field)) = UNIQUE_CONSTRAINTS.iter().find(|(c, _)| *c == name) {
-            return (*field).to_string();
-        }
-    }
-    if let Some(cols) = message.strip_prefix("UNIQUE constraint failed: ") {
-        // "table.a, table.b" -> "a"
-        if let Some(first) = cols.split(',').next() {
-            if let Some((_, column)) = first.trim().split_once('.') {
-                return column.to_string();
-            }
-        }
-    }
-    "value".to_string()
-}
-
 /// A transaction for work that writes. On SQLite it takes the write lock
 /// with its first statement (waiting up to the busy timeout), so a
 /// transaction that reads before it writes cannot fail with SQLITE_BUSY when
@@ -360,10 +333,10 @@ where
 pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
-/// Applies pending migrations, then loads the reference data (idempotent).
-/// Returns the names of the migrations applied.
-pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
-    let applied: Vec<String> = match conn {
+/// Applies pending migrations (the schema only; `services::setup::migrate`
+/// also loads the reference data). Returns the names of those applied.
+pub fn apply_migrations(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
+    Ok(match conn {
         DbConn::Pg(c) => c
             .run_pending_migrations(PG_MIGRATIONS)
             .map_err(|e| anyhow::anyhow!("PostgreSQL migration failed: {e}"))?
@@ -376,20 +349,7 @@ pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
             .iter()
             .map(|v| v.to_string())
             .collect(),
-    };
-    seed::load_reference_data(conn)?;
-    if applied.iter().any(|v| v.ends_with("000015")) {
-        seed::record_english_cities(conn)?;
-    }
-    // an import killed while it had set indexes aside
-    let rebuilt = bulk_indexes::restore(conn)?;
-    if rebuilt > 0 {
-        tracing::warn!(
-            rebuilt,
-            "rebuilt indexes an interrupted import had set aside"
-        );
-    }
-    Ok(applied)
+    })
 }
 
 /// Whether migrations are pending (used by `serve` with auto-migration off).

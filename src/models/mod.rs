@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod indicators;
 pub mod persons;
 pub mod reference;
+pub mod seed;
 pub mod support;
 pub mod users;
 pub mod vocabulary;

@@ -7,5 +7,6 @@ pub mod demo;
 pub mod indicators;
 pub mod legacy;
 pub mod persons;
+pub mod setup;
 pub mod users;
 pub mod vocabulary;

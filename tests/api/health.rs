@@ -151,7 +151,7 @@ async fn wait_for_status(app: &TestApp, path: &str, status: u16, within: Duratio
 async fn service_recovers_when_postgres_returns() {
     let admin = pg_admin_url().expect("TEST_DATABASE_URL");
     let real = TestDb::postgres(&admin);
-    mapce::db::migrate(&mut real.connect()).expect("migrate");
+    mapce::services::setup::migrate(&mut real.connect()).expect("migrate");
     let DatabaseUrl::Postgres(url) = &real.url else {
         unreachable!("postgres")
     };
@@ -191,7 +191,7 @@ async fn service_recovers_when_postgres_returns() {
 #[actix_web::test]
 async fn locked_sqlite_gives_503_then_recovers() {
     let db = TestDb::sqlite();
-    mapce::db::migrate(&mut db.connect()).expect("migrate");
+    mapce::services::setup::migrate(&mut db.connect()).expect("migrate");
     let mut locker = db.connect();
     let app = TestApp::spawn_on(db, fast_pool());
     // Writing needs the write lock; reading /readyz does not. Readiness

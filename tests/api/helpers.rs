@@ -90,7 +90,7 @@ impl TestDb {
     /// A migrated database with reference data.
     pub fn migrated() -> TestDb {
         let db = TestDb::new();
-        mapce::db::migrate(&mut db.connect()).expect("migrations apply");
+        mapce::services::setup::migrate(&mut db.connect()).expect("migrations apply");
         db
     }
 }

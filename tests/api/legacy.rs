@@ -146,7 +146,7 @@ async fn indexes_an_interrupted_import_set_aside_come_back_at_the_next_start() {
     assert_eq!(missing.len(), mapce::db::bulk_indexes::DEFERRABLE.len());
     assert!(index_definitions(&mut conn).len() < all.len());
     // what `mapce migrate` and `mapce serve` run at start
-    mapce::db::migrate(&mut conn).expect("migrate");
+    mapce::services::setup::migrate(&mut conn).expect("migrate");
     assert_eq!(index_definitions(&mut conn), all);
     assert!(mapce::db::bulk_indexes::missing(&mut conn)
         .expect("missing")
@@ -544,7 +544,7 @@ async fn batch_checked_foreign_keys_refuse_a_dangling_reference() {
     let admin = pg_admin_url().expect("TEST_DATABASE_URL");
     let db = TestDb::postgres(&admin);
     let mut conn = db.connect();
-    mapce::db::migrate(&mut conn).expect("migrate");
+    mapce::services::setup::migrate(&mut conn).expect("migrate");
     let keys = checked_load::foreign_keys(&mut conn, &["legacy_rows"])
         .expect("catalogue")
         .expect("the test's superuser may skip the triggers");
@@ -601,7 +601,7 @@ fn sqlite_batch_checked_foreign_keys_refuse_a_dangling_reference() {
 
     let db = TestDb::sqlite();
     let mut conn = db.connect();
-    mapce::db::migrate(&mut conn).expect("migrate");
+    mapce::services::setup::migrate(&mut conn).expect("migrate");
     let keys = checked_load::foreign_keys(&mut conn, &["legacy_rows", "duplicate_pairs"])
         .expect("catalogue")
         .expect("SQLite always checks per batch");
@@ -794,7 +794,7 @@ fn gathered_batches_commit_together_and_fail_together() {
     let import = |commit_rows: usize, refuse_line_6: bool| {
         let db = TestDb::sqlite();
         let mut conn = db.connect();
-        mapce::db::migrate(&mut conn).expect("migrate");
+        mapce::services::setup::migrate(&mut conn).expect("migrate");
         if refuse_line_6 {
             let DbConn::Sqlite(c) = &mut conn else {
                 unreachable!("a SQLite test database")
@@ -1055,7 +1055,7 @@ fn migrated_sqlite_without_foreign_keys() -> (TestDb, DbConn) {
     use diesel::connection::SimpleConnection;
     let db = TestDb::sqlite();
     let mut conn = db.connect();
-    mapce::db::migrate(&mut conn).expect("migrate");
+    mapce::services::setup::migrate(&mut conn).expect("migrate");
     let DbConn::Sqlite(c) = &mut conn else {
         unreachable!("a SQLite test database")
     };
@@ -1214,7 +1214,7 @@ async fn a_large_import_on_postgresql_leaves_the_attentions_vacuumed() {
     let admin = pg_admin_url().expect("TEST_DATABASE_URL");
     let db = TestDb::postgres(&admin);
     let mut conn = db.connect();
-    mapce::db::migrate(&mut conn).expect("migrate");
+    mapce::services::setup::migrate(&mut conn).expect("migrate");
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("extract.csv");
     std::fs::write(&file, extract(GOOD)).expect("write");

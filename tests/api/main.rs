@@ -2,6 +2,7 @@
 //! backend (SQLite, or PostgreSQL when TEST_DATABASE_URL is set).
 
 mod access;
+mod architecture;
 mod audit;
 mod auth;
 mod cases;

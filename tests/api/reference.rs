@@ -197,7 +197,7 @@ fn reference_data_loads_idempotently_and_keeps_edits() {
         )
     };
     let before = count(&mut conn);
-    let applied = mapce::db::migrate(&mut conn).expect("second run");
+    let applied = mapce::services::setup::migrate(&mut conn).expect("second run");
     assert!(applied.is_empty(), "nothing left to apply: {applied:?}");
     assert_eq!(count(&mut conn), before);
     assert_eq!(before.0, 5);

@@ -251,8 +251,8 @@ fn migrations_agree_across_backends() {
 fn postgres_and_sqlite_schemas_are_equal() {
     let admin = crate::helpers::pg_admin_url().expect("TEST_DATABASE_URL");
     let pg = TestDb::postgres(&admin);
-    mapce::db::migrate(&mut pg.connect()).expect("migrate postgres");
+    mapce::services::setup::migrate(&mut pg.connect()).expect("migrate postgres");
     let sqlite = TestDb::sqlite();
-    mapce::db::migrate(&mut sqlite.connect()).expect("migrate sqlite");
+    mapce::services::setup::migrate(&mut sqlite.connect()).expect("migrate sqlite");
     assert_eq!(describe(&mut pg.connect()), describe(&mut sqlite.connect()));
 }

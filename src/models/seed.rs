@@ -5,8 +5,8 @@
 use anyhow::{anyhow, bail, Context};
 use diesel::prelude::*;
 
-use super::schema::{consulate_jurisdictions, consulates, countries, regions};
-use super::{DbConn, Id, Ts};
+use crate::db::schema::{consulate_jurisdictions, consulates, countries, regions};
+use crate::db::{DbConn, Id, Ts};
 use crate::domain::reference::ConsulateKind;
 use crate::domain::text::fold_key;
 use crate::per_backend;
@@ -223,8 +223,6 @@ pub fn load_reference_data(conn: &mut DbConn) -> anyhow::Result<()> {
             .execute(c))
             .context("loading consulate jurisdictions")?;
         }
-        crate::services::catalogue::load_seed(conn)
-            .context("loading the attention-type catalogue")?;
         Ok(())
     })
 }

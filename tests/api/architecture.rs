@@ -1,0 +1,262 @@
+//! The shape of the crate, read from its source tree: the layers form a
+//! DAG (domain ← db/models ← services ← api ← cli), no top-level module
+//! depends on itself through others, and handlers hold no SQL.
+//!
+//! Every top-level module of `src/` has a rank; a module may use modules of
+//! its rank or below, never above. The crate root (`lib.rs`: `AppState` and
+//! `app()`, which composes everything) is the one module every other may
+//! name, and is left out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+const SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+
+/// Rank of each top-level module; a new module must be given one here.
+const RANKS: &[(&str, u8)] = &[
+    // rules and types without HTTP or SQL
+    ("domain", 0),
+    // foundations every layer may use
+    ("error", 1),
+    ("files", 1),
+    ("memory", 1),
+    // storage
+    ("db", 2),
+    ("models", 2),
+    // rules over storage, and the infrastructure they write through
+    ("audit", 3),
+    ("auth", 3),
+    ("services", 3),
+    // HTTP
+    ("api", 4),
+    ("middleware", 4),
+    ("openapi", 4),
+    ("extract", 4),
+    ("idempotency", 4),
+    ("throttle", 4),
+    ("refusals", 4),
+    // the process
+    ("cli", 5),
+    ("config", 5),
+    ("telemetry", 5),
+];
+
+/// Handler files that still run SQL themselves, with how many lines name
+/// the schema or diesel: the number may only go down (moving the queries
+/// into services), and a file not listed may have none.
+const SQL_IN_HANDLERS: &[(&str, usize)] = &[
+    ("api/auth.rs", 13),
+    ("api/health.rs", 1),
+    ("api/imports.rs", 5),
+    ("api/operations.rs", 2),
+    ("api/users.rs", 4),
+];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("src readable") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The top-level module a file belongs to (`None` for the crate root).
+fn top_module(rel: &str) -> Option<String> {
+    let first = rel.split('/').next()?;
+    let name = first.trim_end_matches(".rs");
+    (name != "lib" && name != "main").then(|| name.to_owned())
+}
+
+/// The code of a line without its comment (`//` outside a string is rare
+/// enough in this crate's `use` lines and paths to cut at the first one).
+fn code(line: &str) -> &str {
+    line.split("//").next().unwrap_or("")
+}
+
+/// Modules a line names as `crate::m` or inside `crate::{m, …}`.
+fn named_modules(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = line;
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let end = group.find('}').unwrap_or(group.len());
+            for item in group[..end].split(',') {
+                let name: String = item
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    out.push(name);
+                }
+            }
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit())
+                .collect();
+            if !name.is_empty() {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+struct Tree {
+    /// module → module it uses → first place
+    edges: BTreeMap<String, BTreeMap<String, String>>,
+    /// file (relative to src) → lines naming the schema or diesel
+    sql_lines: BTreeMap<String, Vec<String>>,
+}
+
+fn read_tree() -> Tree {
+    let mut files = Vec::new();
+    rust_files(Path::new(SRC), &mut files);
+    let ranks: BTreeMap<&str, u8> = RANKS.iter().copied().collect();
+    let mut tree = Tree {
+        edges: BTreeMap::new(),
+        sql_lines: BTreeMap::new(),
+    };
+    for path in files {
+        let rel = path
+            .strip_prefix(SRC)
+            .expect("under src")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(&path).expect("source readable");
+        let Some(module) = top_module(&rel) else {
+            continue;
+        };
+        for (n, line) in text.lines().enumerate() {
+            let line = code(line);
+            for used in named_modules(line) {
+                // crate-root items (AppState, app, macros) are not modules
+                if used != module && ranks.contains_key(used.as_str()) {
+                    tree.edges
+                        .entry(module.clone())
+                        .or_default()
+                        .entry(used)
+                        .or_insert_with(|| format!("src/{rel}:{}", n + 1));
+                }
+            }
+            if rel.starts_with("api/") && (line.contains("db::schema") || line.contains("diesel::"))
+            {
+                tree.sql_lines.entry(rel.clone()).or_default().push(format!(
+                    "src/{rel}:{}: {}",
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+        tree.edges.entry(module).or_default();
+    }
+    tree
+}
+
+#[test]
+fn every_module_has_a_rank_and_uses_none_above_it() {
+    let tree = read_tree();
+    let ranks: BTreeMap<&str, u8> = RANKS.iter().copied().collect();
+    let mut problems = Vec::new();
+    for (module, used) in &tree.edges {
+        let Some(&rank) = ranks.get(module.as_str()) else {
+            problems.push(format!(
+                "src/{module} has no rank in tests/api/architecture.rs"
+            ));
+            continue;
+        };
+        for (other, at) in used {
+            let theirs = ranks[other.as_str()];
+            if theirs > rank {
+                problems.push(format!(
+                    "{module} (rank {rank}) uses {other} (rank {theirs}) at {at}"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn no_module_depends_on_itself() {
+    let tree = read_tree();
+    let mut cycles = BTreeSet::new();
+    // depth-first from each module, remembering the path
+    fn walk(
+        tree: &Tree,
+        start: &str,
+        at: &str,
+        path: &mut Vec<String>,
+        cycles: &mut BTreeSet<String>,
+    ) {
+        for next in tree.edges.get(at).map(|m| m.keys()).into_iter().flatten() {
+            if next == start {
+                let mut c = path.clone();
+                c.push(start.to_owned());
+                cycles.insert(c.join(" → "));
+            } else if !path.contains(next) {
+                path.push(next.clone());
+                walk(tree, start, next, path, cycles);
+                path.pop();
+            }
+        }
+    }
+    for start in tree.edges.keys() {
+        walk(&tree, start, start, &mut vec![start.clone()], &mut cycles);
+    }
+    assert!(
+        cycles.is_empty(),
+        "module cycles:\n{}",
+        cycles.into_iter().collect::<Vec<_>>().join("\n")
+    );
+}
+
+#[test]
+fn handlers_hold_no_sql() {
+    let tree = read_tree();
+    let known: BTreeMap<&str, usize> = SQL_IN_HANDLERS.iter().copied().collect();
+    let mut problems = Vec::new();
+    for (file, lines) in &tree.sql_lines {
+        match known.get(file.as_str()) {
+            None => problems.push(format!(
+                "{file} names the schema or diesel; move the query into a service:\n  {}",
+                lines.join("\n  ")
+            )),
+            Some(&allowed) if lines.len() > allowed => problems.push(format!(
+                "{file} has {} lines naming the schema or diesel, more than its {allowed}:\n  {}",
+                lines.len(),
+                lines.join("\n  ")
+            )),
+            Some(_) => {}
+        }
+    }
+    for (file, allowed) in SQL_IN_HANDLERS {
+        let now = tree.sql_lines.get(*file).map_or(0, Vec::len);
+        if now < *allowed {
+            problems.push(format!(
+                "{file} is down to {now} lines naming the schema or diesel: lower its entry in SQL_IN_HANDLERS to {now}"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_reader_sees_imports_in_every_spelling() {
+    assert_eq!(
+        named_modules("use crate::{audit::Event, db::{self, Id}, AppState};"),
+        vec!["audit", "db"]
+    );
+    assert_eq!(
+        named_modules("let x = crate::services::access::Viewer::new();"),
+        vec!["services"]
+    );
+    assert_eq!(code("use crate::db; // crate::api"), "use crate::db; ");
+    assert_eq!(top_module("api/cases.rs").as_deref(), Some("api"));
+    assert_eq!(top_module("lib.rs"), None);
+}
