@@ -113,7 +113,7 @@ async fn add(
                         "no {} `{entry}`",
                         vocabulary.as_str().replace('_', " ")
                     )),
-                    other => other.into(),
+                    AliasError::Db(e) => e.into(),
                 }
             })
         })

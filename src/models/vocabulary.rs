@@ -48,16 +48,6 @@ pub fn live_aliases(conn: &mut DbConn, vocabulary: Option<&str>) -> QueryResult<
     q.load(conn)
 }
 
-/// Aliases of one vocabulary and target, removed ones included.
-pub fn aliases_of(conn: &mut DbConn, vocabulary: &str, target: &str) -> QueryResult<Vec<AliasRow>> {
-    vocabulary_aliases::table
-        .filter(vocabulary_aliases::vocabulary.eq(vocabulary))
-        .filter(vocabulary_aliases::target.eq(target))
-        .select(AliasRow::as_select())
-        .order((vocabulary_aliases::created_at, vocabulary_aliases::id))
-        .load(conn)
-}
-
 /// Marks a live alias removed; false when it was removed already.
 pub fn remove_alias(conn: &mut DbConn, id: Id, by: Id, at: Ts) -> QueryResult<bool> {
     diesel::update(

@@ -16,7 +16,6 @@ use crate::domain::catalogue::IntakeChannel;
 use crate::domain::person::{DocumentType, Sex};
 use crate::domain::text::fold_key;
 use crate::domain::vocabulary::Vocabulary;
-use crate::error::AppError;
 use crate::models::vocabulary::{self as model, AliasRow, Recoded};
 
 /// The built-in spellings of a sex: F/M, Mujer/Hombre, Femenino/Masculino
@@ -241,6 +240,10 @@ impl Resolver {
     }
 
     fn taught(&self, vocabulary: Vocabulary, key: &str) -> Option<&str> {
+        // asked per row: no key to build when nothing was taught
+        if self.mappings.is_empty() && self.aliases.is_empty() {
+            return None;
+        }
         let k = (vocabulary, key.to_owned());
         self.mappings
             .get(&k)
@@ -682,21 +685,6 @@ pub fn remove_alias(
         removed_by: Some(actor.user_id),
         ..alias
     }))
-}
-
-impl From<AliasError> for AppError {
-    fn from(e: AliasError) -> Self {
-        match e {
-            AliasError::Db(e) => e.into(),
-            AliasError::Empty => AppError::invalid("spelling", "has no letters or digits"),
-            AliasError::NoTarget(entry) => AppError::not_found(format!("no entry `{entry}`")),
-            AliasError::Taken { spelling, names } => AppError::conflict(
-                "alias_taken",
-                Some("spelling"),
-                format!("`{spelling}` already names {names}"),
-            ),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -325,6 +325,27 @@ impl TestApp {
     }
 
     /// A new user with a live session.
+    /// Polls an import job until it ends (`succeeded` or `failed`).
+    pub async fn import_ended(&self, admin: &Caller, id: &str) -> Value {
+        for _ in 0..600 {
+            let r = self
+                .call(
+                    "GET",
+                    &format!("/api/v1/imports/{id}"),
+                    Some(&admin.token),
+                    None,
+                )
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.json());
+            let body = r.json();
+            if body["status"] == "succeeded" || body["status"] == "failed" {
+                return body;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("import {id} did not end");
+    }
+
     pub fn caller(&self, username: &str, role: Role, consulate: Option<&str>) -> Caller {
         let id = self.create_user(username, role, consulate);
         self.session_for(id)

@@ -53,25 +53,6 @@ async fn upload(app: &TestApp, admin: &Caller, body: Vec<u8>) -> String {
     resp.json()["id"].as_str().expect("id").to_owned()
 }
 
-async fn ended(app: &TestApp, admin: &Caller, id: &str) -> serde_json::Value {
-    for _ in 0..600 {
-        let job = app
-            .call(
-                "GET",
-                &format!("/api/v1/imports/{id}"),
-                Some(&admin.token),
-                None,
-            )
-            .await
-            .json();
-        if job["status"] == "failed" || job["status"] == "succeeded" {
-            return job;
-        }
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("import {id} never ended");
-}
-
 #[actix_web::test]
 async fn crafted_workbooks_fail_their_job_and_the_server_keeps_serving() {
     let app = TestApp::spawn().await;
@@ -109,7 +90,7 @@ async fn crafted_workbooks_fail_their_job_and_the_server_keeps_serving() {
         ("deflate bomb", bomb, "inflates past"),
     ] {
         let id = upload(&app, &admin, file).await;
-        let job = ended(&app, &admin, &id).await;
+        let job = app.import_ended(&admin, &id).await;
         assert_eq!(job["status"], "failed", "{what}: {job}");
         assert!(
             job["error"].as_str().is_some_and(|e| e.contains(reason)),

@@ -2,7 +2,6 @@
 //! indicator equals the extract's truth; re-runs add nothing; dry runs and
 //! refused atomic imports write nothing. Runs on both backends.
 
-use crate::helpers::Caller;
 use diesel::prelude::*;
 use mapce::db::schema::{attentions, cases, duplicate_pairs, imports, persons, timeline_events};
 use mapce::db::{DbConn, Id};
@@ -418,27 +417,6 @@ async fn a_dry_run_writes_nothing_and_a_refused_atomic_import_rolls_back() {
     assert_eq!(n, 11);
 }
 
-/// Polls an import job until it ends.
-async fn finished(app: &TestApp, admin: &Caller, id: &str) -> serde_json::Value {
-    for _ in 0..200 {
-        let r = app
-            .call(
-                "GET",
-                &format!("/api/v1/imports/{id}"),
-                Some(&admin.token),
-                None,
-            )
-            .await;
-        assert_eq!(r.status, 200, "{:?}", r.json());
-        let body = r.json();
-        if body["status"] == "succeeded" || body["status"] == "failed" {
-            return body;
-        }
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("import {id} did not finish");
-}
-
 #[actix_web::test]
 async fn an_uploaded_extract_runs_as_a_job_with_its_report_and_refusals() {
     let app = TestApp::spawn().await;
@@ -467,7 +445,7 @@ async fn an_uploaded_extract_runs_as_a_job_with_its_report_and_refusals() {
         r.header("location").as_deref(),
         Some(format!("/api/v1/imports/{id}").as_str())
     );
-    let job = finished(&app, &admin, &id).await;
+    let job = app.import_ended(&admin, &id).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["dry_run"], true);
     assert_eq!(job["report"]["rows_imported"], 11);
@@ -482,7 +460,7 @@ async fn an_uploaded_extract_runs_as_a_job_with_its_report_and_refusals() {
     let r = upload("").await;
     assert_eq!(r.status, 202);
     let id = r.json()["id"].as_str().expect("id").to_owned();
-    let job = finished(&app, &admin, &id).await;
+    let job = app.import_ended(&admin, &id).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["rows_imported"], 11);
     assert_eq!(job["rows_rejected"], 8);

@@ -75,24 +75,9 @@ async fn upload(app: &TestApp, admin: &Caller, body: Vec<u8>, query: &str) -> Va
     let r = app.send(req, Some(body)).await;
     assert_eq!(r.status, 202, "{:?}", r.json());
     let id = r.json()["id"].as_str().expect("id").to_owned();
-    for _ in 0..400 {
-        let r = app
-            .call(
-                "GET",
-                &format!("/api/v1/imports/{id}"),
-                Some(&admin.token),
-                None,
-            )
-            .await;
-        assert_eq!(r.status, 200, "{:?}", r.json());
-        let body = r.json();
-        if body["status"] == "succeeded" || body["status"] == "failed" {
-            assert_eq!(body["status"], "succeeded", "{body}");
-            return body;
-        }
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("import {id} did not finish");
+    let body = app.import_ended(admin, &id).await;
+    assert_eq!(body["status"], "succeeded", "{body}");
+    body
 }
 
 async fn oei05(app: &TestApp, planner: &Caller) -> Value {
