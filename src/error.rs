@@ -375,6 +375,14 @@ pub fn problem_response(error: &AppError, problem: &Problem) -> HttpResponse {
     builder.body(body)
 }
 
+/// A stored value outside its vocabulary is a damaged database: the
+/// request fails with 500 and the log says which value.
+impl From<crate::domain::UnknownStored> for AppError {
+    fn from(e: crate::domain::UnknownStored) -> Self {
+        AppError::internal(e)
+    }
+}
+
 impl From<diesel::result::Error> for AppError {
     fn from(error: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};

@@ -1,6 +1,7 @@
 //! Reading the audit log (administrators). Nothing here or anywhere else
 //! updates or deletes audit rows.
 
+use crate::domain::stored_json;
 use actix_web::{get, web, HttpRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -111,25 +112,27 @@ pub async fn list_audit(
     .await?;
     let items = rows
         .into_iter()
-        .map(|r| AuditEntryResponse {
-            seq: r.seq,
-            id: r.id,
-            at: r.at,
-            actor_id: r.actor_id,
-            actor_username: r.actor_username,
-            actor_role: r.actor_role,
-            actor_consulate_id: r.actor_consulate_id,
-            action: r.action,
-            resource_type: r.resource_type,
-            resource_id: r.resource_id,
-            subject_person_id: r.subject_person_id,
-            request_id: r.request_id,
-            client_addr: r.client_addr,
-            outcome: r.outcome,
-            details: serde_json::from_str(&r.details).unwrap_or(serde_json::Value::Null),
-            hash: r.hash,
+        .map(|r| -> Result<_, AppError> {
+            Ok(AuditEntryResponse {
+                seq: r.seq,
+                id: r.id,
+                at: r.at,
+                actor_id: r.actor_id,
+                actor_username: r.actor_username,
+                actor_role: r.actor_role,
+                actor_consulate_id: r.actor_consulate_id,
+                action: r.action,
+                resource_type: r.resource_type,
+                resource_id: r.resource_id,
+                subject_person_id: r.subject_person_id,
+                request_id: r.request_id,
+                client_addr: r.client_addr,
+                outcome: r.outcome,
+                details: stored_json("audit details", &r.details)?,
+                hash: r.hash,
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(web::Json(Page::new(&req, items, total, window)))
 }
 

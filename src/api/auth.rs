@@ -162,13 +162,13 @@ fn record_failure(
     })
 }
 
-fn user_actor(user: &User) -> audit::Actor {
-    audit::Actor {
+fn user_actor(user: &User) -> Result<audit::Actor, AppError> {
+    Ok(audit::Actor {
         user_id: user.id,
         username: user.username.clone(),
-        role: user.role(),
+        role: user.role()?,
         consulate_id: user.consulate_id,
-    }
+    })
 }
 
 /// Opens a session and audits the login, in one transaction.
@@ -204,7 +204,7 @@ fn complete_login(
         model::clear_login_failures(conn, &user.username)?;
         audit::record(
             conn,
-            Some(&user_actor(user)),
+            Some(&user_actor(user)?),
             meta,
             Event::new("auth.login", "session", Some(session.id.to_string()))
                 .details(serde_json::json!({ "second_factor": second_factor })),

@@ -1,6 +1,7 @@
 //! Cases: intake on five channels, attentions, the status workflow with
 //! protocol steps, notes, and concurrency-safe, retry-safe writes.
 
+use crate::domain::{stored_json, Stored};
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
@@ -232,23 +233,23 @@ fn build_case_response(
             id: c.person_id,
             name,
         },
-        requester: (!masked).then(|| RequesterBody {
-            kind: if c.requester_kind == "self" {
-                RequesterKind::Myself
-            } else {
-                RequesterKind::Relative
-            },
-            name: c.requester_name.clone(),
-            relationship: c.requester_relationship.clone(),
-            contact: c.requester_contact.clone(),
-        }),
-        channel: stored_channel(&c.channel)?,
+        requester: if masked {
+            None
+        } else {
+            Some(RequesterBody {
+                kind: RequesterKind::stored(&c.requester_kind)?,
+                name: c.requester_name.clone(),
+                relationship: c.requester_relationship.clone(),
+                contact: c.requester_contact.clone(),
+            })
+        },
+        channel: RecordedChannel::stored(&c.channel)?,
         flags: if masked {
             Vec::new()
         } else {
-            serde_json::from_str(&c.flags).unwrap_or_default()
+            stored_json("flags", &c.flags)?
         },
-        status: CaseStatus::parse(&c.status).unwrap_or(CaseStatus::Open),
+        status: CaseStatus::stored(&c.status)?,
         attentions: attentions
             .into_iter()
             .map(|a: Attention| AttentionResponse {
@@ -303,16 +304,6 @@ pub(super) fn load_scoped(conn: &mut DbConn, user: &AuthUser, raw: &str) -> Resu
         return Err(AppError::OutOfScope(format!("no case `{raw}`")));
     }
     Ok(c)
-}
-
-/// A stored channel; the column is CHECK-constrained, so anything else is
-/// a broken database, said as such.
-fn stored_channel(raw: &str) -> Result<RecordedChannel, AppError> {
-    RecordedChannel::parse(raw).ok_or_else(|| {
-        AppError::internal(anyhow::anyhow!(
-            "a case carries the unknown channel `{raw}`"
-        ))
-    })
 }
 
 fn channel(field: &str, raw: &str) -> Result<IntakeChannel, AppError> {
@@ -443,9 +434,14 @@ pub async fn create_case(
                 ));
             }
             if let Some(officer) = b.assigned_officer_id {
-                let ok = crate::models::users::find_user(conn, officer)?.is_some_and(|u| {
-                    u.active && u.consulate_id == Some(consulate) && u.role().is_consulate_scoped()
-                });
+                let ok = match crate::models::users::find_user(conn, officer)? {
+                    Some(u) => {
+                        u.active
+                            && u.consulate_id == Some(consulate)
+                            && u.role()?.is_consulate_scoped()
+                    }
+                    None => false,
+                };
                 if !ok {
                     return Err(AppError::invalid(
                         "body.assigned_officer_id",
@@ -796,7 +792,7 @@ pub async fn add_attention(
                     "reopen the case before recording attentions",
                 ));
             }
-            let default = stored_channel(&case.channel)?.intake();
+            let default = RecordedChannel::stored(&case.channel)?.intake();
             if default.is_none() && b.channel.is_none() {
                 return Err(AppError::invalid(
                     "body.channel",

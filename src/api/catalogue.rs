@@ -2,6 +2,7 @@
 //! resolution of legacy spellings, merges, versioned protocols and a public
 //! listing for consulate web portals.
 
+use crate::domain::{stored_json, Stored};
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, patch, post, put, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -67,8 +68,8 @@ pub struct AttentionTypeResponse {
     pub updated_at: Ts,
 }
 
-fn response(t: AttentionType, aliases: &[Alias]) -> AttentionTypeResponse {
-    AttentionTypeResponse {
+fn response(t: AttentionType, aliases: &[Alias]) -> Result<AttentionTypeResponse, AppError> {
+    Ok(AttentionTypeResponse {
         aliases: aliases
             .iter()
             .filter(|a| a.attention_type_id == t.id)
@@ -77,9 +78,9 @@ fn response(t: AttentionType, aliases: &[Alias]) -> AttentionTypeResponse {
                 source: a.source.clone(),
             })
             .collect(),
-        channels: serde_json::from_str::<Vec<IntakeChannel>>(&t.channels).unwrap_or_default(),
-        category: AttentionCategory::parse(&t.category).unwrap_or(AttentionCategory::Humanitarian),
-        kind: AttentionKind::parse(&t.kind).unwrap_or(AttentionKind::Humanitarian),
+        channels: stored_json::<Vec<IntakeChannel>>("attention type channels", &t.channels)?,
+        category: AttentionCategory::stored(&t.category)?,
+        kind: AttentionKind::stored(&t.kind)?,
         id: t.id,
         code: t.code,
         name_es: t.name_es,
@@ -96,7 +97,7 @@ fn response(t: AttentionType, aliases: &[Alias]) -> AttentionTypeResponse {
         version: t.version,
         created_at: t.created_at,
         updated_at: t.updated_at,
-    }
+    })
 }
 
 fn load_response(
@@ -107,7 +108,7 @@ fn load_response(
     let t = model::find_type(conn, key)?
         .ok_or_else(|| AppError::not_found(format!("no attention type `{raw}`")))?;
     let aliases = model::aliases_of(conn, &[t.id])?;
-    Ok(response(t, &aliases))
+    response(t, &aliases)
 }
 
 fn respond(t: AttentionTypeResponse, status: StatusCode) -> HttpResponse {
@@ -181,7 +182,10 @@ pub async fn list_attention_types(
         Ok((rows, aliases, total))
     })
     .await?;
-    let items = rows.into_iter().map(|t| response(t, &aliases)).collect();
+    let items = rows
+        .into_iter()
+        .map(|t| response(t, &aliases))
+        .collect::<Result<_, _>>()?;
     Ok(web::Json(Page::new(&req, items, total, window)))
 }
 
@@ -265,7 +269,7 @@ pub async fn resolve_attention_type(
         match service::resolve(conn, &label)? {
             Some(t) => {
                 let aliases = model::aliases_of(conn, &[t.id])?;
-                Ok(Ok(response(t, &aliases)))
+                Ok(Ok(response(t, &aliases)?))
             }
             None => Ok(Err((label.clone(), service::suggest(conn, &label, 5)?))),
         }
@@ -609,8 +613,8 @@ pub async fn update_attention_type(
                 ));
             }
             let changes = super::field_changes(
-                &response(current, &[]),
-                &response(row.clone(), &[]),
+                &response(current, &[])?,
+                &response(row.clone(), &[])?,
                 &["version", "updated_at"],
             );
             audit::record(
@@ -745,7 +749,7 @@ fn merge_response(conn: &mut DbConn, m: model::Merge) -> Result<MergeResponse, A
         actor_id: m.actor_id,
         at: m.at,
         attentions_moved: m.attentions_moved,
-        labels_moved: serde_json::from_str(&m.labels_moved).unwrap_or_default(),
+        labels_moved: stored_json("labels moved", &m.labels_moved)?,
     })
 }
 
@@ -1136,13 +1140,12 @@ pub async fn list_public_attention_types(
     .await?;
     let items = rows
         .into_iter()
-        .map(|t| {
+        .map(|t| -> Result<_, AppError> {
             let en = lang == Lang::En;
             let channels =
-                serde_json::from_str::<Vec<IntakeChannel>>(&t.channels).unwrap_or_default();
-            PublicAttentionType {
-                category: AttentionCategory::parse(&t.category)
-                    .unwrap_or(AttentionCategory::Humanitarian),
+                stored_json::<Vec<IntakeChannel>>("attention type channels", &t.channels)?;
+            Ok(PublicAttentionType {
+                category: AttentionCategory::stored(&t.category)?,
                 name: if en { t.name_en } else { t.name_es },
                 description: if en {
                     t.description_en
@@ -1167,9 +1170,9 @@ pub async fn list_public_attention_types(
                     })
                     .collect(),
                 code: t.code,
-            }
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>()?;
     let code = if lang == Lang::En { "en" } else { "es" };
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_LANGUAGE, code))

@@ -2,6 +2,7 @@
 //! consular contact, legal situation and lawyer, visits, hearings, the next
 //! visit as a task, and each consulate's list of detainees.
 
+use crate::domain::Stored;
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::{Duration, NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
@@ -203,28 +204,29 @@ fn detention_response(
     d: Detention,
     visits: Vec<Visit>,
     hearings: Vec<Hearing>,
-) -> DetentionResponse {
+) -> Result<DetentionResponse, AppError> {
     let now = Ts::now();
-    DetentionResponse {
+    Ok(DetentionResponse {
         first_contact: first_contact(&d, now),
         days_since_last_visit: days_since(d.last_visit_at, now),
-        legal_situation: LegalSituation::parse(&d.legal_situation)
-            .unwrap_or(LegalSituation::Arrested),
+        legal_situation: LegalSituation::stored(&d.legal_situation)?,
         lawyer: LawyerBody {
-            kind: LawyerKind::parse(&d.lawyer_kind).unwrap_or(LawyerKind::None),
+            kind: LawyerKind::stored(&d.lawyer_kind)?,
             name: d.lawyer_name.clone(),
             contact: d.lawyer_contact.clone(),
         },
         visits: visits
             .into_iter()
-            .map(|v| VisitResponse {
-                kind: VisitKind::parse(&v.kind).unwrap_or(VisitKind::InPerson),
-                id: v.id,
-                visited_at: v.visited_at,
-                visitor_id: v.visitor_id,
-                notes: v.notes,
+            .map(|v| {
+                Ok(VisitResponse {
+                    kind: VisitKind::stored(&v.kind)?,
+                    id: v.id,
+                    visited_at: v.visited_at,
+                    visitor_id: v.visitor_id,
+                    notes: v.notes,
+                })
             })
-            .collect(),
+            .collect::<Result<_, AppError>>()?,
         hearings: hearings
             .into_iter()
             .map(|h| HearingResponse {
@@ -251,13 +253,13 @@ fn detention_response(
         version: d.version,
         created_at: d.created_at,
         updated_at: d.updated_at,
-    }
+    })
 }
 
 fn full_response(conn: &mut DbConn, d: Detention) -> Result<DetentionResponse, AppError> {
     let visits = model::visits_of(conn, d.id)?;
     let hearings = model::hearings_of(conn, d.id)?;
-    Ok(detention_response(d, visits, hearings))
+    detention_response(d, visits, hearings)
 }
 
 fn respond(d: &DetentionResponse, created: bool) -> HttpResponse {
@@ -468,7 +470,7 @@ pub async fn open_detention(
                     "first_contact_breach": fc.breach,
                 }),
             )?;
-            let response = detention_response(d, Vec::new(), Vec::new());
+            let response = detention_response(d, Vec::new(), Vec::new())?;
             audit::record(
                 conn,
                 Some(&actor),
@@ -956,8 +958,7 @@ pub async fn list_detainees(
                 days_detained: (d.released_on.unwrap_or(today) - d.arrested_on).num_days(),
                 days_since_last_visit: days_since(d.last_visit_at, now),
                 visit_overdue: d.next_visit_due.is_some_and(|n| n < today),
-                legal_situation: LegalSituation::parse(&d.legal_situation)
-                    .unwrap_or(LegalSituation::Arrested),
+                legal_situation: LegalSituation::stored(&d.legal_situation)?,
                 detention_id: d.id,
                 case_id: d.case_id,
                 consulate_id: d.consulate_id,

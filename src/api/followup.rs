@@ -104,11 +104,14 @@ pub async fn update_case(
                 next.flags = serde_json::to_string(&flags).map_err(AppError::internal)?;
             }
             if let Some(officer) = b.assigned_officer_id {
-                let ok = crate::models::users::find_user(conn, officer)?.is_some_and(|u| {
-                    u.active
-                        && u.consulate_id == Some(current.consulate_id)
-                        && u.role().is_consulate_scoped()
-                });
+                let ok = match crate::models::users::find_user(conn, officer)? {
+                    Some(u) => {
+                        u.active
+                            && u.consulate_id == Some(current.consulate_id)
+                            && u.role()?.is_consulate_scoped()
+                    }
+                    None => false,
+                };
                 if !ok {
                     return Err(AppError::invalid(
                         "body.assigned_officer_id",

@@ -3,6 +3,7 @@
 //! exports and charts. Only aggregates leave: no names, documents or
 //! person ids.
 
+use crate::domain::Stored;
 use std::collections::BTreeMap;
 
 use actix_web::http::header;
@@ -58,14 +59,14 @@ pub struct TargetResponse {
     pub set_at: Ts,
 }
 
-fn target_response(t: Target) -> TargetResponse {
-    TargetResponse {
-        sense: Sense::parse(&t.sense).unwrap_or(Sense::Ascending),
+fn target_response(t: Target) -> Result<TargetResponse, AppError> {
+    Ok(TargetResponse {
+        sense: Sense::stored(&t.sense)?,
         year: t.year,
         target: t.target,
         note: t.note,
         set_at: t.set_at,
-    }
+    })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -273,7 +274,9 @@ pub(crate) fn oei05_view(conn: &mut DbConn, q: &Oei05Query) -> Result<Oei05Respo
         service::fold_top(&mut figures, &persons, n.max(1) as usize);
     }
     let target = match year {
-        Some(y) => model::find_target(conn, y)?.map(target_response),
+        Some(y) => model::find_target(conn, y)?
+            .map(target_response)
+            .transpose()?,
         None => None,
     };
     let avance = target
@@ -392,7 +395,7 @@ pub async fn put_oei05_target(
                     }),
                 ),
             )?;
-            Ok(target_response(t))
+            target_response(t)
         })
     })
     .await?;

@@ -1,6 +1,7 @@
 //! The financial assistance ledger: exchange rates, payment requests with
 //! four-eyes approval, payment, reversal, and exact totals.
 
+use crate::domain::Stored;
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
@@ -383,11 +384,11 @@ fn screen_payments(
     )
 }
 
-fn payment_response(p: Payment, reversed_by: Option<Id>) -> PaymentResponse {
+fn payment_response(p: Payment, reversed_by: Option<Id>) -> Result<PaymentResponse, AppError> {
     let exp = u32::try_from(p.currency_exponent).unwrap_or(2);
-    PaymentResponse {
-        kind: PaymentKind::parse(&p.kind).unwrap_or(PaymentKind::Other),
-        status: PaymentStatus::parse(&p.status).unwrap_or(PaymentStatus::Requested),
+    Ok(PaymentResponse {
+        kind: PaymentKind::stored(&p.kind)?,
+        status: PaymentStatus::stored(&p.status)?,
         amount: format_scaled(p.amount_minor, exp),
         pen_per_unit: format_rate(p.pen_per_unit_e9),
         usd_per_unit: format_rate(p.usd_per_unit_e9),
@@ -414,7 +415,7 @@ fn payment_response(p: Payment, reversed_by: Option<Id>) -> PaymentResponse {
         version: p.version,
         created_at: p.created_at,
         updated_at: p.updated_at,
-    }
+    })
 }
 
 fn respond_payment(p: &PaymentResponse, created: bool) -> HttpResponse {
@@ -585,7 +586,7 @@ pub async fn request_payment(
             )?;
             model::insert_payment(conn, &p)?;
             payment_event(conn, &case, "payment.requested", user.user_id, &p)?;
-            let response = payment_response(p, None);
+            let response = payment_response(p, None)?;
             idem2.complete(conn, user.user_id, StatusCode::CREATED, &response)?;
             audit::record(
                 conn,
@@ -719,7 +720,7 @@ pub async fn update_payment(
                 None,
                 serde_json::json!({ "payment_id": next.id, "changes": changes }),
             )?;
-            let response = payment_response(next, None);
+            let response = payment_response(next, None)?;
             audit::record(
                 conn,
                 Some(&actor),
@@ -811,7 +812,7 @@ pub async fn decide_payment(
             }
             let kind = format!("payment.{}", next.status);
             payment_event(conn, &case, &kind, user.user_id, &next)?;
-            let response = payment_response(next, None);
+            let response = payment_response(next, None)?;
             audit::record(
                 conn,
                 Some(&actor),
@@ -882,7 +883,7 @@ pub async fn mark_payment_paid(
                 return Err(changed_meanwhile("payment"));
             }
             payment_event(conn, &case, "payment.paid", user.user_id, &next)?;
-            let response = payment_response(next, None);
+            let response = payment_response(next, None)?;
             audit::record(
                 conn,
                 Some(&actor),
@@ -971,7 +972,7 @@ pub async fn reverse_payment(
             };
             model::insert_payment(conn, &reversal)?;
             payment_event(conn, &case, "payment.reversed", user.user_id, &reversal)?;
-            let response = payment_response(reversal, None);
+            let response = payment_response(reversal, None)?;
             audit::record(
                 conn,
                 Some(&actor),
@@ -1013,7 +1014,7 @@ pub async fn get_payment(
     let response = db::run(&state.pool, move |conn| {
         let (p, _) = load_payment(conn, &user, &raw)?;
         let reversed_by = model::reversal_of(conn, p.id)?;
-        let mut one = [payment_response(p, reversed_by)];
+        let mut one = [payment_response(p, reversed_by)?];
         screen_payments(conn, &user, &meta, "payment.read", &mut one)?;
         let [response] = one;
         Ok::<_, AppError>(response)
@@ -1116,7 +1117,7 @@ pub async fn list_payments(
                 let by = reversals.iter().find(|(o, _)| *o == p.id).map(|(_, r)| *r);
                 payment_response(p, by)
             })
-            .collect::<Vec<_>>();
+            .collect::<Result<Vec<_>, _>>()?;
         let mut items = items;
         screen_payments(conn, &user, &meta, "payment.list", &mut items)?;
         Ok::<_, AppError>((items, total))
@@ -1253,18 +1254,20 @@ pub async fn payment_totals(
         groups: groups
             .into_iter()
             .map(
-                |((consulate_id, year, kind, currency), (n, exp, amount, p, u))| TotalsGroup {
-                    consulate_id,
-                    year,
-                    kind: PaymentKind::parse(&kind).unwrap_or(PaymentKind::Other),
-                    currency,
-                    entries: n,
-                    amount: fmt(amount, exp),
-                    amount_pen: fmt(p, 2),
-                    amount_usd: fmt(u, 2),
+                |((consulate_id, year, kind, currency), (n, exp, amount, p, u))| {
+                    Ok(TotalsGroup {
+                        consulate_id,
+                        year,
+                        kind: PaymentKind::stored(&kind)?,
+                        currency,
+                        entries: n,
+                        amount: fmt(amount, exp),
+                        amount_pen: fmt(p, 2),
+                        amount_usd: fmt(u, 2),
+                    })
                 },
             )
-            .collect(),
+            .collect::<Result<_, AppError>>()?,
         by_currency: currencies
             .into_iter()
             .map(|(currency, (n, exp, amount))| CurrencyTotal {

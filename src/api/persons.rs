@@ -2,6 +2,7 @@
 //! correction with history, the duplicate queue, reversible merges and the
 //! individual history across consulates and years.
 
+use crate::domain::{stored_json, Stored};
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
@@ -74,19 +75,21 @@ pub struct PersonResponse {
     pub updated_at: Option<Ts>,
 }
 
-fn person_response(p: Person, docs: &[Document]) -> PersonResponse {
-    PersonResponse {
+fn person_response(p: Person, docs: &[Document]) -> Result<PersonResponse, AppError> {
+    Ok(PersonResponse {
         documents: docs
             .iter()
             .filter(|d| d.person_id == p.id)
-            .map(|d| DocumentResponse {
-                doc_type: DocumentType::parse(&d.doc_type).unwrap_or(DocumentType::Other),
-                number: d.number.clone(),
-                issuing_country: d.issuing_country.clone(),
+            .map(|d| {
+                Ok(DocumentResponse {
+                    doc_type: DocumentType::stored(&d.doc_type)?,
+                    number: d.number.clone(),
+                    issuing_country: d.issuing_country.clone(),
+                })
             })
-            .collect(),
-        nationalities: serde_json::from_str(&p.nationalities).unwrap_or_default(),
-        sex: Sex::parse(&p.sex).unwrap_or(Sex::NotRecorded),
+            .collect::<Result<_, AppError>>()?,
+        nationalities: stored_json("nationalities", &p.nationalities)?,
+        sex: Sex::stored(&p.sex)?,
         id: p.id,
         given_names: p.given_names,
         first_surname: p.first_surname,
@@ -102,15 +105,19 @@ fn person_response(p: Person, docs: &[Document]) -> PersonResponse {
         version: p.version,
         created_at: Some(p.created_at),
         updated_at: Some(p.updated_at),
-    }
+    })
 }
 
 /// The one masking function for a person's representation: every field
 /// for `full`; names as initials, no birth date, contact or document numbers
 /// for `masked`; only the id for `not_held` (that a record exists and how to
 /// ask for it, never whether it is protected nor where).
-pub(super) fn shape_person(p: Person, docs: &[Document], view: View) -> PersonResponse {
-    let mut r = person_response(p, docs);
+pub(super) fn shape_person(
+    p: Person,
+    docs: &[Document],
+    view: View,
+) -> Result<PersonResponse, AppError> {
+    let mut r = person_response(p, docs)?;
     match view {
         View::Full => {}
         View::Masked => {
@@ -150,7 +157,7 @@ pub(super) fn shape_person(p: Person, docs: &[Document], view: View) -> PersonRe
     }
     r.masked = view != View::Full;
     r.view = view;
-    r
+    Ok(r)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -543,7 +550,7 @@ pub async fn create_person(
                     .details(serde_json::json!({ "possible_duplicates_confirmed": likely.len() })),
             )?;
             let docs = model::documents_of(conn, &[person.id])?;
-            Ok(person_response(person, &docs))
+            person_response(person, &docs)
         })
     })
     .await?;
@@ -671,7 +678,7 @@ pub async fn list_persons(
         let mut items = Vec::with_capacity(rows.len());
         for p in rows {
             let view = access_service::person_access(conn, user.viewer(false), &p)?.view;
-            items.push(shape_person(p, &docs, view));
+            items.push(shape_person(p, &docs, view)?);
         }
         Ok((items, total))
     })
@@ -714,7 +721,7 @@ pub async fn get_person(
             &meta,
             Event::new("person.read", "person", Some(p.id.to_string())).subject(p.id),
         )?;
-        Ok(shape_person(p, &docs, seen.view))
+        shape_person(p, &docs, seen.view)
     })
     .await?;
     Ok(HttpResponse::Ok()
@@ -888,8 +895,8 @@ pub async fn update_person(
             }
             model::set_match_keys(conn, next.id, &service::keys_for(&next))?;
             let mut changes = super::field_changes(
-                &person_response(current, &[]),
-                &person_response(next.clone(), &[]),
+                &person_response(current, &[])?,
+                &person_response(next.clone(), &[])?,
                 &["version", "updated_at", "documents"],
             );
             if !c.documents.is_empty() {
@@ -919,7 +926,7 @@ pub async fn update_person(
                     .details(serde_json::json!({ "fields": changes.keys().collect::<Vec<_>>() })),
             )?;
             let docs = model::documents_of(conn, &[next.id])?;
-            Ok(person_response(next, &docs))
+            person_response(next, &docs)
         })
     })
     .await?;
@@ -1086,17 +1093,19 @@ pub async fn get_person_history(
     }
     let items = events
         .into_iter()
-        .map(|e| HistoryEvent {
-            id: e.id,
-            at: e.at,
-            kind: e.kind,
-            case_id: e.case_id,
-            consulate_id: e.consulate_id,
-            attention_type_id: e.attention_type_id,
-            actor_id: e.actor_id,
-            payload: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
+        .map(|e| -> Result<_, AppError> {
+            Ok(HistoryEvent {
+                id: e.id,
+                at: e.at,
+                kind: e.kind,
+                case_id: e.case_id,
+                consulate_id: e.consulate_id,
+                attention_type_id: e.attention_type_id,
+                actor_id: e.actor_id,
+                payload: stored_json("payload", &e.payload)?,
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(web::Json(HistoryResponse {
         person_id,
         summary,
@@ -1123,20 +1132,20 @@ pub struct DuplicatePairResponse {
     pub created_at: Ts,
 }
 
-fn pair_response(p: model::DuplicatePair) -> DuplicatePairResponse {
-    DuplicatePairResponse {
+fn pair_response(p: model::DuplicatePair) -> Result<DuplicatePairResponse, AppError> {
+    Ok(DuplicatePairResponse {
         id: p.id,
         person_a: p.person_a,
         person_b: p.person_b,
         score: p.score,
-        reasons: serde_json::from_str(&p.reasons).unwrap_or_default(),
+        reasons: stored_json("reasons", &p.reasons)?,
         status: p.status,
         source: p.source,
         decided_by: p.decided_by,
         decided_at: p.decided_at,
         decision_reason: p.decision_reason,
         created_at: p.created_at,
-    }
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -1206,7 +1215,9 @@ pub async fn list_duplicates(
     .await?;
     Ok(web::Json(Page::new(
         &req,
-        rows.into_iter().map(pair_response).collect(),
+        rows.into_iter()
+            .map(pair_response)
+            .collect::<Result<_, _>>()?,
         total,
         window,
     )))
@@ -1296,7 +1307,7 @@ pub async fn decide_duplicate(
             )?;
             model::find_pair_by_id(conn, id)?
                 .map(pair_response)
-                .ok_or_else(|| AppError::not_found("pair"))
+                .ok_or_else(|| AppError::not_found("pair"))?
         })
     })
     .await?;

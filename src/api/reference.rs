@@ -1,6 +1,7 @@
 //! Reference data: regions, countries and consulates (read side).
 //! Consulate writes come with access control.
 
+use crate::domain::Stored;
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -116,14 +117,16 @@ impl ConsulateResponse {
     }
 }
 
-impl From<ConsulateDetail> for ConsulateResponse {
-    fn from(d: ConsulateDetail) -> Self {
+impl TryFrom<ConsulateDetail> for ConsulateResponse {
+    type Error = AppError;
+
+    fn try_from(d: ConsulateDetail) -> Result<Self, AppError> {
         let c = d.consulate;
-        ConsulateResponse {
+        Ok(ConsulateResponse {
             id: c.id,
             code: c.code,
             // The column is CHECK-constrained to the three kinds.
-            kind: ConsulateKind::parse(&c.kind).unwrap_or(ConsulateKind::Consulate),
+            kind: ConsulateKind::stored(&c.kind)?,
             name_es: c.name_es,
             name_en: c.name_en,
             city: c.city,
@@ -139,7 +142,7 @@ impl From<ConsulateDetail> for ConsulateResponse {
             version: c.version,
             created_at: c.created_at,
             updated_at: c.updated_at,
-        }
+        })
     }
 }
 
@@ -336,8 +339,8 @@ pub async fn list_consulates(
     .await?;
     let items = consulates
         .into_iter()
-        .map(ConsulateResponse::from)
-        .collect();
+        .map(ConsulateResponse::try_from)
+        .collect::<Result<_, _>>()?;
     Ok(web::Json(Page::new(&req, items, total, window)))
 }
 
@@ -366,9 +369,9 @@ pub async fn get_consulate(
         Ok(model::find_consulate(conn, &key)?)
     })
     .await?;
-    let consulate = ConsulateResponse::from(
+    let consulate = ConsulateResponse::try_from(
         found.ok_or_else(|| AppError::not_found(format!("no consulate `{raw}`")))?,
-    );
+    )?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, consulate.etag()))
         .json(consulate))
@@ -534,7 +537,7 @@ pub async fn create_consulate(
         })
     })
     .await?;
-    Ok(ConsulateResponse::from(created).respond(StatusCode::CREATED))
+    Ok(ConsulateResponse::try_from(created)?.respond(StatusCode::CREATED))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -687,5 +690,5 @@ pub async fn update_consulate(
         })
     })
     .await?;
-    Ok(ConsulateResponse::from(updated).respond(StatusCode::OK))
+    Ok(ConsulateResponse::try_from(updated)?.respond(StatusCode::OK))
 }

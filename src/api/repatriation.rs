@@ -2,6 +2,7 @@
 //! transfer of remains: each with its own steps, costs from the ledger, and
 //! the return date.
 
+use crate::domain::Stored;
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -132,20 +133,22 @@ fn responses(
             .map(|p| p.amount_pen_cents)
             .sum();
         out.push(RepatriationResponse {
-            kind: RepatriationKind::parse(&r.kind).unwrap_or(RepatriationKind::Repatriation),
-            status: RepatriationStatus::parse(&r.status).unwrap_or(RepatriationStatus::Planned),
+            kind: RepatriationKind::stored(&r.kind)?,
+            status: RepatriationStatus::stored(&r.status)?,
             steps: steps
                 .iter()
                 .filter(|s| s.repatriation_id == r.id)
-                .map(|s| RepatriationStepResponse {
-                    step: s.step.clone(),
-                    position: s.position,
-                    status: StepStatus::parse(&s.status).unwrap_or(StepStatus::Pending),
-                    done_on: s.done_on,
-                    notes: s.notes.clone(),
-                    decided_by: s.decided_by,
+                .map(|s| {
+                    Ok(RepatriationStepResponse {
+                        step: s.step.clone(),
+                        position: s.position,
+                        status: StepStatus::stored(&s.status)?,
+                        done_on: s.done_on,
+                        notes: s.notes.clone(),
+                        decided_by: s.decided_by,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, AppError>>()?,
             costs: payments
                 .into_iter()
                 .map(|p| CostLine {
@@ -451,8 +454,7 @@ pub async fn update_repatriation(
             let expected = expected?;
             check_version(current.version, expected, "repatriation")?;
             terminal(&current)?;
-            let kind =
-                RepatriationKind::parse(&current.kind).unwrap_or(RepatriationKind::Repatriation);
+            let kind = RepatriationKind::stored(&current.kind)?;
             let mut next = current.clone();
             if let Some(d) = &b.destination {
                 next.destination = text("body.destination", d, 300)?;
@@ -486,8 +488,7 @@ pub async fn update_repatriation(
                 };
             }
             if let Some(s) = b.status {
-                let from = RepatriationStatus::parse(&current.status)
-                    .unwrap_or(RepatriationStatus::Planned);
+                let from = RepatriationStatus::stored(&current.status)?;
                 let allowed: &[RepatriationStatus] = match from {
                     RepatriationStatus::Planned => &[
                         RepatriationStatus::InProgress,

@@ -1,6 +1,7 @@
 //! The support-network directory (organisations a consulate refers people
 //! to) and referrals from cases to them.
 
+use crate::domain::{stored_json, Stored};
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::{Months, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -135,12 +136,16 @@ pub struct OrganisationResponse {
     pub updated_at: Ts,
 }
 
-fn organisation_response(o: Organisation, consulates: Vec<Id>, now: Ts) -> OrganisationResponse {
+fn organisation_response(
+    o: Organisation,
+    consulates: Vec<Id>,
+    now: Ts,
+) -> Result<OrganisationResponse, AppError> {
     let threshold = stale_threshold(now);
-    OrganisationResponse {
+    Ok(OrganisationResponse {
         stale: o.verified_at.is_none_or(|v| v < threshold),
-        attention_categories: serde_json::from_str(&o.attention_categories).unwrap_or_default(),
-        languages: serde_json::from_str(&o.languages).unwrap_or_default(),
+        attention_categories: stored_json("attention categories", &o.attention_categories)?,
+        languages: stored_json("languages", &o.languages)?,
         id: o.id,
         name: o.name,
         kind: o.kind,
@@ -159,7 +164,7 @@ fn organisation_response(o: Organisation, consulates: Vec<Id>, now: Ts) -> Organ
         version: o.version,
         created_at: o.created_at,
         updated_at: o.updated_at,
-    }
+    })
 }
 
 fn with_consulates(
@@ -169,8 +174,7 @@ fn with_consulates(
     let ids: Vec<Id> = orgs.iter().map(|o| o.id).collect();
     let pairs = model::consulates_of(conn, &ids)?;
     let now = Ts::now();
-    Ok(orgs
-        .into_iter()
+    orgs.into_iter()
         .map(|o| {
             let serving = pairs
                 .iter()
@@ -179,7 +183,7 @@ fn with_consulates(
                 .collect();
             organisation_response(o, serving, now)
         })
-        .collect())
+        .collect()
 }
 
 fn languages(field: &str, raw: &[String]) -> Result<String, AppError> {
@@ -368,7 +372,7 @@ pub async fn create_organisation(
                 updated_at: now,
             };
             model::insert_organisation(conn, &o, &serving)?;
-            let response = organisation_response(o, serving, now);
+            let response = organisation_response(o, serving, now)?;
             audit::record(
                 conn,
                 Some(&actor),
@@ -493,7 +497,7 @@ pub async fn get_organisation(
     let raw = path.into_inner();
     let o = db::run(&state.pool, move |conn| {
         let (o, serving) = load_visible(conn, &user, &raw)?;
-        Ok::<_, AppError>(organisation_response(o, serving, Ts::now()))
+        organisation_response(o, serving, Ts::now())
     })
     .await?;
     Ok(respond_organisation(&o, false))
@@ -612,7 +616,7 @@ pub async fn update_organisation(
                     serde_json::json!({ "from": serving, "to": serving_next }),
                 );
             }
-            let response = organisation_response(next, serving_next, now);
+            let response = organisation_response(next, serving_next, now)?;
             audit::record(
                 conn,
                 Some(&actor),
@@ -663,7 +667,7 @@ pub async fn verify_organisation(
             if !model::update_organisation(conn, &next, current.version)? {
                 return Err(changed_meanwhile("organisation"));
             }
-            let response = organisation_response(next, serving, now);
+            let response = organisation_response(next, serving, now)?;
             audit::record(
                 conn,
                 Some(&actor),
@@ -751,7 +755,7 @@ pub(super) fn referral_responses(
                 name: org.map(|o| o.name.clone()).unwrap_or_default(),
                 kind: org.map(|o| o.kind.clone()).unwrap_or_default(),
             },
-            status: ReferralStatus::parse(&r.status).unwrap_or(ReferralStatus::Sent),
+            status: ReferralStatus::stored(&r.status)?,
             id: r.id,
             case_id: r.case_id,
             consulate_id: r.consulate_id,
@@ -921,7 +925,7 @@ pub async fn update_referral_status(
             let current = model::find_referral(conn, id)?.ok_or_else(missing)?;
             let case = load_scoped(conn, &user, &current.case_id.to_string())
                 .map_err(|_| AppError::OutOfScope(format!("no referral `{raw}`")))?;
-            let from = ReferralStatus::parse(&current.status).unwrap_or(ReferralStatus::Sent);
+            let from = ReferralStatus::stored(&current.status)?;
             if !from.allowed_next().contains(&b.status) {
                 return Err(AppError::conflict(
                     "invalid_transition",

@@ -40,10 +40,10 @@ pub struct UserResponse {
 }
 
 impl UserResponse {
-    fn new((u, consulate_code): (User, Option<String>)) -> Self {
-        UserResponse {
+    fn new((u, consulate_code): (User, Option<String>)) -> Result<Self, AppError> {
+        Ok(UserResponse {
             id: u.id,
-            role: u.role(),
+            role: u.role()?,
             username: u.username,
             display_name: u.display_name,
             consulate_id: u.consulate_id,
@@ -53,7 +53,7 @@ impl UserResponse {
             version: u.version,
             created_at: u.created_at,
             updated_at: u.updated_at,
-        }
+        })
     }
 }
 
@@ -204,7 +204,7 @@ pub async fn create_user(
     })
     .await?;
     Ok(user_response(
-        UserResponse::new(created),
+        UserResponse::new(created)?,
         actix_web::http::StatusCode::CREATED,
     ))
 }
@@ -287,7 +287,10 @@ pub async fn list_users(
         Ok(model::list_users(conn, &filter, window)?)
     })
     .await?;
-    let items = rows.into_iter().map(UserResponse::new).collect();
+    let items = rows
+        .into_iter()
+        .map(UserResponse::new)
+        .collect::<Result<_, _>>()?;
     Ok(web::Json(Page::new(&req, items, total, window)))
 }
 
@@ -334,7 +337,7 @@ pub async fn get_user(
         Ok(model::attach_consulate_codes(conn, vec![u])?.remove(0))
     })
     .await?;
-    let response = UserResponse::new(found);
+    let response = UserResponse::new(found)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag(response.version)))
         .json(response))
@@ -414,7 +417,10 @@ pub async fn update_user(
                     current.version
                 )));
             }
-            let role = body.role.unwrap_or(current.role());
+            let role = match body.role {
+                Some(r) => r,
+                None => current.role()?,
+            };
             let consulate = match &body.consulate {
                 None => current.consulate_id,
                 Some(None) => None,
@@ -482,7 +488,7 @@ pub async fn update_user(
         state.auth_cache.evict_user(id);
     }
     Ok(user_response(
-        UserResponse::new(updated),
+        UserResponse::new(updated)?,
         actix_web::http::StatusCode::OK,
     ))
 }

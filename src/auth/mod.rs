@@ -161,12 +161,13 @@ fn load_session(conn: &mut db::DbConn, session_id: Id) -> Result<CachedSession, 
     let loaded = Instant::now();
     Ok(match found {
         Some((session, user)) if session.revoked_at.is_none() && user.active => {
-            let second_factor_done = session.second_factor || !user.role().requires_second_factor();
+            let role = user.role()?;
+            let second_factor_done = session.second_factor || !role.requires_second_factor();
             CachedSession {
                 expires_at: session.expires_at,
                 user: Some(AuthUser {
                     user_id: user.id,
-                    role: user.role(),
+                    role,
                     username: user.username,
                     display_name: user.display_name,
                     consulate_id: user.consulate_id,

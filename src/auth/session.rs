@@ -78,7 +78,7 @@ fn issue(
         token_type: "Bearer",
         expires_in: ACCESS_TTL_SECS,
         refresh_token: refresh,
-        second_factor_enrolment_required: user.role().requires_second_factor()
+        second_factor_enrolment_required: user.role()?.requires_second_factor()
             && !session.second_factor,
     })
 }

@@ -53,6 +53,8 @@ impl CaseStatus {
     }
 }
 
+stored!(CaseStatus, "case status");
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseOutcome {
@@ -65,6 +67,15 @@ pub enum CaseOutcome {
 }
 
 impl CaseOutcome {
+    pub const ALL: [CaseOutcome; 6] = [
+        CaseOutcome::Resolved,
+        CaseOutcome::Referred,
+        CaseOutcome::Withdrawn,
+        CaseOutcome::Unreachable,
+        CaseOutcome::Deceased,
+        CaseOutcome::Other,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             CaseOutcome::Resolved => "resolved",
@@ -76,6 +87,8 @@ impl CaseOutcome {
         }
     }
 }
+
+stored!(CaseOutcome, "case outcome");
 
 /// Vulnerability flags of a case.
 #[derive(
@@ -115,6 +128,8 @@ pub enum RequesterKind {
 }
 
 impl RequesterKind {
+    pub const ALL: [RequesterKind; 2] = [RequesterKind::Myself, RequesterKind::Relative];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RequesterKind::Myself => "self",
@@ -122,6 +137,8 @@ impl RequesterKind {
         }
     }
 }
+
+stored!(RequesterKind, "requester kind");
 
 #[cfg(test)]
 mod tests {

@@ -56,6 +56,8 @@ impl AttentionCategory {
     }
 }
 
+stored!(AttentionCategory, "attention category");
+
 /// Legal assistance (advice and help with a legal problem) or humanitarian
 /// assistance (going to the person's aid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -66,6 +68,8 @@ pub enum AttentionKind {
 }
 
 impl AttentionKind {
+    pub const ALL: [AttentionKind; 2] = [AttentionKind::Legal, AttentionKind::Humanitarian];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AttentionKind::Legal => "legal",
@@ -81,6 +85,8 @@ impl AttentionKind {
         }
     }
 }
+
+stored!(AttentionKind, "attention kind");
 
 /// The five routes through which requests reach a consulate (the report's list).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -155,6 +161,8 @@ impl IntakeChannel {
         keys.iter().find(|(k, _)| *k == key).map(|&(_, c)| c)
     }
 }
+
+stored!(IntakeChannel, "intake channel");
 
 #[cfg(test)]
 mod tests {

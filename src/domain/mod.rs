@@ -1,8 +1,8 @@
 //! Domain types and rules with no HTTP or database in them.
 
-// First: its `vocabulary!` macro serves the modules after it.
+// First: its `vocabulary!` and `stored!` macros serve the modules after it.
 #[macro_use]
-pub mod support;
+pub mod stored;
 
 pub mod access;
 pub mod case;
@@ -11,5 +11,8 @@ pub mod money;
 pub mod person;
 pub mod reference;
 pub mod role;
+pub mod support;
 pub mod text;
 pub mod vocabulary;
+
+pub use stored::{stored_json, Stored, UnknownStored};

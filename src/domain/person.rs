@@ -17,6 +17,8 @@ pub enum Sex {
 }
 
 impl Sex {
+    pub const ALL: [Sex; 3] = [Sex::Female, Sex::Male, Sex::NotRecorded];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Sex::Female => "female",
@@ -35,6 +37,8 @@ impl Sex {
     }
 }
 
+stored!(Sex, "sex");
+
 /// Kinds of identity document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -48,6 +52,13 @@ pub enum DocumentType {
 }
 
 impl DocumentType {
+    pub const ALL: [DocumentType; 4] = [
+        DocumentType::Dni,
+        DocumentType::CarneExtranjeria,
+        DocumentType::Passport,
+        DocumentType::Other,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DocumentType::Dni => "dni",
@@ -58,16 +69,11 @@ impl DocumentType {
     }
 
     pub fn parse(value: &str) -> Option<DocumentType> {
-        [
-            DocumentType::Dni,
-            DocumentType::CarneExtranjeria,
-            DocumentType::Passport,
-            DocumentType::Other,
-        ]
-        .into_iter()
-        .find(|d| d.as_str() == value)
+        Self::ALL.into_iter().find(|d| d.as_str() == value)
     }
 }
+
+stored!(DocumentType, "document type");
 
 /// A document number as stored: uppercase, without spaces, dots or hyphens.
 pub fn normalize_document_number(raw: &str) -> String {

@@ -57,3 +57,5 @@ impl ConsulateKind {
         }
     }
 }
+
+stored!(ConsulateKind, "consulate kind");

@@ -55,6 +55,8 @@ impl Role {
     }
 }
 
+stored!(Role, "role");
+
 impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

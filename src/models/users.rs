@@ -8,6 +8,7 @@ use crate::db::schema::{
 use crate::db::{DbConn, Id, MultiBackend, Ts};
 use crate::domain::role::Role;
 use crate::domain::text::escape_like;
+use crate::domain::{Stored, UnknownStored};
 use crate::models::reference::Window;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -30,9 +31,10 @@ pub struct User {
 }
 
 impl User {
-    /// The role column is CHECK-constrained, so this is total in practice.
-    pub fn role(&self) -> Role {
-        Role::parse(&self.role).unwrap_or(Role::Planner)
+    /// The role column is CHECK-constrained; anything else is a damaged
+    /// database, and an error.
+    pub fn role(&self) -> Result<Role, UnknownStored> {
+        Role::stored(&self.role)
     }
 }
 

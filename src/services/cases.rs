@@ -1,6 +1,7 @@
 //! Case rules: attentions (with protocol steps and deadline tasks), status
 //! transitions with their closing conditions, and the case's timeline.
 
+use crate::domain::Stored;
 use chrono::NaiveDate;
 
 use crate::db::{DbConn, Id, Ts};
@@ -223,7 +224,7 @@ pub fn transition(
     outcome: Option<CaseOutcome>,
     reason: Option<&str>,
 ) -> Result<serde_json::Value, AppError> {
-    let from = CaseStatus::parse(&case.status).unwrap_or(CaseStatus::Open);
+    let from = CaseStatus::stored(&case.status)?;
     if !from.allowed_next().contains(&to) {
         let allowed: Vec<&str> = from.allowed_next().iter().map(|s| s.as_str()).collect();
         return Err(AppError::Conflict {

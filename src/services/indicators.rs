@@ -1003,15 +1003,23 @@ impl Sense {
         }
     }
 
+    pub const ALL: [Sense; 4] = [
+        Sense::Ascending,
+        Sense::Descending,
+        Sense::MaximumPermissible,
+        Sense::MinimumPermissible,
+    ];
+
     pub fn parse(v: &str) -> Option<Sense> {
-        [
-            Sense::Ascending,
-            Sense::Descending,
-            Sense::MaximumPermissible,
-            Sense::MinimumPermissible,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == v)
+        Self::ALL.into_iter().find(|s| s.as_str() == v)
+    }
+}
+
+impl crate::domain::Stored for Sense {
+    const WHAT: &'static str = "indicator sense";
+    const VALUES: &'static [Self] = &Sense::ALL;
+    fn code(self) -> &'static str {
+        self.as_str()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Cases: intake, attentions, protocols and deadlines, the workflow,
 //! concurrency (ETags) and retries (Idempotency-Key).
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use mapce::db::schema::cases as cases_table;
 use mapce::domain::role::Role;
@@ -999,4 +1000,60 @@ async fn overdue_cases_are_the_ones_with_a_step_or_task_past_its_deadline() {
         .await
         .json();
     assert_eq!(all["total"], 2);
+}
+
+/// A status the workflow does not know (a hand-edited or damaged database)
+/// is an error, never read as some default: the transition fails, nothing
+/// is written, and reading the case fails the same way.
+#[actix_web::test]
+async fn an_unknown_stored_status_is_an_error_not_open() {
+    let Fixture {
+        app,
+        officer,
+        person,
+    } = fixture().await;
+    let case = open_case(&app, &officer, person, json!({})).await.json();
+    let id: uuid::Uuid = case["id"].as_str().expect("id").parse().expect("uuid");
+    let mut conn = app.db.connect();
+    // The column is CHECK-constrained: step around it the way a damaged
+    // database would have.
+    match &mut conn {
+        mapce::db::DbConn::Sqlite(c) => c
+            .batch_execute("PRAGMA ignore_check_constraints = ON;")
+            .expect("pragma"),
+        mapce::db::DbConn::Pg(c) => c
+            .batch_execute(
+                "DO $$ DECLARE n text; BEGIN
+                   FOR n IN SELECT conname FROM pg_constraint
+                            WHERE conrelid = 'cases'::regclass AND contype = 'c'
+                              AND pg_get_constraintdef(oid) LIKE '%status%' LOOP
+                     EXECUTE 'ALTER TABLE cases DROP CONSTRAINT ' || quote_ident(n);
+                   END LOOP; END $$;",
+            )
+            .expect("drop check"),
+    }
+    diesel::update(cases_table::table.find(mapce::db::Id(id)))
+        .set(cases_table::status.eq("archived"))
+        .execute(&mut conn)
+        .expect("damage");
+    // As `open`, this transition would be allowed.
+    let moved = with_headers(
+        &app,
+        "POST",
+        &format!("/api/v1/cases/{id}/transitions"),
+        &officer,
+        &[("If-Match", "\"1\"".into())],
+        &json!({ "to": "in_progress" }),
+    )
+    .await;
+    moved.assert_problem(500, "internal_error");
+    let status: String = cases_table::table
+        .find(mapce::db::Id(id))
+        .select(cases_table::status)
+        .first(&mut conn)
+        .expect("read");
+    assert_eq!(status, "archived", "nothing was written");
+    app.call("GET", &format!("/api/v1/cases/{id}"), Some(&officer.token), None)
+        .await
+        .assert_problem(500, "internal_error");
 }
