@@ -1,38 +1,27 @@
 //! Login, second factor, refresh, logout, own account and TOTP enrolment.
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use chrono::Duration as ChronoDuration;
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::access;
 use crate::api::RequestOrigin as _;
-use crate::audit::{self, Event, Outcome, RequestMeta};
+use crate::audit::RequestMeta;
 use crate::auth::jwt::{TokenType, CHALLENGE_TTL_SECS};
 use crate::auth::password::{check_new_password, Verification};
-use crate::auth::session::{self, RefreshRefusal, SessionTokens};
+use crate::auth::session::{RefreshRefusal, SessionTokens};
 use crate::auth::{totp, AuthUser};
-use crate::db::schema::users;
-use crate::db::{self, Id, Ts};
+use crate::db::{self, Id};
 use crate::domain::role::Role;
 use crate::error::{AppError, Problem};
 use crate::extract::JsonBody;
-use crate::models::users::{self as model, User};
+use crate::services::signin::{self, Confirmation, SecondFactor};
 use crate::AppState;
 
-/// Failed logins in this window…
-pub const THROTTLE_WINDOW_MINUTES: i64 = 15;
-/// …for one account from one address, beyond which that address is
-/// refused for that account with 429;
-pub const MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS: i64 = 10;
-/// …from one address for any accounts (credential stuffing);
-pub const MAX_FAILURES_PER_ADDRESS: i64 = 100;
-/// …for one account from all addresses, beyond which only addresses the
-/// account logged in from lately (`KNOWN_ADDRESS_DAYS`) may still try: a
-/// stranger cannot lock a user out from elsewhere.
-pub const MAX_FAILURES_PER_ACCOUNT: i64 = 100;
-pub const KNOWN_ADDRESS_DAYS: i64 = 30;
+pub use crate::services::signin::{
+    KNOWN_ADDRESS_DAYS, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS,
+    MAX_FAILURES_PER_ADDRESS, THROTTLE_WINDOW_MINUTES,
+};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -65,50 +54,6 @@ pub struct LoginResponse {
 
 const INVALID_CREDENTIALS: &str = "the username or the password is wrong";
 
-fn client_addr(meta: &RequestMeta) -> String {
-    meta.client_addr
-        .clone()
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-/// Refuses with 429 when the account or the address failed too often lately.
-/// The answer is the same whether the account exists or not.
-fn check_throttle(conn: &mut db::DbConn, username: &str, addr: &str) -> Result<(), AppError> {
-    let window = ChronoDuration::minutes(THROTTLE_WINDOW_MINUTES);
-    let since = Ts(chrono::Utc::now() - window);
-    let retry = |oldest: Option<Ts>| {
-        let until = oldest
-            .map(|o| o.0 + window)
-            .unwrap_or_else(|| chrono::Utc::now() + window);
-        AppError::TooManyRequests {
-            retry_after_secs: (until - chrono::Utc::now()).num_seconds().max(1) as u64,
-        }
-    };
-    let (count, oldest) = model::failures_for_username(conn, username, Some(addr), since)?;
-    if count >= MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS {
-        return Err(retry(oldest));
-    }
-    let (count, oldest) = model::failures_for_addr(conn, addr, since)?;
-    if count >= MAX_FAILURES_PER_ADDRESS {
-        return Err(retry(oldest));
-    }
-    let (count, oldest) = model::failures_for_username(conn, username, None, since)?;
-    if count >= MAX_FAILURES_PER_ACCOUNT {
-        let known_since = Ts(chrono::Utc::now() - ChronoDuration::days(KNOWN_ADDRESS_DAYS));
-        if !model::known_address(conn, username, addr, known_since)? {
-            return Err(retry(oldest));
-        }
-    }
-    Ok(())
-}
-
-fn challenge_used() -> AppError {
-    AppError::unauthorized(
-        "invalid_token",
-        "the challenge was already used; log in again",
-    )
-}
-
 /// Before a signed-in user's password or code is checked (password change,
 /// turning the second factor off, confirming it): refused with 429 like a
 /// login once the account has failed too often, so a stolen access token
@@ -118,9 +63,9 @@ async fn before_secret_check(
     user: &AuthUser,
     meta: &RequestMeta,
 ) -> Result<(), AppError> {
-    let (username, addr) = (user.username.clone(), client_addr(meta));
+    let (username, addr) = (user.username.clone(), signin::client_addr(meta));
     db::run(&state.pool, move |conn| {
-        check_throttle(conn, &username, &addr)
+        signin::check_throttle(conn, &username, &addr)
     })
     .await
 }
@@ -135,81 +80,37 @@ async fn secret_check_failed(
 ) -> Result<(), AppError> {
     let (username, meta) = (user.username.clone(), meta.clone());
     db::run(&state.pool, move |conn| {
-        record_failure(conn, &username, &meta, action, "invalid_secret")
+        signin::record_failure(conn, &username, &meta, action, "invalid_secret")
     })
     .await
 }
 
-/// Records a failed attempt and its audit row together.
-fn record_failure(
-    conn: &mut db::DbConn,
-    username: &str,
-    meta: &RequestMeta,
-    action: &str,
-    reason: &str,
-) -> Result<(), AppError> {
-    crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-        model::record_login_failure(conn, username, &client_addr(meta))?;
-        audit::record(
-            conn,
-            None,
-            meta,
-            Event::new(action, "session", None)
-                .outcome(Outcome::Failure)
-                .details(serde_json::json!({ "username": model::normalize_username(username), "reason": reason })),
-        )?;
-        Ok(())
-    })
-}
-
-fn user_actor(user: &User) -> Result<audit::Actor, AppError> {
-    Ok(audit::Actor {
-        user_id: user.id,
-        username: user.username.clone(),
-        role: user.role()?,
-        consulate_id: user.consulate_id,
-    })
-}
-
-/// Opens a session and audits the login, in one transaction.
-fn complete_login(
-    conn: &mut db::DbConn,
+/// Whether `password` is the signed-in user's (after
+/// [`before_secret_check`]); a wrong one is counted and audited as `action`.
+async fn own_password_is(
     state: &AppState,
-    user: &User,
-    second_factor: bool,
+    user: &AuthUser,
     meta: &RequestMeta,
-    challenge: Option<&str>,
-) -> Result<SessionTokens, AppError> {
-    crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-        let (session, tokens) = session::open(
-            conn,
-            &state.jwt,
-            user,
-            second_factor,
-            meta.client_addr.clone(),
-        )?;
-        if let Some(jti) = challenge {
-            // Unique: of two concurrent uses of one challenge, one fails.
-            diesel::update(crate::db::schema::sessions::table.find(session.id))
-                .set(crate::db::schema::sessions::challenge_jti.eq(jti))
-                .execute(conn)
-                .map_err(|e| match e {
-                    diesel::result::Error::DatabaseError(
-                        diesel::result::DatabaseErrorKind::UniqueViolation,
-                        _,
-                    ) => challenge_used(),
-                    other => other.into(),
-                })?;
+    password: String,
+    action: &'static str,
+) -> Result<bool, AppError> {
+    let id = user.user_id;
+    let stored = db::run(&state.pool, move |conn| signin::password_hash(conn, id)).await?;
+    match state.passwords.verify(Some(stored), password).await? {
+        Verification::Valid { .. } => Ok(true),
+        Verification::Invalid => {
+            secret_check_failed(state, user, meta, action).await?;
+            Ok(false)
         }
-        model::clear_login_failures(conn, &user.username)?;
-        audit::record(
-            conn,
-            Some(&user_actor(user)?),
-            meta,
-            Event::new("auth.login", "session", Some(session.id.to_string()))
-                .details(serde_json::json!({ "second_factor": second_factor })),
-        )?;
-        Ok(tokens)
+    }
+}
+
+fn authenticated(tokens: SessionTokens) -> web::Json<LoginResponse> {
+    web::Json(LoginResponse {
+        status: LoginStatus::Authenticated,
+        challenge_token: None,
+        challenge_expires_in: None,
+        session: Some(tokens),
     })
 }
 
@@ -241,20 +142,9 @@ pub async fn login(
     }
     let meta = RequestMeta::of(&req);
     let lookup = {
-        let (username, addr, meta) = (username.clone(), client_addr(&meta), meta.clone());
+        let (username, meta) = (username.clone(), meta.clone());
         db::run(&state.pool, move |conn| {
-            if let Err(err) = check_throttle(conn, &username, &addr) {
-                audit::record_alone(
-                    conn,
-                    None,
-                    &meta,
-                    Event::new("auth.login", "session", None)
-                        .outcome(Outcome::Denied)
-                        .details(serde_json::json!({ "username": model::normalize_username(&username), "reason": "throttled" })),
-                )?;
-                return Err(err);
-            }
-            Ok(model::find_user_by_username(conn, &username)?)
+            signin::lookup_for_login(conn, &username, &meta)
         })
         .await?
     };
@@ -267,10 +157,7 @@ pub async fn login(
             if let Some(new_hash) = rehash {
                 let id = user.id;
                 db::run(&state.pool, move |conn| {
-                    diesel::update(users::table.find(id))
-                        .set(users::password_hash.eq(new_hash))
-                        .execute(conn)?;
-                    Ok(())
+                    signin::store_rehash(conn, id, new_hash)
                 })
                 .await?;
             }
@@ -279,7 +166,7 @@ pub async fn login(
         _ => {
             let meta = meta.clone();
             db::run(&state.pool, move |conn| {
-                record_failure(conn, &username, &meta, "auth.login", "invalid_credentials")
+                signin::record_failure(conn, &username, &meta, "auth.login", "invalid_credentials")
             })
             .await?;
             return Err(AppError::unauthorized(
@@ -288,7 +175,6 @@ pub async fn login(
             ));
         }
     };
-
     if user.totp_enabled {
         let challenge = state
             .jwt
@@ -309,15 +195,10 @@ pub async fn login(
     }
     let state2 = state.clone();
     let tokens = db::run(&state.pool, move |conn| {
-        complete_login(conn, &state2, &user, false, &meta, None)
+        signin::open_session(conn, &state2.jwt, &user, false, &meta, None)
     })
     .await?;
-    Ok(web::Json(LoginResponse {
-        status: LoginStatus::Authenticated,
-        challenge_token: None,
-        challenge_expires_in: None,
-        session: Some(tokens),
-    }))
+    Ok(authenticated(tokens))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -355,96 +236,30 @@ pub async fn login_second_factor(
             "send either code or recovery_code",
         ));
     }
-    let claims = state
-        .jwt
-        .verify(&body.challenge_token, TokenType::SecondFactor)
-        .map_err(|_| {
-            AppError::unauthorized(
-                "invalid_token",
-                "the challenge is invalid or expired; log in again",
-            )
-        })?;
-    let user_id = uuid::Uuid::parse_str(&claims.sub).map(Id).map_err(|_| {
+    let invalid = || {
         AppError::unauthorized(
             "invalid_token",
             "the challenge is invalid or expired; log in again",
         )
-    })?;
+    };
+    let claims = state
+        .jwt
+        .verify(&body.challenge_token, TokenType::SecondFactor)
+        .map_err(|_| invalid())?;
+    let user_id = uuid::Uuid::parse_str(&claims.sub)
+        .map(Id)
+        .map_err(|_| invalid())?;
     let meta = RequestMeta::of(&req);
     let state2 = state.clone();
     let tokens = db::run(&state.pool, move |conn| {
-        let user = model::find_user(conn, user_id)?
-            .filter(|u| u.active && u.totp_enabled)
-            .ok_or_else(|| {
-                AppError::unauthorized(
-                    "invalid_token",
-                    "the challenge is invalid or expired; log in again",
-                )
-            })?;
-        check_throttle(conn, &user.username, &client_addr(&meta))?;
-        let used: i64 = crate::db::schema::sessions::table
-            .filter(crate::db::schema::sessions::challenge_jti.eq(&claims.jti))
-            .count()
-            .get_result(conn)?;
-        if used > 0 {
-            return Err(challenge_used());
-        }
-        let accepted = crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            if let Some(code) = &body.code {
-                let secret = crate::auth::sealed::open(
-                    &user.totp_secret.clone().unwrap_or_default(),
-                    user.id,
-                )
-                .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
-                let now = chrono::Utc::now().timestamp();
-                match totp::verify(&secret, code, now, user.totp_last_step) {
-                    Some(step) => {
-                        // Conditional on the step we read: two concurrent
-                        // logins cannot both spend the same code.
-                        let changed = diesel::update(
-                            users::table.find(user.id).filter(
-                                users::totp_last_step
-                                    .is_null()
-                                    .or(users::totp_last_step.lt(step)),
-                            ),
-                        )
-                        .set(users::totp_last_step.eq(step))
-                        .execute(conn)?;
-                        Ok(changed == 1)
-                    }
-                    None => Ok(false),
-                }
-            } else {
-                let code = body.recovery_code.as_deref().unwrap_or_default();
-                Ok(model::use_recovery_code(
-                    conn,
-                    user.id,
-                    &totp::recovery_code_hash(code),
-                )?)
-            }
-        })?;
-        if !accepted {
-            record_failure(
-                conn,
-                &user.username,
-                &meta,
-                "auth.second_factor",
-                "invalid_code",
-            )?;
-            return Err(AppError::unauthorized(
-                "invalid_second_factor",
-                "the code is wrong or was already used",
-            ));
-        }
-        complete_login(conn, &state2, &user, true, &meta, Some(&claims.jti))
+        let factor = match (&body.code, &body.recovery_code) {
+            (Some(code), _) => SecondFactor::Code(code),
+            (None, code) => SecondFactor::Recovery(code.as_deref().unwrap_or_default()),
+        };
+        signin::complete_second_factor(conn, &state2.jwt, user_id, &claims.jti, factor, &meta)
     })
     .await?;
-    Ok(web::Json(LoginResponse {
-        status: LoginStatus::Authenticated,
-        challenge_token: None,
-        challenge_expires_in: None,
-        session: Some(tokens),
-    }))
+    Ok(authenticated(tokens))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -475,19 +290,7 @@ pub async fn refresh_session(
     let meta = RequestMeta::of(&req);
     let state2 = state.clone();
     let outcome = db::run(&state.pool, move |conn| {
-        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            let result = session::rotate(conn, &state2.jwt, &presented)?;
-            if let Err(RefreshRefusal::Reused { session, .. }) = &result {
-                audit::record(
-                    conn,
-                    None,
-                    &meta,
-                    Event::new("auth.refresh_reuse", "session", Some(session.to_string()))
-                        .outcome(Outcome::Denied),
-                )?;
-            }
-            Ok(result)
-        })
+        signin::refresh(conn, &state2.jwt, &presented, &meta)
     })
     .await?;
     match outcome {
@@ -530,16 +333,7 @@ pub async fn logout(
     let meta = RequestMeta::of(&req);
     let (actor, session) = (user.actor(), user.session_id);
     db::run(&state.pool, move |conn| {
-        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            model::revoke_session(conn, session, "logout")?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("auth.logout", "session", Some(session.to_string())),
-            )?;
-            Ok(())
-        })
+        signin::logout(conn, &actor, &meta, session)
     })
     .await?;
     state.auth_cache.evict(&[session]);
@@ -615,48 +409,22 @@ pub async fn change_password(
     user.require(&access::CHANGE_PASSWORD)?;
     let body = body.into_inner()?;
     check_new_password("body.new_password", &body.new_password, &user.username)?;
-    let id = user.user_id;
-    let checking = RequestMeta::of(&req);
-    before_secret_check(&state, &user, &checking).await?;
-    let stored = db::run(&state.pool, move |conn| {
-        model::find_user(conn, id)?
-            .map(|u| u.password_hash)
-            .ok_or_else(|| AppError::not_found("no such user"))
-    })
-    .await?;
-    match state
-        .passwords
-        .verify(Some(stored), body.current_password)
-        .await?
-    {
-        Verification::Valid { .. } => {}
-        Verification::Invalid => {
-            secret_check_failed(&state, &user, &checking, "user.password_change").await?;
-            return Err(AppError::invalid(
-                "body.current_password",
-                "is not your current password",
-            ));
-        }
+    let meta = RequestMeta::of(&req);
+    before_secret_check(&state, &user, &meta).await?;
+    let action = "user.password_change";
+    if !own_password_is(&state, &user, &meta, body.current_password, action).await? {
+        return Err(AppError::invalid(
+            "body.current_password",
+            "is not your current password",
+        ));
     }
     let hash = state.passwords.hash(body.new_password).await?;
-    let meta = RequestMeta::of(&req);
     let actor = user.actor();
     db::run(&state.pool, move |conn| {
-        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            model::set_password(conn, id, hash)?;
-            let ended = model::revoke_user_sessions(conn, id, "password_changed")?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("user.password_change", "user", Some(id.to_string()))
-                    .details(serde_json::json!({ "sessions_ended": ended.len() })),
-            )?;
-            Ok(())
-        })
+        signin::change_password(conn, &actor, &meta, hash)
     })
     .await?;
-    state.auth_cache.evict_user(id);
+    state.auth_cache.evict_user(user.user_id);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -688,30 +456,9 @@ pub async fn enrol_totp(
     user.require(&access::ENROL_TOTP)?;
     let secret = totp::generate_secret();
     let uri = totp::otpauth_uri("MAPCE", &user.username, &secret);
-    let (id, meta, actor) = (user.user_id, RequestMeta::of(&req), user.actor());
-    let stored = crate::auth::sealed::seal(&secret, id)
-        .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+    let (meta, actor, staged) = (RequestMeta::of(&req), user.actor(), secret.clone());
     db::run(&state.pool, move |conn| {
-        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            let changed =
-                diesel::update(users::table.find(id).filter(users::totp_enabled.eq(false)))
-                    .set(users::totp_secret.eq(Some(stored)))
-                    .execute(conn)?;
-            if changed == 0 {
-                return Err(AppError::conflict(
-                    "totp_already_enabled",
-                    None,
-                    "a second factor is already enabled",
-                ));
-            }
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("user.totp_enrol", "user", Some(id.to_string())),
-            )?;
-            Ok(())
-        })
+        signin::enrol_totp(conn, &actor, &meta, &staged)
     })
     .await?;
     Ok(web::Json(TotpEnrolment {
@@ -758,79 +505,24 @@ pub async fn confirm_totp(
     let code = body.into_inner()?.code;
     let codes = totp::generate_recovery_codes();
     let hashes: Vec<String> = codes.iter().map(|c| totp::recovery_code_hash(c)).collect();
-    let (id, session, meta, actor) = (
-        user.user_id,
-        user.session_id,
-        RequestMeta::of(&req),
-        user.actor(),
-    );
+    let (session, meta, actor) = (user.session_id, RequestMeta::of(&req), user.actor());
     before_secret_check(&state, &user, &meta).await?;
     let checking = meta.clone();
-    let confirmed = db::run(&state.pool, move |conn| {
-        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            let current =
-                model::find_user(conn, id)?.ok_or_else(|| AppError::not_found("no such user"))?;
-            let secret = match (&current.totp_secret, current.totp_enabled) {
-                (_, true) => {
-                    return Err(AppError::conflict(
-                        "totp_already_enabled",
-                        None,
-                        "a second factor is already enabled",
-                    ))
-                }
-                (None, false) => {
-                    return Err(AppError::conflict(
-                        "totp_not_enrolled",
-                        None,
-                        "start with POST /api/v1/auth/totp/enrol",
-                    ))
-                }
-                (Some(stored), false) => crate::auth::sealed::open(stored, id)
-                    .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?,
-            };
-            let step = totp::verify(
-                &secret,
-                &code,
-                chrono::Utc::now().timestamp(),
-                current.totp_last_step,
-            )
-            .ok_or_else(wrong_code)?;
-            diesel::update(users::table.find(id))
-                .set((
-                    users::totp_enabled.eq(true),
-                    users::totp_last_step.eq(step),
-                    users::version.eq(users::version + 1),
-                ))
-                .execute(conn)?;
-            model::replace_recovery_codes(conn, id, &hashes)?;
-            model::mark_second_factor(conn, session)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("user.totp_confirm", "user", Some(id.to_string())),
-            )?;
-            Ok(())
-        })
+    let confirmation = db::run(&state.pool, move |conn| {
+        signin::confirm_totp(conn, &actor, &meta, session, &code, &hashes)
     })
-    .await;
-    if let Err(AppError::Validation { errors, .. }) = &confirmed {
-        if errors.iter().any(|e| e.field == "body.code") {
-            secret_check_failed(&state, &user, &checking, "user.totp_confirm").await?;
-        }
+    .await?;
+    if confirmation == Confirmation::WrongCode {
+        secret_check_failed(&state, &user, &checking, "user.totp_confirm").await?;
+        return Err(AppError::invalid(
+            "body.code",
+            "is not the current code of the enrolled secret",
+        ));
     }
-    confirmed?;
     state.auth_cache.evict(&[session]);
     Ok(web::Json(RecoveryCodes {
         recovery_codes: codes,
     }))
-}
-
-fn wrong_code() -> AppError {
-    AppError::invalid(
-        "body.code",
-        "is not the current code of the enrolled secret",
-    )
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -861,47 +553,20 @@ pub async fn disable_totp(
     body: JsonBody<DisableTotpRequest>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::DISABLE_TOTP)?;
-    let id = user.user_id;
-    let checking = RequestMeta::of(&req);
-    before_secret_check(&state, &user, &checking).await?;
-    let stored = db::run(&state.pool, move |conn| {
-        model::find_user(conn, id)?
-            .map(|u| u.password_hash)
-            .ok_or_else(|| AppError::not_found("no such user"))
-    })
-    .await?;
-    if let Verification::Invalid = state
-        .passwords
-        .verify(Some(stored), body.into_inner()?.password)
-        .await?
-    {
-        secret_check_failed(&state, &user, &checking, "user.totp_disable").await?;
+    let meta = RequestMeta::of(&req);
+    before_secret_check(&state, &user, &meta).await?;
+    let password = body.into_inner()?.password;
+    if !own_password_is(&state, &user, &meta, password, "user.totp_disable").await? {
         return Err(AppError::invalid(
             "body.password",
             "is not your current password",
         ));
     }
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let actor = user.actor();
     db::run(&state.pool, move |conn| {
-        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            diesel::update(users::table.find(id))
-                .set((
-                    users::totp_enabled.eq(false),
-                    users::totp_secret.eq(None::<String>),
-                    users::version.eq(users::version + 1),
-                ))
-                .execute(conn)?;
-            model::replace_recovery_codes(conn, id, &[])?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("user.totp_disable", "user", Some(id.to_string())),
-            )?;
-            Ok(())
-        })
+        signin::disable_totp(conn, &actor, &meta)
     })
     .await?;
-    state.auth_cache.evict_user(id);
+    state.auth_cache.evict_user(user.user_id);
     Ok(HttpResponse::NoContent().finish())
 }

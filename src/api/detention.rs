@@ -30,9 +30,7 @@ use crate::services::access as access_service;
 use crate::services::cases as case_service;
 use crate::AppState;
 
-/// The first consular contact is due within this many hours of the
-/// consulate being notified (Vienna Convention practice).
-pub const FIRST_CONTACT_HOURS: i64 = 24;
+pub use crate::domain::support::FIRST_CONTACT_HOURS;
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use actix_web::{get, web, HttpResponse};
-use diesel::connection::SimpleConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -52,10 +51,9 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError
             .map_err(|_| AppError::Unavailable {
                 retry_after_secs: 2,
             })?;
-        conn.batch_execute("SELECT 1")
-            .map_err(|_| AppError::Unavailable {
-                retry_after_secs: 2,
-            })
+        crate::db::ping(&mut conn).map_err(|_| AppError::Unavailable {
+            retry_after_secs: 2,
+        })
     });
     match actix_web::rt::time::timeout(READY_TIMEOUT + Duration::from_millis(200), check).await {
         Ok(Ok(Ok(()))) => Ok(HttpResponse::Ok().json(HealthResponse {

@@ -2,23 +2,22 @@
 //! /imports/{id}` follows it) and the live data-quality report.
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use diesel::prelude::*;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::io::Write;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use super::{access, window, Page};
 use crate::api::RequestOrigin as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
-use crate::db::schema::{import_rejections, imports};
-use crate::db::{self, Id, Ts};
+use crate::db::{self, Id};
 use crate::error::{AppError, Problem};
 use crate::extract::QueryParams;
+use crate::services::legacy::jobs::{self, ImportResponse};
 use crate::services::legacy::quality::{self, LiveQuality};
 use crate::services::legacy::values::Rejection;
-use crate::services::legacy::{self, read::Mapping, Options, Report};
+use crate::services::legacy::{self, read::Mapping};
 use crate::AppState;
 
 /// Largest extract accepted by upload (a million legacy rows are ~150 MB).
@@ -41,84 +40,14 @@ pub struct ImportParams {
     pub mapping: Option<String>,
 }
 
-/// An import job.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ImportResponse {
-    pub id: Id,
-    pub source_name: String,
-    pub format: String,
-    pub dry_run: bool,
-    pub atomic: bool,
-    /// queued, running, succeeded or failed.
-    pub status: String,
-    pub rows_read: i64,
-    pub rows_imported: i64,
-    pub rows_skipped: i64,
-    pub rows_rejected: i64,
-    pub error: Option<String>,
-    pub created_at: Ts,
-    pub finished_at: Option<Ts>,
-    /// The full report, once finished.
-    pub report: Option<Report>,
-}
+/// An uploaded extract on disk, removed when dropped (after the job, or at
+/// once when the request fails).
+struct Upload(std::path::PathBuf);
 
-type ImportRow = (
-    Id,
-    String,
-    String,
-    bool,
-    bool,
-    String,
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<String>,
-    Option<String>,
-    Ts,
-    Option<Ts>,
-);
-
-fn find_import(conn: &mut db::DbConn, id: Id) -> Result<ImportResponse, AppError> {
-    let row: Option<ImportRow> = imports::table
-        .find(id)
-        .select((
-            imports::id,
-            imports::source_name,
-            imports::format,
-            imports::dry_run,
-            imports::atomic,
-            imports::status,
-            imports::rows_read,
-            imports::rows_imported,
-            imports::rows_skipped,
-            imports::rows_rejected,
-            imports::report,
-            imports::error,
-            imports::created_at,
-            imports::finished_at,
-        ))
-        .first(conn)
-        .optional()?;
-    let Some(r) = row else {
-        return Err(AppError::not_found("import"));
-    };
-    Ok(ImportResponse {
-        id: r.0,
-        source_name: r.1,
-        format: r.2,
-        dry_run: r.3,
-        atomic: r.4,
-        status: r.5,
-        rows_read: r.6,
-        rows_imported: r.7,
-        rows_skipped: r.8,
-        rows_rejected: r.9,
-        report: r.10.and_then(|t| serde_json::from_str(&t).ok()),
-        error: r.11,
-        created_at: r.12,
-        finished_at: r.13,
-    })
+impl Drop for Upload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Upload a legacy extract (CSV or XLSX, the request body) and import it as
@@ -220,35 +149,16 @@ pub async fn create_import(
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let job_actor = actor.clone();
     let format = legacy::read::Format::detect(&upload.0).map_err(AppError::internal)?;
-    let record_name = name.clone();
+    let job = jobs::NewJob {
+        id,
+        name: name.clone(),
+        format,
+        dry_run,
+        atomic,
+        bytes: size,
+    };
     let created = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            diesel::insert_into(imports::table)
-                .values((
-                    imports::id.eq(id),
-                    imports::source_name.eq(&record_name),
-                    imports::format.eq(format.as_str()),
-                    imports::dry_run.eq(dry_run),
-                    imports::atomic.eq(atomic),
-                    imports::status.eq("queued"),
-                    imports::rows_read.eq(0_i64),
-                    imports::rows_imported.eq(0_i64),
-                    imports::rows_skipped.eq(0_i64),
-                    imports::rows_rejected.eq(0_i64),
-                    imports::created_by.eq(Some(actor.user_id)),
-                    imports::created_at.eq(Ts::now()),
-                ))
-                .execute(conn)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("import.requested", "import", Some(id.to_string())).details(
-                    serde_json::json!({ "name": record_name, "bytes": size, "dry_run": dry_run, "atomic": atomic }),
-                ),
-            )?;
-            find_import(conn, id)
-        })
+        jobs::queue(conn, &actor, &meta, &job)
     })
     .await?;
     let pool = state.pool.clone();
@@ -256,7 +166,7 @@ pub async fn create_import(
     let spawned = std::thread::Builder::new()
         .name(format!("import-{id}"))
         .spawn(move || {
-            run_job(
+            jobs::run(
                 &job_pool, id, &upload.0, &name, job_actor, dry_run, atomic, mapping,
             );
             drop(upload);
@@ -276,90 +186,6 @@ pub async fn create_import(
             format!("/api/v1/imports/{id}"),
         ))
         .json(created))
-}
-
-/// An uploaded extract on disk, removed when dropped (after the job, or at
-/// once when the request fails).
-struct Upload(std::path::PathBuf);
-
-impl Drop for Upload {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Runs an import job to its end; every outcome lands in its `imports` row.
-#[allow(clippy::too_many_arguments)]
-fn run_job(
-    pool: &db::DbPool,
-    id: Id,
-    path: &std::path::Path,
-    name: &str,
-    actor: crate::audit::Actor,
-    dry_run: bool,
-    atomic: bool,
-    mapping: Mapping,
-) {
-    let mut conn = match pool.get() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(import = %id, error = %e, "import job got no connection");
-            return;
-        }
-    };
-    if let Err(e) = diesel::update(imports::table.find(id))
-        .set(imports::status.eq("running"))
-        .execute(&mut *conn)
-    {
-        tracing::error!(import = %id, error = %e, "import job could not start");
-        return;
-    }
-    let opts = Options {
-        dry_run,
-        atomic,
-        mapping,
-        ..Options::default()
-    };
-    // a second connection, when the pool has one soon, writes batches while
-    // this one resolves the next; without it the import writes in turn
-    let mut writer = pool.get_timeout(std::time::Duration::from_millis(500)).ok();
-    let outcome = legacy::run(
-        &mut conn,
-        writer.as_deref_mut(),
-        path,
-        name,
-        id,
-        Some(actor),
-        opts,
-        &mut (),
-    );
-    let result = match outcome {
-        Ok(report) if dry_run => serde_json::to_string(&report)
-            .map_err(|e| e.to_string())
-            .and_then(|text| {
-                diesel::update(imports::table.find(id))
-                    .set((
-                        imports::status.eq("succeeded"),
-                        imports::rows_read.eq(report.rows),
-                        imports::rows_imported.eq(report.rows_imported),
-                        imports::rows_skipped.eq(report.rows_already_imported),
-                        imports::rows_rejected.eq(report.rows_rejected),
-                        imports::report.eq(text),
-                        imports::finished_at.eq(Ts::now()),
-                    ))
-                    .execute(&mut *conn)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }),
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let why = e.to_string();
-            legacy::mark_failed(&mut conn, id, &why).map_err(|e| e.to_string())
-        }
-    };
-    if let Err(e) = result {
-        tracing::error!(import = %id, error = %e, "import job could not record its outcome");
-    }
 }
 
 /// An import job: status, progress and, once finished, its report.
@@ -383,7 +209,7 @@ pub async fn get_import(
 ) -> Result<web::Json<ImportResponse>, AppError> {
     user.require(&access::GET_IMPORT)?;
     let id = Id(path.into_inner());
-    let r = db::run(&state.pool, move |conn| find_import(conn, id)).await?;
+    let r = db::run(&state.pool, move |conn| jobs::find(conn, id)).await?;
     Ok(web::Json(r))
 }
 
@@ -425,7 +251,7 @@ pub async fn list_import_rejections(
     let w = window(q.limit, q.offset)?;
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let (items, total) = db::run(&state.pool, move |conn| {
-        find_import(conn, id)?;
+        jobs::find(conn, id)?;
         // Refused legacy rows carry names and documents as typed.
         audit::record_alone(
             conn,
@@ -433,32 +259,7 @@ pub async fn list_import_rejections(
             &meta,
             Event::new("import.rejections", "import", Some(id.to_string())),
         )?;
-        let total: i64 = import_rejections::table
-            .filter(import_rejections::import_id.eq(id))
-            .count()
-            .get_result(conn)?;
-        let rows: Vec<(i64, String, String, String)> = import_rejections::table
-            .filter(import_rejections::import_id.eq(id))
-            .order((import_rejections::line, import_rejections::field))
-            .limit(w.limit)
-            .offset(w.offset)
-            .select((
-                import_rejections::line,
-                import_rejections::field,
-                import_rejections::value,
-                import_rejections::reason,
-            ))
-            .load(conn)?;
-        let items: Vec<Rejection> = rows
-            .into_iter()
-            .map(|(line, field, value, reason)| Rejection {
-                line: line.max(0) as u64,
-                field,
-                value,
-                reason,
-            })
-            .collect();
-        Ok((items, total))
+        jobs::rejections(conn, id, w)
     })
     .await?;
     Ok(web::Json(Page::new(&req, items, total, w)))

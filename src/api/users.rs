@@ -3,7 +3,6 @@
 
 use actix_web::http::header;
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -12,13 +11,13 @@ use crate::api::RequestOrigin as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::password::check_new_password;
 use crate::auth::AuthUser;
-use crate::db::schema::users;
-use crate::db::{self, DbConn, Id, Ts};
+use crate::db::{self, Id, Ts};
 use crate::domain::role::Role;
 use crate::error::{AppError, FieldError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::models::reference::{self as reference_model, ConsulateKey};
 use crate::models::users::{self as model, User, UserFilter};
+use crate::services::users as service;
 use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -87,37 +86,6 @@ fn check_display_name(field: &str, raw: &str) -> Result<String, AppError> {
     Ok(name)
 }
 
-/// Resolves a consulate given by id or code to its id; it must be active.
-fn resolve_consulate(conn: &mut DbConn, field: &str, raw: &str) -> Result<Id, AppError> {
-    let key = match uuid::Uuid::parse_str(raw) {
-        Ok(u) => ConsulateKey::Id(Id(u)),
-        Err(_) => ConsulateKey::Code(raw.to_owned()),
-    };
-    match reference_model::find_consulate(conn, &key)? {
-        Some(c) if c.consulate.active => Ok(c.consulate.id),
-        Some(_) => Err(AppError::invalid(
-            field,
-            format!("consulate `{raw}` is inactive"),
-        )),
-        None => Err(AppError::invalid(field, format!("no consulate `{raw}`"))),
-    }
-}
-
-/// Officers and supervisors need a consulate; other roles must have none.
-fn check_role_consulate(role: Role, consulate: Option<Id>) -> Result<(), AppError> {
-    match (role.is_consulate_scoped(), consulate.is_some()) {
-        (true, false) => Err(AppError::invalid(
-            "body.consulate",
-            format!("required for the {role} role"),
-        )),
-        (false, true) => Err(AppError::invalid(
-            "body.consulate",
-            format!("not allowed for the {role} role, which is national"),
-        )),
-        _ => Ok(()),
-    }
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
@@ -163,8 +131,8 @@ pub async fn create_user(
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let created = db::run(&state.pool, move |conn| {
         crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            let consulate = body.consulate.as_deref().map(|c| resolve_consulate(conn, "body.consulate", c)).transpose()?;
-            check_role_consulate(body.role, consulate)?;
+            let consulate = body.consulate.as_deref().map(|c| service::resolve_consulate(conn, "body.consulate", c)).transpose()?;
+            service::check_role_consulate(body.role, consulate)?;
             if model::find_user_by_username(conn, &username)?.is_some() {
                 return Err(AppError::Conflict {
                     code: "already_exists",
@@ -300,16 +268,6 @@ fn parse_user_id(raw: &str) -> Result<Id, AppError> {
         .map_err(|_| AppError::not_found(format!("no user `{raw}`")))
 }
 
-/// Loads a user the caller may see: out of scope reads as not found.
-fn load_scoped(conn: &mut DbConn, caller: &AuthUser, id: Id, raw: &str) -> Result<User, AppError> {
-    let found = model::find_user(conn, id)?
-        .ok_or_else(|| AppError::not_found(format!("no user `{raw}`")))?;
-    if caller.role.is_consulate_scoped() && found.consulate_id != caller.consulate_id {
-        return Err(AppError::OutOfScope(format!("no user `{raw}`")));
-    }
-    Ok(found)
-}
-
 /// One user, with its ETag.
 #[utoipa::path(
     tag = "users",
@@ -333,7 +291,7 @@ pub async fn get_user(
     let raw = path.into_inner();
     let id = parse_user_id(&raw)?;
     let found = db::run(&state.pool, move |conn| {
-        let u = load_scoped(conn, &user, id, &raw)?;
+        let u = service::load_scoped(conn, &user, id, &raw)?;
         Ok(model::attach_consulate_codes(conn, vec![u])?.remove(0))
     })
     .await?;
@@ -407,81 +365,15 @@ pub async fn update_user(
         .as_deref()
         .map(|n| check_display_name("body.display_name", n))
         .transpose()?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
+    let meta = RequestMeta::of(&req);
+    let change = service::Change {
+        display_name,
+        role: body.role,
+        consulate: body.consulate,
+        active: body.active,
+    };
     let (updated, sessions_ended) = db::run(&state.pool, move |conn| {
-        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            let current = load_scoped(conn, &user, id, &raw)?;
-            if current.version != expected {
-                return Err(AppError::PreconditionFailed(format!(
-                    "the user is at version {}, not {expected}; read it again",
-                    current.version
-                )));
-            }
-            let role = match body.role {
-                Some(r) => r,
-                None => current.role()?,
-            };
-            let consulate = match &body.consulate {
-                None => current.consulate_id,
-                Some(None) => None,
-                Some(Some(c)) => Some(resolve_consulate(conn, "body.consulate", c)?),
-            };
-            check_role_consulate(role, consulate)?;
-            let active = body.active.unwrap_or(current.active);
-            let display_name = display_name.unwrap_or_else(|| current.display_name.clone());
-            let mut changes = serde_json::Map::new();
-            let mut note = |field: &str, from: serde_json::Value, to: serde_json::Value| {
-                if from != to {
-                    changes.insert(
-                        field.to_owned(),
-                        serde_json::json!({ "from": from, "to": to }),
-                    );
-                }
-            };
-            note(
-                "display_name",
-                current.display_name.clone().into(),
-                display_name.clone().into(),
-            );
-            note("role", current.role.clone().into(), role.as_str().into());
-            note(
-                "consulate_id",
-                serde_json::json!(current.consulate_id),
-                serde_json::json!(consulate),
-            );
-            note("active", current.active.into(), active.into());
-            let access_changed = ["role", "consulate_id", "active"]
-                .iter()
-                .any(|f| changes.contains_key(*f));
-            diesel::update(users::table.find(id))
-                .set((
-                    users::display_name.eq(&display_name),
-                    users::role.eq(role.as_str()),
-                    users::consulate_id.eq(consulate),
-                    users::active.eq(active),
-                    users::version.eq(current.version + 1),
-                    users::updated_at.eq(Ts::now()),
-                ))
-                .execute(conn)?;
-            let ended = if access_changed {
-                model::revoke_user_sessions(conn, id, "access_changed")?.len()
-            } else {
-                0
-            };
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("user.update", "user", Some(id.to_string()))
-                    .details(serde_json::json!({ "changes": changes, "sessions_ended": ended })),
-            )?;
-            let updated =
-                model::find_user(conn, id)?.ok_or_else(|| AppError::not_found("no such user"))?;
-            Ok((
-                model::attach_consulate_codes(conn, vec![updated])?.remove(0),
-                ended,
-            ))
-        })
+        service::update(conn, &user, &meta, id, &raw, expected, change)
     })
     .await?;
     if sessions_ended > 0 {
@@ -546,24 +438,7 @@ pub async fn reset_user_password(
         body.reset_second_factor,
     );
     db::run(&state.pool, move |conn| {
-        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            model::set_password(conn, id, hash)?;
-            if reset_totp {
-                diesel::update(users::table.find(id))
-                    .set((users::totp_enabled.eq(false), users::totp_secret.eq(None::<String>)))
-                    .execute(conn)?;
-                model::replace_recovery_codes(conn, id, &[])?;
-            }
-            let ended = model::revoke_user_sessions(conn, id, "password_reset")?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("user.password_reset", "user", Some(id.to_string()))
-                    .details(serde_json::json!({ "reset_second_factor": reset_totp, "sessions_ended": ended.len() })),
-            )?;
-            Ok(())
-        })
+        service::reset_password(conn, &actor, &meta, id, hash, reset_totp)
     })
     .await?;
     state.auth_cache.evict_user(id);

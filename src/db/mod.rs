@@ -333,6 +333,11 @@ where
 pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
+/// The cheapest round trip: whether the database answers at all.
+pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
+    conn.batch_execute("SELECT 1")
+}
+
 /// Applies pending migrations (the schema only; `services::setup::migrate`
 /// also loads the reference data). Returns the names of those applied.
 pub fn apply_migrations(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {

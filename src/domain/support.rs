@@ -4,6 +4,10 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// The first consular contact with a detainee is due within this many
+/// hours of the consulate being notified (Vienna Convention practice).
+pub const FIRST_CONTACT_HOURS: i64 = 24;
+
 vocabulary!(
     /// What kind of organisation a support-network entry is.
     OrganisationKind {

@@ -73,6 +73,99 @@ pub fn set_password(conn: &mut DbConn, id: Id, hash: String) -> QueryResult<()> 
         .map(|_| ())
 }
 
+/// Stores a stronger hash of the same password (new parameters): not a
+/// change of password, so no version bump and no session ends.
+pub fn store_rehash(conn: &mut DbConn, id: Id, hash: String) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set(users::password_hash.eq(hash))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Records the TOTP step a login spent, only when it is later than the last
+/// one read: false when a concurrent login spent it first.
+pub fn spend_totp_step(conn: &mut DbConn, id: Id, step: i64) -> QueryResult<bool> {
+    let changed = diesel::update(
+        users::table.find(id).filter(
+            users::totp_last_step
+                .is_null()
+                .or(users::totp_last_step.lt(step)),
+        ),
+    )
+    .set(users::totp_last_step.eq(step))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Keeps a sealed secret pending confirmation, unless a second factor is
+/// enabled already (false then).
+pub fn stage_totp_secret(conn: &mut DbConn, id: Id, sealed: String) -> QueryResult<bool> {
+    let changed = diesel::update(users::table.find(id).filter(users::totp_enabled.eq(false)))
+        .set(users::totp_secret.eq(Some(sealed)))
+        .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Turns the staged secret on, having spent `step`.
+pub fn enable_totp(conn: &mut DbConn, id: Id, step: i64) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::totp_enabled.eq(true),
+            users::totp_last_step.eq(step),
+            users::version.eq(users::version + 1),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Turns the second factor off and forgets its secret.
+pub fn disable_totp(conn: &mut DbConn, id: Id) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::totp_enabled.eq(false),
+            users::totp_secret.eq(None::<String>),
+            users::version.eq(users::version + 1),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// What an administrator may change of an account, all at once.
+pub struct AccountChange<'a> {
+    pub display_name: &'a str,
+    pub role: Role,
+    pub consulate_id: Option<Id>,
+    pub active: bool,
+    /// The version being replaced; the row gets the next one.
+    pub version: i32,
+}
+
+pub fn update_account(conn: &mut DbConn, id: Id, change: &AccountChange<'_>) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::display_name.eq(change.display_name),
+            users::role.eq(change.role.as_str()),
+            users::consulate_id.eq(change.consulate_id),
+            users::active.eq(change.active),
+            users::version.eq(change.version + 1),
+            users::updated_at.eq(Ts::now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Removes the second factor (lost device) as part of a password reset,
+/// which bumps the version itself.
+pub fn clear_second_factor(conn: &mut DbConn, id: Id) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::totp_enabled.eq(false),
+            users::totp_secret.eq(None::<String>),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
 pub fn count_users(conn: &mut DbConn) -> QueryResult<i64> {
     users::table.count().get_result(conn)
 }
@@ -223,6 +316,31 @@ pub fn revoke_user_sessions(conn: &mut DbConn, user: Id, reason: &str) -> QueryR
             .execute(conn)?;
     }
     Ok(ids)
+}
+
+/// Binds the second-factor challenge a session was opened with. The column
+/// is unique: of two concurrent uses of one challenge, one gets false.
+pub fn bind_challenge(conn: &mut DbConn, session: Id, jti: &str) -> QueryResult<bool> {
+    match diesel::update(sessions::table.find(session))
+        .set(sessions::challenge_jti.eq(jti))
+        .execute(conn)
+    {
+        Ok(_) => Ok(true),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a session was already opened with this challenge.
+pub fn challenge_spent(conn: &mut DbConn, jti: &str) -> QueryResult<bool> {
+    let used: i64 = sessions::table
+        .filter(sessions::challenge_jti.eq(jti))
+        .count()
+        .get_result(conn)?;
+    Ok(used > 0)
 }
 
 pub fn touch_session(conn: &mut DbConn, id: Id, at: Ts) -> QueryResult<()> {

@@ -1,15 +1,16 @@
-//! Creating accounts outside the HTTP API: the `users create` command and
-//! the first administrator.
+//! Accounts: creating them (the API, the `users create` command and the
+//! first administrator), changing their access and resetting passwords.
 
 use rand::seq::IndexedRandom;
 
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::password::{check_new_password, HashCost, PasswordService};
+use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::role::Role;
 use crate::error::AppError;
 use crate::models::reference::{self as reference_model, ConsulateKey};
-use crate::models::users::{self as model, User};
+use crate::models::users::{self as model, AccountChange, User};
 
 pub struct NewAccount {
     pub username: String,
@@ -138,4 +139,178 @@ pub fn random_password() -> String {
     (0..24)
         .map(|_| char::from(*ALPHABET.choose(&mut rng).unwrap_or(&b'x')))
         .collect()
+}
+
+/// Resolves a consulate given by id or code to its id; it must be active.
+pub fn resolve_consulate(conn: &mut DbConn, field: &str, raw: &str) -> Result<Id, AppError> {
+    let key = match uuid::Uuid::parse_str(raw) {
+        Ok(u) => ConsulateKey::Id(Id(u)),
+        Err(_) => ConsulateKey::Code(raw.to_owned()),
+    };
+    match reference_model::find_consulate(conn, &key)? {
+        Some(c) if c.consulate.active => Ok(c.consulate.id),
+        Some(_) => Err(AppError::invalid(
+            field,
+            format!("consulate `{raw}` is inactive"),
+        )),
+        None => Err(AppError::invalid(field, format!("no consulate `{raw}`"))),
+    }
+}
+
+/// Officers and supervisors need a consulate; other roles must have none.
+pub fn check_role_consulate(role: Role, consulate: Option<Id>) -> Result<(), AppError> {
+    match (role.is_consulate_scoped(), consulate.is_some()) {
+        (true, false) => Err(AppError::invalid(
+            "body.consulate",
+            format!("required for the {role} role"),
+        )),
+        (false, true) => Err(AppError::invalid(
+            "body.consulate",
+            format!("not allowed for the {role} role, which is national"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Loads a user the caller may see: out of scope reads as not found.
+pub fn load_scoped(
+    conn: &mut DbConn,
+    caller: &AuthUser,
+    id: Id,
+    raw: &str,
+) -> Result<User, AppError> {
+    let found = model::find_user(conn, id)?
+        .ok_or_else(|| AppError::not_found(format!("no user `{raw}`")))?;
+    if caller.role.is_consulate_scoped() && found.consulate_id != caller.consulate_id {
+        return Err(AppError::OutOfScope(format!("no user `{raw}`")));
+    }
+    Ok(found)
+}
+
+/// A change of an account; `None` keeps what is stored.
+pub struct Change {
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    /// `Some(None)` removes the consulate.
+    pub consulate: Option<Option<String>>,
+    pub active: Option<bool>,
+}
+
+/// Applies a change at version `expected`; a change of role, consulate or
+/// active flag ends the user's sessions. Returns the account (with its
+/// consulate's code) and how many sessions ended.
+pub fn update(
+    conn: &mut DbConn,
+    caller: &AuthUser,
+    meta: &RequestMeta,
+    id: Id,
+    raw: &str,
+    expected: i32,
+    change: Change,
+) -> Result<((User, Option<String>), usize), AppError> {
+    crate::db::write_tx::<_, AppError, _>(conn, |conn| {
+        let current = load_scoped(conn, caller, id, raw)?;
+        if current.version != expected {
+            return Err(AppError::PreconditionFailed(format!(
+                "the user is at version {}, not {expected}; read it again",
+                current.version
+            )));
+        }
+        let role = match change.role {
+            Some(r) => r,
+            None => current.role()?,
+        };
+        let consulate = match &change.consulate {
+            None => current.consulate_id,
+            Some(None) => None,
+            Some(Some(c)) => Some(resolve_consulate(conn, "body.consulate", c)?),
+        };
+        check_role_consulate(role, consulate)?;
+        let active = change.active.unwrap_or(current.active);
+        let display_name = change
+            .display_name
+            .clone()
+            .unwrap_or_else(|| current.display_name.clone());
+        let mut changes = serde_json::Map::new();
+        let mut note = |field: &str, from: serde_json::Value, to: serde_json::Value| {
+            if from != to {
+                changes.insert(
+                    field.to_owned(),
+                    serde_json::json!({ "from": from, "to": to }),
+                );
+            }
+        };
+        note(
+            "display_name",
+            current.display_name.clone().into(),
+            display_name.clone().into(),
+        );
+        note("role", current.role.clone().into(), role.as_str().into());
+        note(
+            "consulate_id",
+            serde_json::json!(current.consulate_id),
+            serde_json::json!(consulate),
+        );
+        note("active", current.active.into(), active.into());
+        let access_changed = ["role", "consulate_id", "active"]
+            .iter()
+            .any(|f| changes.contains_key(*f));
+        model::update_account(
+            conn,
+            id,
+            &AccountChange {
+                display_name: &display_name,
+                role,
+                consulate_id: consulate,
+                active,
+                version: current.version,
+            },
+        )?;
+        let ended = if access_changed {
+            model::revoke_user_sessions(conn, id, "access_changed")?.len()
+        } else {
+            0
+        };
+        audit::record(
+            conn,
+            Some(&caller.actor()),
+            meta,
+            Event::new("user.update", "user", Some(id.to_string()))
+                .details(serde_json::json!({ "changes": changes, "sessions_ended": ended })),
+        )?;
+        let updated =
+            model::find_user(conn, id)?.ok_or_else(|| AppError::not_found("no such user"))?;
+        Ok((
+            model::attach_consulate_codes(conn, vec![updated])?.remove(0),
+            ended,
+        ))
+    })
+}
+
+/// Sets a new password (already hashed) and, for a lost device, removes the
+/// second factor; ends the user's sessions.
+pub fn reset_password(
+    conn: &mut DbConn,
+    actor: &audit::Actor,
+    meta: &RequestMeta,
+    id: Id,
+    hash: String,
+    reset_second_factor: bool,
+) -> Result<(), AppError> {
+    crate::db::write_tx::<_, AppError, _>(conn, |conn| {
+        model::set_password(conn, id, hash)?;
+        if reset_second_factor {
+            model::clear_second_factor(conn, id)?;
+            model::replace_recovery_codes(conn, id, &[])?;
+        }
+        let ended = model::revoke_user_sessions(conn, id, "password_reset")?;
+        audit::record(
+            conn,
+            Some(actor),
+            meta,
+            Event::new("user.password_reset", "user", Some(id.to_string()))
+                .details(serde_json::json!({ "reset_second_factor": reset_second_factor, "sessions_ended": ended.len() })),
+        )?;
+        Ok(())
+    })
 }

@@ -1053,7 +1053,12 @@ async fn an_unknown_stored_status_is_an_error_not_open() {
         .first(&mut conn)
         .expect("read");
     assert_eq!(status, "archived", "nothing was written");
-    app.call("GET", &format!("/api/v1/cases/{id}"), Some(&officer.token), None)
-        .await
-        .assert_problem(500, "internal_error");
+    app.call(
+        "GET",
+        &format!("/api/v1/cases/{id}"),
+        Some(&officer.token),
+        None,
+    )
+    .await
+    .assert_problem(500, "internal_error");
 }

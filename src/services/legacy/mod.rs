@@ -21,6 +21,7 @@
 //! - Rows are written in batches, each in one transaction with its audit
 //!   row (or everything in one with `atomic`); a dry run writes nothing.
 
+pub mod jobs;
 pub mod quality;
 pub mod read;
 pub mod values;
