@@ -108,6 +108,32 @@ pub struct NewJob {
     pub bytes: usize,
 }
 
+/// Inserts a job's row.
+fn insert_row(
+    conn: &mut DbConn,
+    job: &NewJob,
+    status: &str,
+    created_by: Option<Id>,
+) -> QueryResult<()> {
+    diesel::insert_into(imports::table)
+        .values((
+            imports::id.eq(job.id),
+            imports::source_name.eq(&job.name),
+            imports::format.eq(job.format.as_str()),
+            imports::dry_run.eq(job.dry_run),
+            imports::atomic.eq(job.atomic),
+            imports::status.eq(status),
+            imports::rows_read.eq(0_i64),
+            imports::rows_imported.eq(0_i64),
+            imports::rows_skipped.eq(0_i64),
+            imports::rows_rejected.eq(0_i64),
+            imports::created_by.eq(created_by),
+            imports::created_at.eq(Ts::now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
 /// Records a queued job and its audit row.
 pub fn queue(
     conn: &mut DbConn,
@@ -116,22 +142,7 @@ pub fn queue(
     job: &NewJob,
 ) -> Result<ImportResponse, AppError> {
     db::write_tx::<_, AppError, _>(conn, |conn| {
-        diesel::insert_into(imports::table)
-            .values((
-                imports::id.eq(job.id),
-                imports::source_name.eq(&job.name),
-                imports::format.eq(job.format.as_str()),
-                imports::dry_run.eq(job.dry_run),
-                imports::atomic.eq(job.atomic),
-                imports::status.eq("queued"),
-                imports::rows_read.eq(0_i64),
-                imports::rows_imported.eq(0_i64),
-                imports::rows_skipped.eq(0_i64),
-                imports::rows_rejected.eq(0_i64),
-                imports::created_by.eq(Some(actor.user_id)),
-                imports::created_at.eq(Ts::now()),
-            ))
-            .execute(conn)?;
+        insert_row(conn, job, "queued", Some(actor.user_id))?;
         audit::record(
             conn,
             Some(actor),
@@ -210,7 +221,7 @@ pub fn run(
         Ok(_) => Ok(()),
         Err(e) => {
             let why = e.to_string();
-            super::mark_failed(&mut conn, id, &why).map_err(|e| e.to_string())
+            mark_failed(&mut conn, id, &why).map_err(|e| e.to_string())
         }
     };
     if let Err(e) = result {
@@ -246,4 +257,72 @@ pub fn rejections(conn: &mut DbConn, id: Id, w: Window) -> Result<(Vec<Rejection
         })
         .collect();
     Ok((items, total))
+}
+
+/// A writing run's job row, running: the one the API queued, or a new one
+/// (the CLI's).
+pub(super) fn ensure_running(
+    conn: &mut DbConn,
+    id: Id,
+    name: &str,
+    format: Format,
+    atomic: bool,
+    actor: Option<&Actor>,
+) -> Result<(), AppError> {
+    let exists = imports::table
+        .find(id)
+        .select(imports::id)
+        .first::<Id>(conn)
+        .optional()?
+        .is_some();
+    if exists {
+        diesel::update(imports::table.find(id))
+            .set((
+                imports::status.eq("running"),
+                imports::format.eq(format.as_str()),
+            ))
+            .execute(conn)?;
+    } else {
+        let job = NewJob {
+            id,
+            name: name.to_owned(),
+            format,
+            dry_run: false,
+            atomic,
+            bytes: 0,
+        };
+        insert_row(conn, &job, "running", actor.map(|a| a.user_id))?;
+    }
+    Ok(())
+}
+
+/// Upload jobs (those with a requesting user) that an earlier run of the
+/// server left queued or running: their thread is gone, so they end as
+/// failed instead of staying `running` forever. Imports run by the CLI
+/// (no requesting user) are left alone.
+pub fn fail_interrupted_jobs(conn: &mut DbConn) -> QueryResult<usize> {
+    diesel::update(
+        imports::table
+            .filter(imports::status.eq_any(["queued", "running"]))
+            .filter(imports::created_by.is_not_null()),
+    )
+    .set((
+        imports::status.eq("failed"),
+        imports::error
+            .eq("interrupted: the server stopped while the job ran; upload the file again"),
+        imports::finished_at.eq(Ts::now()),
+    ))
+    .execute(conn)
+}
+
+/// Marks an import failed (its committed batches stay; a re-run resumes).
+pub fn mark_failed(conn: &mut DbConn, import_id: Id, error: &str) -> QueryResult<()> {
+    diesel::update(imports::table.find(import_id))
+        .set((
+            imports::status.eq("failed"),
+            imports::error.eq(error),
+            imports::finished_at.eq(Ts::now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
 }
