@@ -3,6 +3,7 @@
 //! fingerprint that makes a second run of the same file add nothing.
 
 use super::*;
+use crate::domain::Stored;
 
 /// The identity a row names, hashed: its document when it has one, else
 /// its full name and birth date (folded), for "persons affected".
@@ -68,7 +69,56 @@ pub(super) fn resolve_batch(
         import_id: st.import_id,
         ..Batch::default()
     };
-    for r in &rejected {
+    count_rejections(st, &rejected);
+    b.rejections = rejected;
+    let rows = drop_imported(conn, st, rows)?;
+    let by_doc = persons_by_document(conn, st, &rows)?;
+    let now = Ts::now();
+    let mut resolved: Vec<(Parsed, String, Id)> = Vec::with_capacity(rows.len());
+    // legacy cases of earlier runs for persons already in the database
+    let mut case_keys: Vec<(CaseKey, Id, Id, Code, i32)> = Vec::new();
+    for (p, fp) in rows {
+        let (person_id, in_db) = match_person(st, &mut b, &p, &by_doc, now);
+        let ck = st.case_key(person_id, p.consulate_id, &p.country, p.attended_on.year());
+        // (with the keys aside, `cases` already holds every stored one)
+        if in_db && !st.cases.contains_key(&ck) && !st.report.keys_set_aside {
+            case_keys.push((
+                ck,
+                person_id,
+                p.consulate_id,
+                Code::new(&p.country),
+                p.attended_on.year(),
+            ));
+        }
+        resolved.push((p, fp, person_id));
+    }
+    load_earlier_cases(conn, st, &case_keys)?;
+    for (p, fp, person_id) in resolved {
+        add_row(st, &mut b, p, fp, person_id, now);
+    }
+    // likely duplicates of new persons without a document (against
+    // everyone already in the database; written only when not dry)
+    if st.opts.dry_run {
+        let found = crate::services::persons::same_name_duplicates(conn, &b.undocumented)?;
+        st.report.duplicates_queued += found.iter().filter(|f| !f.is_empty()).count() as i64;
+        return Ok(None);
+    }
+    Ok(Some(Pending {
+        batch: b,
+        actor: st.actor.clone(),
+        foreign_keys: st.foreign_keys.clone(),
+        progress: (
+            st.report.rows,
+            st.report.rows_imported,
+            st.report.rows_already_imported,
+            st.report.rows_rejected,
+        ),
+    }))
+}
+
+/// Counts refusals by reason and keeps the first ones for the report.
+fn count_rejections(st: &mut State, rejected: &[Rejection]) {
+    for r in rejected {
         *st.report
             .rejections_by_reason
             .entry(format!("{}: {}", r.field, r.reason))
@@ -77,9 +127,14 @@ pub(super) fn resolve_batch(
             st.report.rejections.push(r.clone());
         }
     }
-    b.rejections = rejected;
+}
 
-    // rows an earlier run brought
+/// Leaves out the rows an earlier run brought (by fingerprint).
+fn drop_imported(
+    conn: &mut DbConn,
+    st: &mut State,
+    rows: Vec<(Parsed, String)>,
+) -> Result<Vec<(Parsed, String)>, AppError> {
     let fps: Vec<&str> = rows.iter().map(|(_, f)| f.as_str()).collect();
     let mut done: HashSet<String> = HashSet::new();
     match &st.known_fingerprints {
@@ -110,7 +165,16 @@ pub(super) fn resolve_batch(
         })
         .collect();
 
-    // persons known by document in the database
+    Ok(rows)
+}
+
+/// Persons of the database named by the batch's documents (those the
+/// import has not met yet), with the sex and birth date they keep.
+fn persons_by_document(
+    conn: &mut DbConn,
+    st: &mut State,
+    rows: &[(Parsed, String)],
+) -> Result<HashMap<PersonKey, Id>, AppError> {
     let wanted: Vec<String> = rows
         .iter()
         .filter_map(|(p, _)| p.document.as_ref())
@@ -149,103 +213,105 @@ pub(super) fn resolve_batch(
             .select((persons::id, persons::sex, persons::birth_date))
             .load(conn)?;
         for (id, sex, birth) in found {
-            let sex = crate::domain::person::Sex::parse(&sex)
-                .map(|s| s.as_str())
-                .unwrap_or("not_recorded");
+            let sex = crate::domain::person::Sex::stored(&sex)?.as_str();
             st.facts.insert(id, PersonFacts { sex, birth });
         }
     }
 
-    // legacy cases of earlier runs for persons already in the database
-    let mut case_keys: Vec<(CaseKey, Id, Id, Code, i32)> = Vec::new();
+    Ok(by_doc)
+}
 
-    let now = Ts::now();
-    let mut resolved: Vec<(Parsed, String, Id)> = Vec::with_capacity(rows.len());
-    for (p, fp) in rows {
-        let key = match &p.document {
-            Some((t, n, c)) => Some(PersonKey::Document(t.as_str(), n.clone(), c.clone())),
-            None => p.birth.map(|b| {
-                PersonKey::NameBirth(
-                    name_key(
-                        &p.given_names,
-                        &p.first_surname,
-                        p.second_surname.as_deref(),
-                    ),
-                    b,
-                )
-            }),
-        };
-        let known = key.as_ref().and_then(|k| {
-            st.persons
-                .get(k)
-                .copied()
-                .or_else(|| by_doc.get(k).copied())
-        });
-        let (person_id, in_db) = match known {
-            Some(id) => {
-                if let Some(k) = &key {
-                    if !st.persons.contains_key(k) {
-                        st.persons.insert(k.clone(), id);
-                        if by_doc.contains_key(k) {
-                            st.report.persons_matched += 1;
-                        }
+/// The person a row names: met earlier in the import, found by document,
+/// or new (added to the batch). Also whether the person is in the
+/// database, and notes a documented person whose sex or birth date
+/// conflicts with the row.
+fn match_person(
+    st: &mut State,
+    b: &mut Batch,
+    p: &Parsed,
+    by_doc: &HashMap<PersonKey, Id>,
+    now: Ts,
+) -> (Id, bool) {
+    let key = match &p.document {
+        Some((t, n, c)) => Some(PersonKey::Document(t.as_str(), n.clone(), c.clone())),
+        None => p.birth.map(|b| {
+            PersonKey::NameBirth(
+                name_key(
+                    &p.given_names,
+                    &p.first_surname,
+                    p.second_surname.as_deref(),
+                ),
+                b,
+            )
+        }),
+    };
+    let known = key.as_ref().and_then(|k| {
+        st.persons
+            .get(k)
+            .copied()
+            .or_else(|| by_doc.get(k).copied())
+    });
+    let (person_id, in_db) = match known {
+        Some(id) => {
+            if let Some(k) = &key {
+                if !st.persons.contains_key(k) {
+                    st.persons.insert(k.clone(), id);
+                    if by_doc.contains_key(k) {
+                        st.report.persons_matched += 1;
                     }
                 }
-                (id, st.db_persons.contains(&id))
             }
-            None => {
-                let person = new_person(&p, now);
-                st.report.persons_new += 1;
-                if let Some((t, n, c)) = &p.document {
-                    b.documents.push(Document {
-                        id: Id::new(),
-                        person_id: person.id,
-                        doc_type: t.as_str().to_owned(),
-                        number: n.clone(),
-                        issuing_country: c.clone(),
-                        created_at: now,
-                    });
-                } else {
-                    b.undocumented.push(person.clone());
-                }
-                for k in crate::services::persons::keys_for(&person) {
-                    b.keys.push((person.id, k));
-                }
-                st.facts.insert(
-                    person.id,
-                    PersonFacts {
-                        sex: p.sex,
-                        birth: p.birth,
-                    },
-                );
-                if let Some(k) = key {
-                    st.persons.insert(k, person.id);
-                }
-                let id = person.id;
-                b.persons.push(person);
-                (id, false)
-            }
-        };
-        if let Some(f) = st.facts.get(&person_id) {
-            let sex_differs = p.sex != "not_recorded" && f.sex != "not_recorded" && f.sex != p.sex;
-            let birth_differs = matches!((p.birth, f.birth), (Some(a), Some(b)) if a != b);
-            if p.document.is_some() && (sex_differs || birth_differs) {
-                st.conflicts.insert(person_id);
-            }
+            (id, st.db_persons.contains(&id))
         }
-        let ck = st.case_key(person_id, p.consulate_id, &p.country, p.attended_on.year());
-        // (with the keys aside, `cases` already holds every stored one)
-        if in_db && !st.cases.contains_key(&ck) && !st.report.keys_set_aside {
-            case_keys.push((
-                ck,
-                person_id,
-                p.consulate_id,
-                Code::new(&p.country),
-                p.attended_on.year(),
-            ));
+        None => {
+            let person = new_person(p, now);
+            st.report.persons_new += 1;
+            if let Some((t, n, c)) = &p.document {
+                b.documents.push(Document {
+                    id: Id::new(),
+                    person_id: person.id,
+                    doc_type: t.as_str().to_owned(),
+                    number: n.clone(),
+                    issuing_country: c.clone(),
+                    created_at: now,
+                });
+            } else {
+                b.undocumented.push(person.clone());
+            }
+            for k in crate::services::persons::keys_for(&person) {
+                b.keys.push((person.id, k));
+            }
+            st.facts.insert(
+                person.id,
+                PersonFacts {
+                    sex: p.sex,
+                    birth: p.birth,
+                },
+            );
+            if let Some(k) = key {
+                st.persons.insert(k, person.id);
+            }
+            let id = person.id;
+            b.persons.push(person);
+            (id, false)
         }
-        resolved.push((p, fp, person_id));
+    };
+    if let Some(f) = st.facts.get(&person_id) {
+        let sex_differs = p.sex != "not_recorded" && f.sex != "not_recorded" && f.sex != p.sex;
+        let birth_differs = matches!((p.birth, f.birth), (Some(a), Some(b)) if a != b);
+        if p.document.is_some() && (sex_differs || birth_differs) {
+            st.conflicts.insert(person_id);
+        }
     }
+    (person_id, in_db)
+}
+
+/// Finds the legacy cases earlier runs opened for these keys.
+fn load_earlier_cases(
+    conn: &mut DbConn,
+    st: &mut State,
+    case_keys: &[(CaseKey, Id, Id, Code, i32)],
+) -> Result<(), AppError> {
     for chunk in case_keys.chunks(200) {
         for (ck, person, consulate, country, year) in chunk {
             let found: Option<Id> = legacy_cases::table
@@ -262,15 +328,20 @@ pub(super) fn resolve_batch(
         }
     }
 
-    for (p, fp, person_id) in resolved {
-        let year = p.attended_on.year();
-        let ck = st.case_key(person_id, p.consulate_id, &p.country, year);
-        let case_id = match st.cases.get(&ck) {
-            Some(id) => *id,
-            None => {
-                let case = legacy_case(&p, person_id, year, st.today, now);
-                st.report.cases_new += 1;
-                b.events.push(TimelineEvent {
+    Ok(())
+}
+
+/// A resolved row's attention (in its person's legacy case of the year,
+/// opened when new), its timeline events and what the report counts.
+fn add_row(st: &mut State, b: &mut Batch, p: Parsed, fp: String, person_id: Id, now: Ts) {
+    let year = p.attended_on.year();
+    let ck = st.case_key(person_id, p.consulate_id, &p.country, year);
+    let case_id = match st.cases.get(&ck) {
+        Some(id) => *id,
+        None => {
+            let case = legacy_case(&p, person_id, year, st.today, now);
+            st.report.cases_new += 1;
+            b.events.push(TimelineEvent {
                     id: Id::new(),
                     person_id,
                     case_id: Some(case.id),
@@ -281,88 +352,68 @@ pub(super) fn resolve_batch(
                     attention_type_id: None,
                     payload: serde_json::json!({ "source": "mapce", "import_id": st.import_id, "year": year }).to_string(),
                 });
-                b.legacy_cases
-                    .push((person_id, p.consulate_id, p.country.clone(), year, case.id));
-                st.cases.insert(ck, case.id);
-                let id = case.id;
-                b.cases.push(case);
-                id
-            }
-        };
-        let facts = st.facts.get(&person_id).copied().unwrap_or(PersonFacts {
-            sex: p.sex,
-            birth: p.birth,
-        });
-        let attention = legacy_attention(&p, case_id, person_id, facts, now);
-        if let Some(spelling) = &p.channel_spelling {
-            b.spellings.push((
-                attention.id,
-                case_id,
-                Vocabulary::Channel.as_str(),
-                spelling.clone(),
-                fold_key(spelling),
-            ));
+            b.legacy_cases
+                .push((person_id, p.consulate_id, p.country.clone(), year, case.id));
+            st.cases.insert(ck, case.id);
+            let id = case.id;
+            b.cases.push(case);
+            id
         }
-        let at = p
-            .attended_on
-            .and_hms_opt(12, 0, 0)
-            .map(|t| Ts(t.and_utc()))
-            .unwrap_or(now);
-        b.events.push(TimelineEvent {
-            id: Id::new(),
-            person_id,
-            case_id: Some(case_id),
-            consulate_id: Some(p.consulate_id),
-            kind: "attention.recorded".into(),
-            at,
-            actor_id: st.actor.as_ref().map(|a| a.user_id),
-            attention_type_id: Some(p.type_id),
-            payload: serde_json::json!({
-                "attention_id": attention.id,
-                "attended_on": p.attended_on,
-                "channel": p.channel,
-                "source": "mapce",
-                "import_id": st.import_id,
-                "line": p.line,
-            })
-            .to_string(),
-        });
-        if p.outside_jurisdiction {
-            st.report.quality.outside_jurisdiction += 1;
-        }
-        if p.sex == "not_recorded" {
-            st.report.quality.missing_sex += 1;
-        }
-        *st.volumes
-            .entry((
-                p.consulate_id,
-                format!("{}-{:02}", year, p.attended_on.month()),
-            ))
-            .or_default() += 1;
-        b.legacy_rows
-            .push((fp, st.import_id, p.line as i64, attention.id));
-        b.attentions.push(attention);
-        st.report.rows_imported += 1;
+    };
+    let facts = st.facts.get(&person_id).copied().unwrap_or(PersonFacts {
+        sex: p.sex,
+        birth: p.birth,
+    });
+    let attention = legacy_attention(&p, case_id, person_id, facts, now);
+    if let Some(spelling) = &p.channel_spelling {
+        b.spellings.push((
+            attention.id,
+            case_id,
+            Vocabulary::Channel.as_str(),
+            spelling.clone(),
+            fold_key(spelling),
+        ));
     }
-
-    // likely duplicates of new persons without a document (against
-    // everyone already in the database; written only when not dry)
-    if st.opts.dry_run {
-        let found = crate::services::persons::same_name_duplicates(conn, &b.undocumented)?;
-        st.report.duplicates_queued += found.iter().filter(|f| !f.is_empty()).count() as i64;
-        return Ok(None);
+    let at = p
+        .attended_on
+        .and_hms_opt(12, 0, 0)
+        .map(|t| Ts(t.and_utc()))
+        .unwrap_or(now);
+    b.events.push(TimelineEvent {
+        id: Id::new(),
+        person_id,
+        case_id: Some(case_id),
+        consulate_id: Some(p.consulate_id),
+        kind: "attention.recorded".into(),
+        at,
+        actor_id: st.actor.as_ref().map(|a| a.user_id),
+        attention_type_id: Some(p.type_id),
+        payload: serde_json::json!({
+            "attention_id": attention.id,
+            "attended_on": p.attended_on,
+            "channel": p.channel,
+            "source": "mapce",
+            "import_id": st.import_id,
+            "line": p.line,
+        })
+        .to_string(),
+    });
+    if p.outside_jurisdiction {
+        st.report.quality.outside_jurisdiction += 1;
     }
-    Ok(Some(Pending {
-        batch: b,
-        actor: st.actor.clone(),
-        foreign_keys: st.foreign_keys.clone(),
-        progress: (
-            st.report.rows,
-            st.report.rows_imported,
-            st.report.rows_already_imported,
-            st.report.rows_rejected,
-        ),
-    }))
+    if p.sex == "not_recorded" {
+        st.report.quality.missing_sex += 1;
+    }
+    *st.volumes
+        .entry((
+            p.consulate_id,
+            format!("{}-{:02}", year, p.attended_on.month()),
+        ))
+        .or_default() += 1;
+    b.legacy_rows
+        .push((fp, st.import_id, p.line as i64, attention.id));
+    b.attentions.push(attention);
+    st.report.rows_imported += 1;
 }
 
 pub(super) fn new_person(p: &Parsed, now: Ts) -> Person {
