@@ -195,6 +195,28 @@ impl AppError {
         }
     }
 
+    /// The same error with its field paths placed under `prefix`: services
+    /// name the fields of what they were given (`amount`), the API maps
+    /// them to where the request carried them (`body.amount`).
+    pub fn under(mut self, prefix: &str) -> Self {
+        let place = |errors: &mut Vec<FieldError>, detail: &mut String| {
+            for e in errors.iter_mut() {
+                let placed = format!("{prefix}.{}", e.field);
+                if let Some(rest) = detail.strip_prefix(&format!("{}:", e.field)) {
+                    *detail = format!("{placed}:{rest}");
+                }
+                e.field = placed;
+            }
+        };
+        match &mut self {
+            AppError::Validation { detail, errors }
+            | AppError::Conflict { detail, errors, .. }
+            | AppError::BadRequest { detail, errors, .. } => place(errors, detail),
+            _ => {}
+        }
+        self
+    }
+
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         let error = FieldError::new(field, reason);
         AppError::Validation {
@@ -456,4 +478,33 @@ pub fn constraint_field(constraint: Option<&str>, message: &str) -> String {
         }
     }
     "value".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_services_field_names_are_placed_in_the_request() {
+        let placed = AppError::invalid("value_date", "is in the future").under("body");
+        match placed {
+            AppError::Validation { detail, errors } => {
+                assert_eq!(detail, "body.value_date: is in the future");
+                assert_eq!(errors[0].field, "body.value_date");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let conflict = AppError::conflict("taken", Some("code"), "in use").under("body");
+        match conflict {
+            AppError::Conflict { detail, errors, .. } => {
+                assert_eq!(detail, "in use");
+                assert_eq!(errors[0].field, "body.code");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            AppError::not_found("x").under("body"),
+            AppError::NotFound(_)
+        ));
+    }
 }

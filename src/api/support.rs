@@ -36,13 +36,7 @@ fn stale_threshold(now: Ts) -> Ts {
         .unwrap_or(now.0))
 }
 
-/// A date that must not lie in the future.
-pub(super) fn past_date(field: &str, d: NaiveDate) -> Result<NaiveDate, AppError> {
-    if d > chrono::Utc::now().date_naive() {
-        return Err(AppError::invalid(field, "is in the future"));
-    }
-    Ok(d)
-}
+pub(super) use crate::services::input::past_date;
 
 // --- organisations ------------------------------------------------------------------
 

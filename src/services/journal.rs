@@ -1,0 +1,74 @@
+//! The one write recipe. A service's write does its work and notes in a
+//! [`Journal`] what it leaves behind besides its rows: the timeline events
+//! of the persons it concerns and its audit row. [`commit`] runs the work
+//! in one write transaction and then writes, always in this order, the
+//! timeline events, the caller's seal (the HTTP layer stores the
+//! idempotency record there) and the audit row; an error anywhere rolls
+//! everything back.
+
+use crate::audit::{self, Actor, Event, RequestMeta};
+use crate::db::{self, DbConn, Id, Ts};
+use crate::error::AppError;
+use crate::models::cases::Case;
+use crate::models::persons::{self as persons, TimelineEvent};
+
+/// What a write leaves behind besides its rows.
+#[derive(Default)]
+pub struct Journal {
+    timeline: Vec<TimelineEvent>,
+    audit: Option<Event<'static>>,
+}
+
+impl Journal {
+    /// An event on a case's (and so its person's) timeline, now.
+    pub fn case_event(
+        &mut self,
+        case: &Case,
+        kind: &str,
+        actor: Option<Id>,
+        attention_type: Option<Id>,
+        payload: serde_json::Value,
+    ) {
+        self.timeline.push(TimelineEvent {
+            id: Id::new(),
+            person_id: case.person_id,
+            case_id: Some(case.id),
+            consulate_id: Some(case.consulate_id),
+            kind: kind.to_owned(),
+            at: Ts::now(),
+            actor_id: actor,
+            attention_type_id: attention_type,
+            payload: payload.to_string(),
+        });
+    }
+
+    /// The write's audit row (one per write; a second replaces the first).
+    pub fn audit(&mut self, event: Event<'static>) {
+        self.audit = Some(event);
+    }
+}
+
+/// Runs `work` in one write transaction, then writes its timeline events,
+/// `seal(conn, &value)` and its audit row, in that order. A write that
+/// notes no audit row is a programming error and fails.
+pub fn commit<T>(
+    conn: &mut DbConn,
+    actor: Option<&Actor>,
+    meta: &RequestMeta,
+    work: impl FnOnce(&mut DbConn, &mut Journal) -> Result<T, AppError>,
+    seal: impl FnOnce(&mut DbConn, &T) -> Result<(), AppError>,
+) -> Result<T, AppError> {
+    db::write_tx::<_, AppError, _>(conn, |conn| {
+        let mut journal = Journal::default();
+        let value = work(conn, &mut journal)?;
+        for event in &journal.timeline {
+            persons::insert_event(conn, event)?;
+        }
+        seal(conn, &value)?;
+        let event = journal
+            .audit
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("a write noted no audit row")))?;
+        audit::record(conn, actor, meta, event)?;
+        Ok(value)
+    })
+}
