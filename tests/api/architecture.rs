@@ -1,6 +1,10 @@
 //! The shape of the crate, read from its source tree: the layers form a
 //! DAG (domain ← db/models ← services ← api ← cli), no top-level module
-//! depends on itself through others, and handlers hold no SQL.
+//! depends on itself through others, handlers hold no SQL, and writes go
+//! through the write recipe. Modules over ~600 lines, handlers over ~60
+//! lines and handlers that still open their own write transaction are
+//! listed with their size: an entry may only go down, and nothing new may
+//! join the lists.
 //!
 //! Every top-level module of `src/` has a rank; a module may use modules of
 //! its rank or below, never above. The crate root (`lib.rs`: `AppState` and
@@ -39,6 +43,89 @@ const RANKS: &[(&str, u8)] = &[
     ("cli", 5),
     ("config", 5),
     ("telemetry", 5),
+];
+
+/// Lines a module may have before it must be split.
+const MODULE_LINES: usize = 600;
+/// Lines a handler-layer function may have.
+const HANDLER_LINES: usize = 60;
+
+/// Modules still over `MODULE_LINES`, with their line count.
+const LONG_MODULES: &[(&str, usize)] = &[
+    ("api/cases.rs", 1154),
+    ("api/catalogue.rs", 1184),
+    ("api/detention.rs", 988),
+    ("api/followup.rs", 686),
+    ("api/indicators.rs", 842),
+    ("api/persons.rs", 1454),
+    ("api/reference.rs", 694),
+    ("api/repatriation.rs", 677),
+    ("api/support.rs", 1084),
+    ("cli.rs", 739),
+    ("models/support.rs", 817),
+    ("services/indicators.rs", 1146),
+    ("services/legacy/write.rs", 607),
+    ("services/vocabulary.rs", 724),
+];
+
+/// Functions of `src/api` still over `HANDLER_LINES`, with their length.
+const LONG_HANDLERS: &[(&str, usize)] = &[
+    ("api/auth.rs::login", 72),
+    ("api/cases.rs::add_attention", 63),
+    ("api/cases.rs::build_case_response", 100),
+    ("api/cases.rs::create_case", 161),
+    ("api/cases.rs::decide_case_step", 78),
+    ("api/cases.rs::list_cases", 72),
+    ("api/catalogue.rs::create_attention_type", 96),
+    ("api/catalogue.rs::list_public_attention_types", 62),
+    ("api/catalogue.rs::update_attention_type", 112),
+    ("api/detention.rs::add_detention_hearing", 81),
+    ("api/detention.rs::add_detention_visit", 87),
+    ("api/detention.rs::list_detainees", 73),
+    ("api/detention.rs::open_detention", 95),
+    ("api/detention.rs::update_detention", 98),
+    ("api/followup.rs::update_case", 108),
+    ("api/imports.rs::create_import", 117),
+    ("api/indicators.rs::close_oei05_year", 75),
+    ("api/indicators.rs::get_oei05_series", 76),
+    ("api/indicators.rs::oei05_view", 69),
+    ("api/ledger/totals.rs::payment_totals", 87),
+    ("api/mod.rs::configure", 127),
+    ("api/persons.rs::check_identity", 73),
+    ("api/persons.rs::create_person", 114),
+    ("api/persons.rs::decide_duplicate", 65),
+    ("api/persons.rs::get_person_history", 99),
+    ("api/persons.rs::list_persons", 86),
+    ("api/persons.rs::update_person", 157),
+    ("api/reference.rs::create_consulate", 91),
+    ("api/reference.rs::update_consulate", 116),
+    ("api/repatriation.rs::create_repatriation", 80),
+    ("api/repatriation.rs::decide_repatriation_step", 88),
+    ("api/repatriation.rs::responses", 73),
+    ("api/repatriation.rs::update_repatriation", 129),
+    ("api/reports.rs::of", 128),
+    ("api/reports.rs::xlsx", 81),
+    ("api/support.rs::create_organisation", 68),
+    ("api/support.rs::create_referral", 94),
+    ("api/support.rs::update_organisation", 108),
+    ("api/support.rs::update_referral_status", 98),
+];
+
+/// Handler files that still open write transactions themselves instead of
+/// going through `api::write` (the recipe), with how many.
+const OWN_WRITE_TRANSACTIONS: &[(&str, usize)] = &[
+    ("api/cases.rs", 6),
+    ("api/catalogue.rs", 5),
+    ("api/detention.rs", 4),
+    ("api/followup.rs", 5),
+    ("api/indicators.rs", 3),
+    ("api/person_access.rs", 3),
+    ("api/persons.rs", 5),
+    ("api/reference.rs", 2),
+    ("api/repatriation.rs", 3),
+    ("api/support.rs", 5),
+    ("api/users.rs", 1),
+    ("api/vocabulary.rs", 2),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -219,6 +306,141 @@ fn handlers_hold_no_sql() {
         })
         .collect();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// `(file, lines)` of every module, generated code aside.
+fn module_lengths() -> BTreeMap<String, usize> {
+    let mut files = Vec::new();
+    rust_files(Path::new(SRC), &mut files);
+    files
+        .into_iter()
+        .filter(|p| !p.ends_with("db/schema.rs"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("source readable");
+            (relative(&p), text.lines().count())
+        })
+        .collect()
+}
+
+fn relative(path: &Path) -> String {
+    path.strip_prefix(SRC)
+        .expect("under src")
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// The length of every function of `text`: from its `fn` line to the line
+/// closing it at the same indentation (rustfmt's layout).
+fn function_lengths(text: &str) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.trim_start();
+        let indent = &line[..line.len() - code.len()];
+        let rest = ["pub ", "pub(crate) ", "pub(super) "]
+            .iter()
+            .find_map(|p| code.strip_prefix(p))
+            .unwrap_or(code);
+        let rest = rest.strip_prefix("async ").unwrap_or(rest);
+        let Some(signature) = rest.strip_prefix("fn ") else {
+            continue;
+        };
+        let name: String = signature
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let close = format!("{indent}}}");
+        let end = lines[i..]
+            .iter()
+            .position(|l| *l == close || (l.trim_end().ends_with(';') && l == line))
+            .map_or(lines.len() - i, |n| n + 1);
+        out.push((name, end));
+    }
+    out
+}
+
+/// Checks measured sizes against a list that may only shrink.
+fn ratchet(
+    what: &str,
+    limit: usize,
+    measured: &BTreeMap<String, usize>,
+    listed: &[(&str, usize)],
+) -> Vec<String> {
+    let listed: BTreeMap<&str, usize> = listed.iter().copied().collect();
+    let mut problems = Vec::new();
+    for (name, &now) in measured {
+        match listed.get(name.as_str()) {
+            None if now > limit => problems.push(format!(
+                "{name}: {now} {what}, over {limit}; split it"
+            )),
+            Some(&allowed) if now > allowed => problems.push(format!(
+                "{name}: {now} {what}, more than its listed {allowed}"
+            )),
+            Some(&allowed) if now < allowed => problems.push(format!(
+                "{name}: down to {now} {what} from {allowed}: lower its entry (or remove it at {limit} or less)"
+            )),
+            _ => {}
+        }
+    }
+    for name in listed.keys() {
+        if !measured.contains_key(*name) {
+            problems.push(format!("{name} is listed but gone: remove its entry"));
+        }
+    }
+    problems
+}
+
+#[test]
+fn long_modules_only_get_shorter() {
+    let problems = ratchet("lines", MODULE_LINES, &module_lengths(), LONG_MODULES);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn long_handlers_only_get_shorter() {
+    let mut files = Vec::new();
+    rust_files(&Path::new(SRC).join("api"), &mut files);
+    let mut measured = BTreeMap::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("source readable");
+        let file = relative(&path);
+        for (name, lines) in function_lengths(&text) {
+            if lines > HANDLER_LINES {
+                measured.insert(format!("{file}::{name}"), lines);
+            }
+        }
+    }
+    let problems = ratchet("lines", HANDLER_LINES, &measured, LONG_HANDLERS);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn writes_go_through_the_recipe() {
+    let mut files = Vec::new();
+    rust_files(&Path::new(SRC).join("api"), &mut files);
+    let measured: BTreeMap<String, usize> = files
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).expect("source readable");
+            let n = text
+                .lines()
+                .filter(|l| code(l).contains("write_tx"))
+                .count();
+            (relative(p), n)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let problems = ratchet("write transactions", 0, &measured, OWN_WRITE_TRANSACTIONS);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn function_lengths_follow_rustfmt_layout() {
+    let text = "fn a() {\n    x();\n}\n\n    pub async fn b(\n        y: u8,\n    ) -> u8 {\n        y\n    }\n";
+    assert_eq!(
+        function_lengths(text),
+        vec![("a".to_owned(), 3), ("b".to_owned(), 5)]
+    );
 }
 
 #[test]
