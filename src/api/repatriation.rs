@@ -8,20 +8,21 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::access;
 use super::cases::load_scoped;
-use super::support::past_date;
-use super::{access, changed_meanwhile, check_version, if_match_version, optional_text, text};
+use super::{if_match_version, write::write};
 use crate::api::RequestOrigin as _;
-use crate::audit::{self, Event, RequestMeta};
+use crate::audit::RequestMeta;
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
 use crate::domain::money::format_scaled;
 use crate::domain::support::{RepatriationKind, RepatriationStatus, StepStatus};
 use crate::error::{AppError, Problem};
 use crate::extract::JsonBody;
-use crate::models::cases::{self as cases_model, Case};
-use crate::models::support::{self as model, PaymentFilter, Repatriation, RepatriationStep};
-use crate::services::cases as case_service;
+use crate::models::support::{self as model, PaymentFilter, Repatriation};
+use crate::services::repatriation::{
+    self as service, NewRepatriation, RepatriationChange, StepDecision,
+};
 use crate::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -224,73 +225,22 @@ pub async fn create_repatriation(
     user.require(&access::CREATE_REPATRIATION)?;
     let raw = path.into_inner();
     let b = body.into_inner()?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let response = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
+    let new = NewRepatriation {
+        kind: b.kind,
+        destination: b.destination,
+        planned_on: b.planned_on,
+        notes: b.notes,
+    };
+    let response = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
             let case = load_scoped(conn, &user, &raw)?;
-            if case.status == "closed" {
-                return Err(AppError::conflict(
-                    "case_closed",
-                    None,
-                    "the case is closed; reopen it first",
-                ));
-            }
-            let now = Ts::now();
-            let r = Repatriation {
-                id: Id::new(),
-                case_id: case.id,
-                person_id: case.person_id,
-                consulate_id: case.consulate_id,
-                kind: b.kind.as_str().to_owned(),
-                status: RepatriationStatus::Planned.as_str().to_owned(),
-                destination: text("body.destination", &b.destination, 300)?,
-                planned_on: b.planned_on,
-                return_date: None,
-                migrant_card_issued: false,
-                migrant_card_issued_on: None,
-                notes: optional_text("body.notes", b.notes.as_deref(), 4000)?,
-                version: 1,
-                created_by: Some(user.user_id),
-                created_at: now,
-                updated_at: now,
-            };
-            let steps: Vec<RepatriationStep> = b
-                .kind
-                .steps()
-                .iter()
-                .enumerate()
-                .map(|(i, s)| RepatriationStep {
-                    id: Id::new(),
-                    repatriation_id: r.id,
-                    step: (*s).to_owned(),
-                    position: i as i32 + 1,
-                    status: StepStatus::Pending.as_str().to_owned(),
-                    done_on: None,
-                    notes: None,
-                    decided_by: None,
-                    decided_at: None,
-                })
-                .collect();
-            model::insert_repatriation(conn, &r, &steps)?;
-            case_service::record_event(
-                conn,
-                &case,
-                "repatriation.created",
-                Some(user.user_id),
-                None,
-                serde_json::json!({ "repatriation_id": r.id, "kind": r.kind, "destination": r.destination }),
-            )?;
-            let response = one(conn, r)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("repatriation.create", "repatriation", Some(response.id.to_string()))
-                    .subject(case.person_id),
-            )?;
-            Ok(response)
-        })
-    })
+            let r = service::create(conn, j, &user, &case, new).map_err(|e| e.under("body"))?;
+            one(conn, r)
+        },
+    )
     .await?;
     Ok(respond(&response, true))
 }
@@ -337,21 +287,6 @@ pub async fn list_case_repatriations(
     Ok(web::Json(items))
 }
 
-fn load_repatriation(
-    conn: &mut DbConn,
-    user: &AuthUser,
-    raw: &str,
-) -> Result<(Repatriation, Case), AppError> {
-    let missing = || AppError::not_found(format!("no repatriation `{raw}`"));
-    let id = uuid::Uuid::parse_str(raw).map(Id).map_err(|_| missing())?;
-    let r = model::find_repatriation(conn, id)?.ok_or_else(missing)?;
-    if !user.can_touch_consulate(r.consulate_id) {
-        return Err(AppError::OutOfScope(format!("no repatriation `{raw}`")));
-    }
-    let case = cases_model::find_case(conn, r.case_id)?.ok_or_else(missing)?;
-    Ok((r, case))
-}
-
 /// One repatriation with its steps and costs.
 #[utoipa::path(
     tag = "repatriation",
@@ -376,7 +311,7 @@ pub async fn get_repatriation(
     let raw = path.into_inner();
     let meta = RequestMeta::of(&req);
     let response = db::run(&state.pool, move |conn| {
-        let (r, _) = load_repatriation(conn, &user, &raw)?;
+        let (r, _) = service::load(conn, &user, &raw)?;
         let mut items = [one(conn, r)?];
         super::disclosure::screen(
             conn,
@@ -403,17 +338,6 @@ fn withhold_repatriation(r: &mut RepatriationResponse) {
     for s in &mut r.steps {
         s.notes = withheld(&s.notes);
     }
-}
-
-fn terminal(r: &Repatriation) -> Result<(), AppError> {
-    if r.status == "completed" || r.status == "cancelled" {
-        return Err(AppError::conflict(
-            "repatriation_finished",
-            None,
-            format!("the repatriation is {}", r.status),
-        ));
-    }
-    Ok(())
 }
 
 /// Change a repatriation's status, dates or Returning Migrant Card (needs
@@ -447,121 +371,25 @@ pub async fn update_repatriation(
     let raw = path.into_inner();
     let expected = if_match_version(&req);
     let b = body.into_inner()?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let response = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let (current, case) = load_repatriation(conn, &user, &raw)?;
-            let expected = expected?;
-            check_version(current.version, expected, "repatriation")?;
-            terminal(&current)?;
-            let kind = RepatriationKind::stored(&current.kind)?;
-            let mut next = current.clone();
-            if let Some(d) = &b.destination {
-                next.destination = text("body.destination", d, 300)?;
-            }
-            if b.planned_on.is_some() {
-                next.planned_on = b.planned_on;
-            }
-            if let Some(d) = b.return_date {
-                next.return_date = Some(past_date("body.return_date", d)?);
-            }
-            if b.notes.is_some() {
-                next.notes = optional_text("body.notes", b.notes.as_deref(), 4000)?;
-            }
-            if b.migrant_card_issued.is_some() || b.migrant_card_issued_on.is_some() {
-                if kind != RepatriationKind::ReturnAssistance {
-                    return Err(AppError::invalid(
-                        "body.migrant_card_issued",
-                        "the Returning Migrant Card belongs to return assistance",
-                    ));
-                }
-                let issued = b.migrant_card_issued.unwrap_or(true);
-                next.migrant_card_issued = issued;
-                next.migrant_card_issued_on = if issued {
-                    Some(past_date(
-                        "body.migrant_card_issued_on",
-                        b.migrant_card_issued_on
-                            .unwrap_or_else(|| chrono::Utc::now().date_naive()),
-                    )?)
-                } else {
-                    None
-                };
-            }
-            if let Some(s) = b.status {
-                let from = RepatriationStatus::stored(&current.status)?;
-                let allowed: &[RepatriationStatus] = match from {
-                    RepatriationStatus::Planned => &[
-                        RepatriationStatus::InProgress,
-                        RepatriationStatus::Cancelled,
-                    ],
-                    RepatriationStatus::InProgress => {
-                        &[RepatriationStatus::Completed, RepatriationStatus::Cancelled]
-                    }
-                    _ => &[],
-                };
-                if s != from && !allowed.contains(&s) {
-                    return Err(AppError::conflict(
-                        "invalid_transition",
-                        Some("body.status"),
-                        format!(
-                            "a {} repatriation cannot become {}",
-                            from.as_str(),
-                            s.as_str()
-                        ),
-                    ));
-                }
-                if s == RepatriationStatus::Completed {
-                    let steps = model::steps_of_repatriations(conn, &[current.id])?;
-                    let last_done = steps.last().is_some_and(|l| l.status == "done");
-                    if !last_done {
-                        return Err(AppError::conflict(
-                            "steps_pending",
-                            Some("body.status"),
-                            format!(
-                                "the last step ({}) must be done to complete it",
-                                kind.steps().last().copied().unwrap_or_default()
-                            ),
-                        ));
-                    }
-                    if next.return_date.is_none() {
-                        return Err(AppError::invalid(
-                            "body.return_date",
-                            "is required to complete the repatriation",
-                        ));
-                    }
-                }
-                next.status = s.as_str().to_owned();
-            }
-            next.version += 1;
-            next.updated_at = Ts::now();
-            if !model::update_repatriation(conn, &next, expected)? {
-                return Err(changed_meanwhile("repatriation"));
-            }
-            let changes = super::field_changes(&current, &next, &["version", "updated_at"]);
-            case_service::record_event(
-                conn,
-                &case,
-                "repatriation.updated",
-                Some(user.user_id),
-                None,
-                serde_json::json!({ "repatriation_id": next.id, "changes": changes }),
-            )?;
-            let response = one(conn, next)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new(
-                    "repatriation.update",
-                    "repatriation",
-                    Some(response.id.to_string()),
-                )
-                .subject(case.person_id)
-                .details(serde_json::json!({ "fields": changes.keys().collect::<Vec<_>>() })),
-            )?;
-            Ok(response)
-        })
-    })
+    let change = RepatriationChange {
+        status: b.status,
+        destination: b.destination,
+        planned_on: b.planned_on,
+        return_date: b.return_date,
+        migrant_card_issued: b.migrant_card_issued,
+        migrant_card_issued_on: b.migrant_card_issued_on,
+        notes: b.notes,
+    };
+    let response = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let r = service::update(conn, j, &user, &raw, expected, change)
+                .map_err(|e| e.under("body"))?;
+            one(conn, r)
+        },
+    )
     .await?;
     Ok(respond(&response, false))
 }
@@ -597,81 +425,21 @@ pub async fn decide_repatriation_step(
     user.require(&access::DECIDE_REPATRIATION_STEP)?;
     let (raw, step_name) = path.into_inner();
     let b = body.into_inner()?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let response = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let (current, case) = load_repatriation(conn, &user, &raw)?;
-            terminal(&current)?;
-            let steps = model::steps_of_repatriations(conn, &[current.id])?;
-            let last = steps.last().map(|s| s.id);
-            let mut step = steps
-                .into_iter()
-                .find(|s| s.step == step_name)
-                .ok_or_else(|| {
-                    AppError::not_found(format!("this {} has no step `{step_name}`", current.kind))
-                })?;
-            if b.status == StepStatus::NotNeeded && Some(step.id) == last {
-                return Err(AppError::invalid(
-                    "body.status",
-                    "the last step is what completes it; it cannot be skipped",
-                ));
-            }
-            let from = step.status.clone();
-            step.status = b.status.as_str().to_owned();
-            step.done_on = match b.status {
-                StepStatus::Done => Some(past_date(
-                    "body.done_on",
-                    b.done_on.unwrap_or_else(|| chrono::Utc::now().date_naive()),
-                )?),
-                _ => None,
-            };
-            if b.notes.is_some() {
-                step.notes = optional_text("body.notes", b.notes.as_deref(), 2000)?;
-            }
-            step.decided_by = Some(user.user_id);
-            step.decided_at = Some(Ts::now());
-            model::update_repatriation_step(conn, &step)?;
-            let mut next = current.clone();
-            if next.status == "planned" && b.status != StepStatus::Pending {
-                next.status = RepatriationStatus::InProgress.as_str().to_owned();
-            }
-            next.version += 1;
-            next.updated_at = Ts::now();
-            if !model::update_repatriation(conn, &next, current.version)? {
-                return Err(AppError::PreconditionFailed(
-                    "the repatriation changed meanwhile; retry".into(),
-                ));
-            }
-            case_service::record_event(
-                conn,
-                &case,
-                "repatriation.step",
-                Some(user.user_id),
-                None,
-                serde_json::json!({
-                    "repatriation_id": next.id,
-                    "step": step.step,
-                    "from": from,
-                    "to": step.status,
-                    "done_on": step.done_on,
-                }),
-            )?;
-            let response = one(conn, next)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new(
-                    "repatriation.step",
-                    "repatriation",
-                    Some(response.id.to_string()),
-                )
-                .subject(case.person_id)
-                .details(serde_json::json!({ "step": step_name, "status": b.status.as_str() })),
-            )?;
-            Ok(response)
-        })
-    })
+    let decision = StepDecision {
+        status: b.status,
+        done_on: b.done_on,
+        notes: b.notes,
+    };
+    let response = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let r = service::decide_step(conn, j, &user, &raw, &step_name, decision)
+                .map_err(|e| e.under("body"))?;
+            one(conn, r)
+        },
+    )
     .await?;
     Ok(respond(&response, false))
 }

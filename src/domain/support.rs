@@ -137,6 +137,23 @@ vocabulary!(
     }
 );
 
+impl RepatriationStatus {
+    /// `planned → in_progress | cancelled`, `in_progress → completed |
+    /// cancelled`; completed and cancelled are final.
+    pub fn allowed_next(self) -> &'static [RepatriationStatus] {
+        match self {
+            RepatriationStatus::Planned => &[
+                RepatriationStatus::InProgress,
+                RepatriationStatus::Cancelled,
+            ],
+            RepatriationStatus::InProgress => {
+                &[RepatriationStatus::Completed, RepatriationStatus::Cancelled]
+            }
+            RepatriationStatus::Completed | RepatriationStatus::Cancelled => &[],
+        }
+    }
+}
+
 vocabulary!(
     StepStatus {
         Pending = "pending",

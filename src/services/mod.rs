@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod legacy;
 pub mod operations;
 pub mod persons;
+pub mod repatriation;
 pub mod setup;
 pub mod signin;
 pub mod users;
