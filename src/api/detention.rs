@@ -4,18 +4,17 @@
 
 use crate::domain::Stored;
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
-use chrono::{Duration, NaiveDate, NaiveTime};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::cases::load_scoped;
-use super::support::{past_date, scoped_consulate};
-use super::{
-    access, changed_meanwhile, check_version, if_match_version, optional_text, text, window, Page,
-};
+use super::support::scoped_consulate;
+use super::write::write;
+use super::{access, if_match_version, window, Page};
 use crate::api::RequestOrigin as _;
 use crate::api::Viewing as _;
-use crate::audit::{self, Event, RequestMeta};
+use crate::audit::RequestMeta;
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
 use crate::domain::access::View;
@@ -23,11 +22,12 @@ use crate::domain::person::mask_name;
 use crate::domain::support::{LawyerKind, LegalSituation, VisitKind};
 use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
-use crate::models::cases::{self as cases_model, Case, Task};
 use crate::models::persons as persons_model;
 use crate::models::support::{self as model, Detention, Hearing, Visit};
 use crate::services::access as access_service;
-use crate::services::cases as case_service;
+use crate::services::detention::{
+    self as service, DetentionChange, Lawyer, NewDetention, NewHearing, NewVisit,
+};
 use crate::AppState;
 
 pub use crate::domain::support::FIRST_CONTACT_HOURS;
@@ -171,7 +171,7 @@ fn first_contact(d: &Detention, now: Ts) -> FirstContact {
         at: d.first_contact_at,
         hours_after_notification: (minutes as f64 / 6.0).round() / 10.0,
         pending: d.first_contact_at.is_none(),
-        breach: until.0 - d.notified_at.0 > Duration::hours(FIRST_CONTACT_HOURS),
+        breach: service::first_contact_breached(d, now),
     }
 }
 
@@ -260,6 +260,14 @@ fn full_response(conn: &mut DbConn, d: Detention) -> Result<DetentionResponse, A
     detention_response(d, visits, hearings)
 }
 
+fn lawyer(l: LawyerBody) -> Lawyer {
+    Lawyer {
+        kind: l.kind,
+        name: l.name,
+        contact: l.contact,
+    }
+}
+
 fn respond(d: &DetentionResponse, created: bool) -> HttpResponse {
     super::with_etag(
         created,
@@ -267,107 +275,6 @@ fn respond(d: &DetentionResponse, created: bool) -> HttpResponse {
         format!("/api/v1/cases/{}/detention", d.case_id),
         d,
     )
-}
-
-fn not_in_future(field: &str, t: chrono::DateTime<chrono::Utc>) -> Result<Ts, AppError> {
-    // a minute of grace for clocks
-    if t > chrono::Utc::now() + Duration::minutes(1) {
-        return Err(AppError::invalid(field, "is in the future"));
-    }
-    Ok(Ts(t))
-}
-
-fn end_of_day(d: NaiveDate) -> Ts {
-    Ts(
-        d.and_time(NaiveTime::from_hms_opt(23, 59, 59).unwrap_or_default())
-            .and_utc(),
-    )
-}
-
-/// Creates a follow-up task on the case and writes it to the timeline.
-fn follow_up_task(
-    conn: &mut DbConn,
-    case: &Case,
-    user: Id,
-    title: String,
-    due: NaiveDate,
-) -> Result<Id, AppError> {
-    let task = Task {
-        id: Id::new(),
-        case_id: case.id,
-        consulate_id: case.consulate_id,
-        title,
-        assignee_id: case.assigned_officer_id,
-        due_at: Some(end_of_day(due)),
-        done_at: None,
-        case_step_id: None,
-        created_by: Some(user),
-        created_at: Ts::now(),
-    };
-    cases_model::insert_task(conn, &task)?;
-    case_service::record_event(
-        conn,
-        case,
-        "task.created",
-        Some(user),
-        None,
-        serde_json::json!({ "task_id": task.id, "title": task.title, "due_at": task.due_at }),
-    )?;
-    Ok(task.id)
-}
-
-/// Points the detention's visit task at `due`: moves the open one, or
-/// creates one.
-fn schedule_visit(
-    conn: &mut DbConn,
-    case: &Case,
-    user: Id,
-    d: &mut Detention,
-    due: NaiveDate,
-) -> Result<(), AppError> {
-    if let Some(task) = d.next_visit_task_id {
-        if model::reschedule_task(conn, task, end_of_day(due))? {
-            d.next_visit_due = Some(due);
-            return Ok(());
-        }
-    }
-    let title = format!("Visitar al detenido en {}", d.place);
-    d.next_visit_task_id = Some(follow_up_task(conn, case, user, title, due)?);
-    d.next_visit_due = Some(due);
-    Ok(())
-}
-
-fn lawyer_fields(d: &mut Detention, lawyer: Option<&LawyerBody>) -> Result<(), AppError> {
-    if let Some(l) = lawyer {
-        d.lawyer_kind = l.kind.as_str().to_owned();
-        d.lawyer_name = optional_text("body.lawyer.name", l.name.as_deref(), 200)?;
-        d.lawyer_contact = optional_text("body.lawyer.contact", l.contact.as_deref(), 200)?;
-    }
-    Ok(())
-}
-
-fn check_dates(d: &Detention) -> Result<(), AppError> {
-    if d.notified_at.0.date_naive() < d.arrested_on {
-        return Err(AppError::invalid(
-            "body.notified_at",
-            "is before the arrest",
-        ));
-    }
-    if d.first_contact_at
-        .is_some_and(|f| f.0.date_naive() < d.arrested_on)
-    {
-        return Err(AppError::invalid(
-            "body.first_contact_at",
-            "is before the arrest",
-        ));
-    }
-    if d.released_on.is_some_and(|r| r < d.arrested_on) {
-        return Err(AppError::invalid(
-            "body.released_on",
-            "is before the arrest",
-        ));
-    }
-    Ok(())
 }
 
 /// Open the detention record of a case (one per case).
@@ -397,88 +304,27 @@ pub async fn open_detention(
     user.require(&access::OPEN_DETENTION)?;
     let raw = path.into_inner();
     let b = body.into_inner()?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let response = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
+    let new = NewDetention {
+        place: b.place,
+        place_city: b.place_city,
+        arrested_on: b.arrested_on,
+        notified_at: b.notified_at,
+        first_contact_at: b.first_contact_at,
+        legal_situation: b.legal_situation,
+        charges: b.charges,
+        lawyer: b.lawyer.map(lawyer),
+        next_visit_due: b.next_visit_due,
+    };
+    let response = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
             let case = load_scoped(conn, &user, &raw)?;
-            if model::detention_of_case(conn, case.id)?.is_some() {
-                return Err(AppError::conflict(
-                    "detention_exists",
-                    None,
-                    "the case already has a detention record; change it with PATCH",
-                ));
-            }
-            let situation = b.legal_situation.unwrap_or(LegalSituation::Arrested);
-            if situation.ends_detention() {
-                return Err(AppError::invalid(
-                    "body.legal_situation",
-                    "a detention is opened for someone still held",
-                ));
-            }
-            let now = Ts::now();
-            let mut d = Detention {
-                id: Id::new(),
-                case_id: case.id,
-                person_id: case.person_id,
-                consulate_id: case.consulate_id,
-                place: text("body.place", &b.place, 300)?,
-                place_city: optional_text("body.place_city", b.place_city.as_deref(), 200)?,
-                arrested_on: past_date("body.arrested_on", b.arrested_on)?,
-                notified_at: not_in_future("body.notified_at", b.notified_at)?,
-                first_contact_at: b
-                    .first_contact_at
-                    .map(|t| not_in_future("body.first_contact_at", t))
-                    .transpose()?,
-                legal_situation: situation.as_str().to_owned(),
-                charges: optional_text("body.charges", b.charges.as_deref(), 2000)?,
-                lawyer_kind: LawyerKind::None.as_str().to_owned(),
-                lawyer_name: None,
-                lawyer_contact: None,
-                next_visit_due: None,
-                next_visit_task_id: None,
-                last_visit_at: None,
-                released_on: None,
-                version: 1,
-                created_by: Some(user.user_id),
-                created_at: now,
-                updated_at: now,
-            };
-            lawyer_fields(&mut d, b.lawyer.as_ref())?;
-            check_dates(&d)?;
-            // the task points at the detention, so the detention comes first
-            let next_visit = b.next_visit_due;
-            model::insert_detention(conn, &d)?;
-            if let Some(due) = next_visit {
-                schedule_visit(conn, &case, user.user_id, &mut d, due)?;
-                model::update_detention(conn, &d, d.version)?;
-            }
-            let fc = first_contact(&d, now);
-            case_service::record_event(
-                conn,
-                &case,
-                "detention.opened",
-                Some(user.user_id),
-                None,
-                serde_json::json!({
-                    "detention_id": d.id,
-                    "place": d.place,
-                    "arrested_on": d.arrested_on,
-                    "notified_at": d.notified_at,
-                    "first_contact_at": d.first_contact_at,
-                    "first_contact_breach": fc.breach,
-                }),
-            )?;
-            let response = detention_response(d, Vec::new(), Vec::new())?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("detention.open", "detention", Some(response.id.to_string()))
-                    .subject(case.person_id),
-            )?;
-            Ok(response)
-        })
-    })
+            let d = service::open(conn, j, &user, &case, new).map_err(|e| e.under("body"))?;
+            detention_response(d, Vec::new(), Vec::new())
+        },
+    )
     .await?;
     Ok(respond(&response, true))
 }
@@ -556,104 +402,31 @@ pub async fn update_detention(
     let raw = path.into_inner();
     let expected = if_match_version(&req);
     let b = body.into_inner()?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let response = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
+    let change = DetentionChange {
+        place: b.place,
+        place_city: b.place_city,
+        arrested_on: b.arrested_on,
+        notified_at: b.notified_at,
+        first_contact_at: b.first_contact_at,
+        legal_situation: b.legal_situation,
+        released_on: b.released_on,
+        charges: b.charges,
+        lawyer: b.lawyer.map(lawyer),
+        next_visit_due: b.next_visit_due,
+    };
+    let response = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
             let case = load_scoped(conn, &user, &raw)?;
-            let current = model::detention_of_case(conn, case.id)?
-                .ok_or_else(|| AppError::not_found("the case has no detention record"))?;
-            let expected = expected?;
-            check_version(current.version, expected, "detention record")?;
-            let mut next = current.clone();
-            if let Some(p) = &b.place {
-                next.place = text("body.place", p, 300)?;
-            }
-            if b.place_city.is_some() {
-                next.place_city = optional_text("body.place_city", b.place_city.as_deref(), 200)?;
-            }
-            if let Some(a) = b.arrested_on {
-                next.arrested_on = past_date("body.arrested_on", a)?;
-            }
-            if let Some(n) = b.notified_at {
-                next.notified_at = not_in_future("body.notified_at", n)?;
-            }
-            if let Some(f) = b.first_contact_at {
-                next.first_contact_at = Some(not_in_future("body.first_contact_at", f)?);
-            }
-            if b.charges.is_some() {
-                next.charges = optional_text("body.charges", b.charges.as_deref(), 2000)?;
-            }
-            lawyer_fields(&mut next, b.lawyer.as_ref())?;
-            if let Some(s) = b.legal_situation {
-                next.legal_situation = s.as_str().to_owned();
-                if s.ends_detention() {
-                    next.released_on = Some(past_date(
-                        "body.released_on",
-                        b.released_on
-                            .unwrap_or_else(|| chrono::Utc::now().date_naive()),
-                    )?);
-                } else {
-                    next.released_on = None;
-                }
-            } else if b.released_on.is_some() {
-                return Err(AppError::invalid(
-                    "body.released_on",
-                    "set legal_situation to released or deported with it",
-                ));
-            }
-            check_dates(&next)?;
-            if next.released_on.is_some() {
-                if let Some(t) = next.next_visit_task_id.take() {
-                    cases_model::complete_task(conn, t)?;
-                }
-                next.next_visit_due = None;
-            } else if let Some(due) = b.next_visit_due {
-                schedule_visit(conn, &case, user.user_id, &mut next, due)?;
-            }
-            next.version += 1;
-            next.updated_at = Ts::now();
-            if !model::update_detention(conn, &next, expected)? {
-                return Err(changed_meanwhile("detention record"));
-            }
-            let changes = super::field_changes(&current, &next, &["version", "updated_at"]);
-            case_service::record_event(
-                conn,
-                &case,
-                "detention.updated",
-                Some(user.user_id),
-                None,
-                serde_json::json!({ "detention_id": next.id, "changes": changes }),
-            )?;
-            let response = full_response(conn, next)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new(
-                    "detention.update",
-                    "detention",
-                    Some(response.id.to_string()),
-                )
-                .subject(case.person_id)
-                .details(serde_json::json!({ "fields": changes.keys().collect::<Vec<_>>() })),
-            )?;
-            Ok(response)
-        })
-    })
+            let d = service::update(conn, j, &user, case, expected, change)
+                .map_err(|e| e.under("body"))?;
+            full_response(conn, d)
+        },
+    )
     .await?;
     Ok(respond(&response, false))
-}
-
-/// Loads the case and its detention for a write.
-fn scoped_detention(
-    conn: &mut DbConn,
-    user: &AuthUser,
-    raw: &str,
-) -> Result<(Case, Detention), AppError> {
-    let case = load_scoped(conn, user, raw)?;
-    let d = model::detention_of_case(conn, case.id)?
-        .ok_or_else(|| AppError::not_found("the case has no detention record"))?;
-    Ok((case, d))
 }
 
 /// Log a visit (or call) to the detainee. The first one is the first
@@ -684,80 +457,22 @@ pub async fn add_detention_visit(
     user.require(&access::ADD_DETENTION_VISIT)?;
     let raw = path.into_inner();
     let b = body.into_inner()?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let response = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let (case, current) = scoped_detention(conn, &user, &raw)?;
-            let visited_at = not_in_future("body.visited_at", b.visited_at)?;
-            if visited_at.0.date_naive() < current.arrested_on {
-                return Err(AppError::invalid("body.visited_at", "is before the arrest"));
-            }
-            let visit = Visit {
-                id: Id::new(),
-                detention_id: current.id,
-                visited_at,
-                kind: b.kind.as_str().to_owned(),
-                visitor_id: Some(user.user_id),
-                notes: optional_text("body.notes", b.notes.as_deref(), 4000)?,
-                created_at: Ts::now(),
-            };
-            model::insert_visit(conn, &visit)?;
-            let mut next = current.clone();
-            if next.first_contact_at.is_none_or(|f| visited_at < f) {
-                next.first_contact_at = Some(visited_at);
-            }
-            if next.last_visit_at.is_none_or(|l| visited_at > l) {
-                next.last_visit_at = Some(visited_at);
-            }
-            if let Some(t) = next.next_visit_task_id.take() {
-                cases_model::complete_task(conn, t)?;
-                next.next_visit_due = None;
-            }
-            if let Some(due) = b.next_visit_due {
-                if next.released_on.is_some() {
-                    return Err(AppError::invalid(
-                        "body.next_visit_due",
-                        "the person is no longer detained",
-                    ));
-                }
-                schedule_visit(conn, &case, user.user_id, &mut next, due)?;
-            }
-            next.version += 1;
-            next.updated_at = Ts::now();
-            if !model::update_detention(conn, &next, current.version)? {
-                return Err(AppError::PreconditionFailed(
-                    "the detention record changed meanwhile; retry".into(),
-                ));
-            }
-            case_service::record_event(
-                conn,
-                &case,
-                "detention.visit",
-                Some(user.user_id),
-                None,
-                serde_json::json!({
-                    "detention_id": next.id,
-                    "visit_id": visit.id,
-                    "visited_at": visit.visited_at,
-                    "kind": visit.kind,
-                    "first_contact": next.first_contact_at == Some(visited_at),
-                }),
-            )?;
-            let response = full_response(conn, next)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new(
-                    "detention.visit",
-                    "detention",
-                    Some(response.id.to_string()),
-                )
-                .subject(case.person_id),
-            )?;
-            Ok(response)
-        })
-    })
+    let new = NewVisit {
+        visited_at: b.visited_at,
+        kind: b.kind,
+        notes: b.notes,
+        next_visit_due: b.next_visit_due,
+    };
+    let response = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let case = load_scoped(conn, &user, &raw)?;
+            let d = service::add_visit(conn, j, &user, case, new).map_err(|e| e.under("body"))?;
+            full_response(conn, d)
+        },
+    )
     .await?;
     Ok(respond(&response, true))
 }
@@ -788,74 +503,23 @@ pub async fn add_detention_hearing(
     user.require(&access::ADD_DETENTION_HEARING)?;
     let raw = path.into_inner();
     let b = body.into_inner()?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let response = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let (case, current) = scoped_detention(conn, &user, &raw)?;
-            let held_on = past_date("body.held_on", b.held_on)?;
-            if held_on < current.arrested_on {
-                return Err(AppError::invalid("body.held_on", "is before the arrest"));
-            }
-            if b.next_hearing_on.is_some_and(|n| n <= held_on) {
-                return Err(AppError::invalid(
-                    "body.next_hearing_on",
-                    "must be after this hearing",
-                ));
-            }
-            let hearing = Hearing {
-                id: Id::new(),
-                detention_id: current.id,
-                held_on,
-                court: text("body.court", &b.court, 300)?,
-                outcome: text("body.outcome", &b.outcome, 4000)?,
-                next_hearing_on: b.next_hearing_on,
-                notes: optional_text("body.notes", b.notes.as_deref(), 4000)?,
-                recorded_by: Some(user.user_id),
-                created_at: Ts::now(),
-            };
-            model::insert_hearing(conn, &hearing)?;
-            if let Some(next_on) = hearing.next_hearing_on {
-                let title = format!("Audiencia en {}", hearing.court);
-                follow_up_task(conn, &case, user.user_id, title, next_on)?;
-            }
-            let mut next = current.clone();
-            next.version += 1;
-            next.updated_at = Ts::now();
-            if !model::update_detention(conn, &next, current.version)? {
-                return Err(AppError::PreconditionFailed(
-                    "the detention record changed meanwhile; retry".into(),
-                ));
-            }
-            case_service::record_event(
-                conn,
-                &case,
-                "detention.hearing",
-                Some(user.user_id),
-                None,
-                serde_json::json!({
-                    "detention_id": next.id,
-                    "hearing_id": hearing.id,
-                    "held_on": hearing.held_on,
-                    "court": hearing.court,
-                    "outcome": hearing.outcome,
-                    "next_hearing_on": hearing.next_hearing_on,
-                }),
-            )?;
-            let response = full_response(conn, next)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new(
-                    "detention.hearing",
-                    "detention",
-                    Some(response.id.to_string()),
-                )
-                .subject(case.person_id),
-            )?;
-            Ok(response)
-        })
-    })
+    let new = NewHearing {
+        held_on: b.held_on,
+        court: b.court,
+        outcome: b.outcome,
+        next_hearing_on: b.next_hearing_on,
+        notes: b.notes,
+    };
+    let response = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let case = load_scoped(conn, &user, &raw)?;
+            let d = service::add_hearing(conn, j, &user, case, new).map_err(|e| e.under("body"))?;
+            full_response(conn, d)
+        },
+    )
     .await?;
     Ok(respond(&response, true))
 }

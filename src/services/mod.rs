@@ -4,6 +4,7 @@ pub mod access;
 pub mod cases;
 pub mod catalogue;
 pub mod demo;
+pub mod detention;
 pub mod indicators;
 pub mod input;
 pub mod journal;
