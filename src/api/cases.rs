@@ -294,17 +294,7 @@ fn respond(c: &CaseResponse, status: StatusCode) -> HttpResponse {
         .json(c)
 }
 
-/// Loads a case the caller may act on: officers and supervisors only their
-/// consulate's (others read as not found).
-pub(super) fn load_scoped(conn: &mut DbConn, user: &AuthUser, raw: &str) -> Result<Case, AppError> {
-    let missing = || AppError::not_found(format!("no case `{raw}`"));
-    let id = uuid::Uuid::parse_str(raw).map(Id).map_err(|_| missing())?;
-    let c = model::find_case(conn, id)?.ok_or_else(missing)?;
-    if !user.can_touch_consulate(c.consulate_id) {
-        return Err(AppError::OutOfScope(format!("no case `{raw}`")));
-    }
-    Ok(c)
-}
+pub(super) use crate::services::cases::load_scoped;
 
 fn channel(field: &str, raw: &str) -> Result<IntakeChannel, AppError> {
     IntakeChannel::parse(raw).ok_or_else(|| {

@@ -4,12 +4,25 @@
 use crate::domain::Stored;
 use chrono::NaiveDate;
 
+use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::case::{CaseOutcome, CaseStatus};
 use crate::error::{AppError, FieldError};
 use crate::models::cases::{self as model, Attention, Case, CaseStep, Task};
 use crate::models::catalogue::{self as catalogue, AttentionType};
 use crate::models::persons::{self as persons, TimelineEvent};
+
+/// Loads a case the caller may act on: officers and supervisors only their
+/// consulate's (others read as not found).
+pub fn load_scoped(conn: &mut DbConn, user: &AuthUser, raw: &str) -> Result<Case, AppError> {
+    let missing = || AppError::not_found(format!("no case `{raw}`"));
+    let id = uuid::Uuid::parse_str(raw).map(Id).map_err(|_| missing())?;
+    let c = model::find_case(conn, id)?.ok_or_else(missing)?;
+    if !user.can_touch_consulate(c.consulate_id) {
+        return Err(AppError::OutOfScope(format!("no case `{raw}`")));
+    }
+    Ok(c)
+}
 
 /// Writes one event to the case's (and so the person's) timeline.
 pub fn record_event(

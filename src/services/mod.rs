@@ -15,5 +15,6 @@ pub mod persons;
 pub mod repatriation;
 pub mod setup;
 pub mod signin;
+pub mod support;
 pub mod users;
 pub mod vocabulary;

@@ -52,15 +52,13 @@ const HANDLER_LINES: usize = 60;
 
 /// Modules still over `MODULE_LINES`, with their line count.
 const LONG_MODULES: &[(&str, usize)] = &[
-    ("api/cases.rs", 1154),
+    ("api/cases.rs", 1144),
     ("api/catalogue.rs", 1184),
-    ("api/detention.rs", 988),
+    ("api/detention.rs", 652),
     ("api/followup.rs", 686),
     ("api/indicators.rs", 842),
     ("api/persons.rs", 1454),
     ("api/reference.rs", 694),
-    ("api/repatriation.rs", 677),
-    ("api/support.rs", 1084),
     ("cli.rs", 739),
     ("models/support.rs", 817),
     ("services/indicators.rs", 1146),
@@ -79,11 +77,7 @@ const LONG_HANDLERS: &[(&str, usize)] = &[
     ("api/catalogue.rs::create_attention_type", 96),
     ("api/catalogue.rs::list_public_attention_types", 62),
     ("api/catalogue.rs::update_attention_type", 112),
-    ("api/detention.rs::add_detention_hearing", 81),
-    ("api/detention.rs::add_detention_visit", 87),
     ("api/detention.rs::list_detainees", 73),
-    ("api/detention.rs::open_detention", 95),
-    ("api/detention.rs::update_detention", 98),
     ("api/followup.rs::update_case", 108),
     ("api/imports.rs::create_import", 117),
     ("api/indicators.rs::close_oei05_year", 75),
@@ -99,16 +93,9 @@ const LONG_HANDLERS: &[(&str, usize)] = &[
     ("api/persons.rs::update_person", 157),
     ("api/reference.rs::create_consulate", 91),
     ("api/reference.rs::update_consulate", 116),
-    ("api/repatriation.rs::create_repatriation", 80),
-    ("api/repatriation.rs::decide_repatriation_step", 88),
     ("api/repatriation.rs::responses", 73),
-    ("api/repatriation.rs::update_repatriation", 129),
     ("api/reports.rs::of", 128),
     ("api/reports.rs::xlsx", 81),
-    ("api/support.rs::create_organisation", 68),
-    ("api/support.rs::create_referral", 94),
-    ("api/support.rs::update_organisation", 108),
-    ("api/support.rs::update_referral_status", 98),
 ];
 
 /// Handler files that still open write transactions themselves instead of
@@ -116,14 +103,11 @@ const LONG_HANDLERS: &[(&str, usize)] = &[
 const OWN_WRITE_TRANSACTIONS: &[(&str, usize)] = &[
     ("api/cases.rs", 6),
     ("api/catalogue.rs", 5),
-    ("api/detention.rs", 4),
     ("api/followup.rs", 5),
     ("api/indicators.rs", 3),
     ("api/person_access.rs", 3),
     ("api/persons.rs", 5),
     ("api/reference.rs", 2),
-    ("api/repatriation.rs", 3),
-    ("api/support.rs", 5),
     ("api/users.rs", 1),
     ("api/vocabulary.rs", 2),
 ];
