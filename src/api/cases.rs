@@ -169,7 +169,7 @@ fn step_response(s: CaseStep, now: Ts) -> StepResponse {
 
 /// Builds the representation; identifying data of a protected case is
 /// masked for callers outside its consulate.
-pub(super) fn case_response(
+pub(crate) fn case_response(
     conn: &mut DbConn,
     user: &AuthUser,
     c: Case,

@@ -5,20 +5,18 @@ use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::cases::{answer_and_audit, load_scoped, ok_with_etag, CaseResponse};
+use super::cases::{case_response, ok_with_etag, CaseResponse};
+use super::write::write;
 use super::{access, if_match_version, window, Page};
 use crate::api::RequestOrigin as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, Id, Ts};
-use crate::domain::access::AccessLevel;
 use crate::domain::case::Flag;
-use crate::domain::role::Role;
 use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::models::cases::{self as model, Task, TaskFilter, Transfer};
-use crate::models::reference::{self as reference_model, ConsulateKey};
-use crate::services::cases as service;
+use crate::services::followup::{self as service, CaseChange, NewTask};
 use crate::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -64,100 +62,23 @@ pub async fn update_case(
     let raw = path.into_inner();
     let expected = if_match_version(&req);
     let b = body.into_inner()?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let c = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let current = load_scoped(conn, &user, &raw)?;
-            let expected = expected?;
-            if current.version != expected {
-                return Err(AppError::PreconditionFailed(format!(
-                    "the case is at version {}, not {expected}",
-                    current.version
-                )));
-            }
-            let mut next = current.clone();
-            if let Some(s) = &b.summary {
-                let s = s.trim();
-                if s.is_empty() || s.chars().count() > 4000 {
-                    return Err(AppError::invalid(
-                        "body.summary",
-                        "must be 1 to 4000 characters",
-                    ));
-                }
-                next.summary = s.to_owned();
-            }
-            if let Some(city) = &b.city {
-                next.city = Some(city.trim().to_owned()).filter(|c| !c.is_empty());
-            }
-            if let Some(code) = &b.country {
-                next.country_code = reference_model::find_country_by_code(conn, code)?
-                    .ok_or_else(|| {
-                        AppError::invalid("body.country", format!("unknown country code `{code}`"))
-                    })?
-                    .alpha2;
-            }
-            if let Some(flags) = &b.flags {
-                let mut flags = flags.clone();
-                flags.sort();
-                flags.dedup();
-                next.protected = current.protected || flags.iter().any(|f| f.protects());
-                next.flags = serde_json::to_string(&flags).map_err(AppError::internal)?;
-            }
-            if let Some(officer) = b.assigned_officer_id {
-                let ok = match crate::models::users::find_user(conn, officer)? {
-                    Some(u) => {
-                        u.active
-                            && u.consulate_id == Some(current.consulate_id)
-                            && u.role()?.is_consulate_scoped()
-                    }
-                    None => false,
-                };
-                if !ok {
-                    return Err(AppError::invalid(
-                        "body.assigned_officer_id",
-                        "not an active officer of this case's consulate",
-                    ));
-                }
-                next.assigned_officer_id = Some(officer);
-            }
-            next.version += 1;
-            next.updated_at = Ts::now();
-            if !model::update_case(conn, &next, expected)? {
-                return Err(AppError::PreconditionFailed(
-                    "the case changed meanwhile; read it again".into(),
-                ));
-            }
-            if next.country_code != current.country_code {
-                model::set_attentions_country(conn, next.id, &next.country_code)?;
-            }
-            if next.protected && !current.protected {
-                crate::services::access::case_protected(
-                    conn,
-                    next.person_id,
-                    next.consulate_id,
-                    Some(user.user_id),
-                )?;
-            }
-            let changes = super::field_changes(&current, &next, &["version", "updated_at"]);
-            let kind = if changes.keys().all(|k| k == "assigned_officer_id") && !changes.is_empty()
-            {
-                "case.reassigned"
-            } else {
-                "case.updated"
-            };
-            service::record_event(
-                conn,
-                &next,
-                kind,
-                Some(user.user_id),
-                None,
-                serde_json::json!({ "changes": changes }),
-            )?;
-            let event = Event::new("case.update", "case", Some(next.id.to_string()))
-                .details(serde_json::json!({ "fields": changes.keys().collect::<Vec<_>>() }));
-            answer_and_audit(conn, &user, &actor, &meta, next, event)
-        })
-    })
+    let change = CaseChange {
+        summary: b.summary,
+        city: b.city,
+        country: b.country,
+        flags: b.flags,
+        assigned_officer_id: b.assigned_officer_id,
+    };
+    let c = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let case = service::correct(conn, j, &user, &raw, expected, change)
+                .map_err(|e| e.under("body"))?;
+            case_response(conn, &user, case)
+        },
+    )
     .await?;
     Ok(ok_with_etag(&c))
 }
@@ -311,34 +232,20 @@ pub async fn create_task(
             "must be 1 to 500 characters",
         ));
     }
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let task = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let case = load_scoped(conn, &user, &raw)?;
-            if let Some(a) = b.assignee_id {
-                let ok = crate::models::users::find_user(conn, a)?.is_some_and(|u| u.active && u.consulate_id == Some(case.consulate_id));
-                if !ok {
-                    return Err(AppError::invalid("body.assignee_id", "not an active user of this case's consulate"));
-                }
-            }
-            let task = Task {
-                id: Id::new(),
-                case_id: case.id,
-                consulate_id: case.consulate_id,
-                title,
-                assignee_id: b.assignee_id.or(case.assigned_officer_id),
-                due_at: b.due_at.map(Ts::from),
-                done_at: None,
-                case_step_id: None,
-                created_by: Some(user.user_id),
-                created_at: Ts::now(),
-            };
-            model::insert_task(conn, &task)?;
-            service::record_event(conn, &case, "task.created", Some(user.user_id), None, serde_json::json!({ "task_id": task.id, "title": task.title, "due_at": task.due_at }))?;
-            audit::record(conn, Some(&actor), &meta, Event::new("task.create", "task", Some(task.id.to_string())).subject(case.person_id))?;
+    let new = NewTask {
+        title,
+        assignee_id: b.assignee_id,
+        due_at: b.due_at,
+    };
+    let task = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let task = service::add_task(conn, j, &user, &raw, new).map_err(|e| e.under("body"))?;
             Ok(task_response(task, Ts::now()))
-        })
-    })
+        },
+    )
     .await?;
     Ok(HttpResponse::Created().json(task))
 }
@@ -366,44 +273,17 @@ pub async fn complete_task(
 ) -> Result<web::Json<TaskResponse>, AppError> {
     user.require(&access::COMPLETE_TASK)?;
     let raw = path.into_inner();
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let task = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let missing = || AppError::not_found(format!("no task `{raw}`"));
-            let id = uuid::Uuid::parse_str(&raw).map(Id).map_err(|_| missing())?;
-            let task = model::find_task(conn, id)?.ok_or_else(missing)?;
-            if !user.can_touch_consulate(task.consulate_id) {
-                return Err(AppError::OutOfScope(format!("no task `{raw}`")));
-            }
-            if !model::complete_task(conn, id)? {
-                return Err(AppError::conflict(
-                    "already_done",
-                    None,
-                    "this task is already done",
-                ));
-            }
-            let case =
-                model::find_case(conn, task.case_id)?.ok_or_else(|| AppError::not_found("case"))?;
-            service::record_event(
-                conn,
-                &case,
-                "task.done",
-                Some(user.user_id),
-                None,
-                serde_json::json!({ "task_id": id, "title": task.title }),
-            )?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("task.done", "task", Some(id.to_string())).subject(case.person_id),
-            )?;
+    let task = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
             Ok(task_response(
-                model::find_task(conn, id)?.ok_or_else(missing)?,
+                service::complete_task(conn, j, &user, &raw)?,
                 Ts::now(),
             ))
-        })
-    })
+        },
+    )
     .await?;
     Ok(web::Json(task))
 }
@@ -478,41 +358,16 @@ pub async fn request_transfer(
     if reason.is_empty() {
         return Err(AppError::invalid("body.reason", "say why the case moves"));
     }
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let t = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let case = load_scoped(conn, &user, &raw)?;
-            let key = match uuid::Uuid::parse_str(&b.to) {
-                Ok(u) => ConsulateKey::Id(Id(u)),
-                Err(_) => ConsulateKey::Code(b.to.clone()),
-            };
-            let to = reference_model::find_consulate(conn, &key)?
-                .filter(|c| c.consulate.active)
-                .ok_or_else(|| AppError::invalid("body.to", format!("no active consulate `{}`", b.to)))?;
-            if to.consulate.id == case.consulate_id {
-                return Err(AppError::invalid("body.to", "the case is already at this consulate"));
-            }
-            if model::pending_transfer_of(conn, case.id)?.is_some() {
-                return Err(AppError::conflict("transfer_pending", None, "a transfer of this case is already waiting for an answer"));
-            }
-            let t = Transfer {
-                id: Id::new(),
-                case_id: case.id,
-                from_consulate_id: case.consulate_id,
-                to_consulate_id: to.consulate.id,
-                reason: reason.clone(),
-                status: "requested".into(),
-                requested_by: Some(user.user_id),
-                requested_at: Ts::now(),
-                decided_by: None,
-                decided_at: None,
-            };
-            model::insert_transfer(conn, &t)?;
-            service::record_event(conn, &case, "case.transfer_requested", Some(user.user_id), None, serde_json::json!({ "transfer_id": t.id, "to": to.consulate.code, "reason": reason }))?;
-            audit::record(conn, Some(&actor), &meta, Event::new("case.transfer_request", "case", Some(case.id.to_string())).subject(case.person_id).details(serde_json::json!({ "to": to.consulate.code })))?;
+    let t = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let t = service::request_transfer(conn, j, &user, &raw, &b.to, reason)
+                .map_err(|e| e.under("body"))?;
             Ok(transfer_response(t))
-        })
-    })
+        },
+    )
     .await?;
     Ok(HttpResponse::Created().json(t))
 }
@@ -553,47 +408,21 @@ pub async fn decide_transfer(
     user.require(&access::DECIDE_TRANSFER)?;
     let raw = path.into_inner();
     let decision = body.into_inner()?.decision;
-    let status = match decision.as_str() {
-        "accept" => "accepted",
-        "reject" => "rejected",
+    let accept = match decision.as_str() {
+        "accept" => true,
+        "reject" => false,
         _ => return Err(AppError::invalid("body.decision", "accept or reject")),
     };
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let t = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let missing = || AppError::not_found(format!("no transfer `{raw}`"));
-            let id = uuid::Uuid::parse_str(&raw).map(Id).map_err(|_| missing())?;
-            let t = model::find_transfer(conn, id)?.ok_or_else(missing)?;
-            if user.role != Role::Supervisor || user.consulate_id != Some(t.to_consulate_id) {
-                return Err(AppError::OutOfScope(format!("no transfer `{raw}`")));
-            }
-            if !model::decide_transfer(conn, id, status, user.user_id)? {
-                return Err(AppError::conflict("already_decided", None, "this transfer was already decided"));
-            }
-            let mut case = model::find_case(conn, t.case_id)?.ok_or_else(|| AppError::not_found("case"))?;
-            if status == "accepted" {
-                let version = case.version;
-                case.consulate_id = t.to_consulate_id;
-                case.assigned_officer_id = None;
-                case.version += 1;
-                case.updated_at = Ts::now();
-                if !model::update_case(conn, &case, version)? {
-                    return Err(AppError::PreconditionFailed("the case changed meanwhile; try again".into()));
-                }
-                model::move_open_tasks(conn, case.id, t.to_consulate_id)?;
-                // The protection moves with the case only from a consulate
-                // that protects the person: a case opened as protected by a
-                // consulate that does not (the person is protected
-                // elsewhere) passes on no more than it had.
-                if case.protected && crate::services::access::protects(conn, case.person_id, t.from_consulate_id)? {
-                    crate::services::access::grant(conn, case.person_id, t.to_consulate_id, AccessLevel::Protected, "transfer", "a protected case accepted on transfer", Some(user.user_id))?;
-                }
-            }
-            service::record_event(conn, &case, if status == "accepted" { "case.transferred" } else { "case.transfer_rejected" }, Some(user.user_id), None, serde_json::json!({ "transfer_id": t.id, "from": t.from_consulate_id, "to": t.to_consulate_id }))?;
-            audit::record(conn, Some(&actor), &meta, Event::new("case.transfer_decision", "case", Some(case.id.to_string())).subject(case.person_id).details(serde_json::json!({ "decision": status })))?;
-            Ok(transfer_response(model::find_transfer(conn, id)?.ok_or_else(missing)?))
-        })
-    })
+    let t = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            Ok(transfer_response(service::decide_transfer(
+                conn, j, &user, &raw, accept,
+            )?))
+        },
+    )
     .await?;
     Ok(web::Json(t))
 }

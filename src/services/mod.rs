@@ -5,6 +5,7 @@ pub mod cases;
 pub mod catalogue;
 pub mod demo;
 pub mod detention;
+pub mod followup;
 pub mod indicators;
 pub mod input;
 pub mod journal;
