@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::disclosure::WITHHELD;
+use super::write::{write, write_once, Written};
 use super::{access, etag, if_match_version, text, window, Page};
 use crate::api::RequestOrigin as _;
 use crate::api::Viewing as _;
@@ -25,9 +26,8 @@ use crate::extract::{JsonBody, QueryParams};
 use crate::idempotency::Idempotency;
 use crate::models::cases::{self as model, Attention, Case, CaseFilter, CaseStep};
 use crate::models::persons as persons_model;
-use crate::models::reference as reference_model;
 use crate::services::access::{self as access_service, PersonAccess};
-use crate::services::cases::{self as service, NewAttention};
+use crate::services::cases::{self as service, AttentionInput, Move, NewCase, Requester};
 use crate::AppState;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -296,51 +296,6 @@ fn respond(c: &CaseResponse, status: StatusCode) -> HttpResponse {
 
 pub(super) use crate::services::cases::load_scoped;
 
-fn channel(field: &str, raw: &str) -> Result<IntakeChannel, AppError> {
-    IntakeChannel::parse(raw).ok_or_else(|| {
-        AppError::invalid(field, "one of phone, e_appointment, consulate_window, institutional_email, in_person_ministry (or their Spanish names)")
-    })
-}
-
-/// Resolves and validates the attentions of a request.
-fn prepare_attentions(
-    conn: &mut DbConn,
-    bodies: &[AttentionBody],
-    base: &str,
-    default_channel: IntakeChannel,
-    opened: Ts,
-) -> Result<Vec<NewAttention>, AppError> {
-    let mut out = Vec::new();
-    for (i, a) in bodies.iter().enumerate() {
-        let field = |f: &str| {
-            if base.is_empty() {
-                format!("body.{f}")
-            } else {
-                format!("{base}[{i}].{f}")
-            }
-        };
-        let t = crate::services::catalogue::resolve(conn, &a.attention_type)?.ok_or_else(|| {
-            AppError::invalid(
-                field("attention_type"),
-                format!("no attention type is spelled `{}`", a.attention_type),
-            )
-        })?;
-        service::check_attention_date(&field("date"), a.date, a.late_registration, opened)?;
-        let ch = match &a.channel {
-            Some(c) => channel(&field("channel"), c)?,
-            None => default_channel,
-        };
-        out.push(NewAttention {
-            attention_type: t,
-            attended_on: a.date,
-            channel: ch.as_str().to_owned(),
-            description: text(&field("description"), &a.description, 4000)?,
-            late_registration: a.late_registration,
-        });
-    }
-    Ok(out)
-}
-
 /// Open a case for a person at the caller's consulate, optionally with the
 /// attentions given at intake. Accepts `Idempotency-Key`.
 #[utoipa::path(
@@ -367,174 +322,55 @@ pub async fn create_case(
     user.require(&access::CREATE_CASE)?;
     let b = body.into_inner()?;
     let idem = Idempotency::of(&req, &b)?;
-    if let Some(replay) = idem.begin(&state.pool, user.user_id).await? {
-        return Ok(replay);
-    }
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let idem2 = idem.clone();
-    let result = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let consulate = user.consulate_id.ok_or_else(|| {
-                AppError::forbidden("forbidden", "only consulate staff open cases")
-            })?;
-            // A person the caller's consulate does not hold reads exactly
-            // like one that does not exist: opening a case is no way in.
-            let no_such = || {
-                AppError::invalid(
-                    "body.person_id",
-                    "no person your consulate holds has this id; a person known at another consulate is reached with POST /api/v1/persons/{id}/access-requests",
-                )
-            };
-            let person = persons_model::find_person(conn, b.person_id)?.ok_or_else(no_such)?;
-            if access_service::person_access(conn, user.viewer(false), &person)?.view == View::NotHeld {
-                return Err(no_such());
-            }
-            if let Some(survivor) = person.merged_into_id {
-                return Err(AppError::invalid(
-                    "body.person_id",
-                    format!("this person was merged into {survivor}; use that id"),
-                ));
-            }
-            let ch = channel("body.channel", &b.channel)?;
-            let summary = text("body.summary", &b.summary, 4000)?;
-            let country = match &b.country {
-                Some(code) => {
-                    reference_model::find_country_by_code(conn, code)?
-                        .ok_or_else(|| {
-                            AppError::invalid(
-                                "body.country",
-                                format!("unknown country code `{code}`"),
-                            )
-                        })?
-                        .alpha2
-                }
-                None => reference_model::consulate_country(conn, consulate)?,
-            };
-            if b.requester.kind == RequesterKind::Relative
-                && b.requester
-                    .relationship
-                    .as_deref()
-                    .map(str::trim)
-                    .unwrap_or("")
-                    .is_empty()
-            {
-                return Err(AppError::invalid(
-                    "body.requester.relationship",
-                    "say how the relative is related",
-                ));
-            }
-            if let Some(officer) = b.assigned_officer_id {
-                let ok = match crate::models::users::find_user(conn, officer)? {
-                    Some(u) => {
-                        u.active
-                            && u.consulate_id == Some(consulate)
-                            && u.role()?.is_consulate_scoped()
-                    }
-                    None => false,
-                };
-                if !ok {
-                    return Err(AppError::invalid(
-                        "body.assigned_officer_id",
-                        "not an active officer of this consulate",
-                    ));
-                }
-            }
-            let now = Ts::now();
-            let mut flags = b.flags.clone();
-            flags.sort();
-            flags.dedup();
-            let mut case = Case {
-                id: Id::new(),
-                person_id: person.id,
-                consulate_id: consulate,
-                country_code: country,
-                city: b
-                    .city
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_owned),
-                channel: ch.as_str().to_owned(),
-                requester_kind: b.requester.kind.as_str().to_owned(),
-                requester_name: b.requester.name.clone(),
-                requester_relationship: b.requester.relationship.clone(),
-                requester_contact: b.requester.contact.clone(),
-                summary,
-                flags: serde_json::to_string(&flags).map_err(AppError::internal)?,
-                protected: flags.iter().any(|f| f.protects()),
-                status: CaseStatus::Open.as_str().to_owned(),
-                outcome: None,
-                closed_at: None,
-                assigned_officer_id: b.assigned_officer_id.or(Some(user.user_id)),
-                opened_at: now,
-                created_by: Some(user.user_id),
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            };
-            let attentions = prepare_attentions(conn, &b.attentions, "body.attentions", ch, now)?;
-            // Final protection known before the insert: no second write.
-            case.protected = case.protected
-                || attentions
-                    .iter()
-                    .any(|a| a.attention_type.protected_by_default);
-            model::insert_case(conn, &case)?;
-            if case.protected {
-                access_service::case_protected(conn, person.id, consulate, Some(user.user_id))?;
-            }
-            service::record_event(
-                conn,
-                &case,
-                "case.opened",
-                Some(user.user_id),
-                None,
-                serde_json::json!({ "channel": case.channel, "flags": flags }),
-            )?;
-            let mut steps = Vec::new();
-            let mut recorded = Vec::new();
-            for a in attentions {
-                recorded.push(service::add_attention(
-                    conn,
-                    &mut case,
-                    a,
-                    user.user_id,
-                    &mut steps,
-                )?);
-            }
-            let id = case.id.to_string();
-            let seen = access_service::person_access(conn, user.viewer(false), &person)?;
-            let response =
-                build_case_response(&seen, case, &person, recorded, steps, Vec::new())?;
-            finish_create(
-                conn,
-                &user,
-                &actor,
-                &meta,
-                &idem2,
-                response,
-                Event::new("case.create", "case", Some(id)),
-            )
-        })
-    })
-    .await;
-    created_or_released(result, &idem, &state, &req).await
+    let new = NewCase {
+        person_id: b.person_id,
+        country: b.country,
+        city: b.city,
+        channel: b.channel,
+        requester: Requester {
+            kind: b.requester.kind,
+            name: b.requester.name,
+            relationship: b.requester.relationship,
+            contact: b.requester.contact,
+        },
+        summary: b.summary,
+        flags: b.flags,
+        assigned_officer_id: b.assigned_officer_id,
+        attentions: b.attentions.into_iter().map(attention_input).collect(),
+    };
+    let (actor, meta) = (user.actor(), RequestMeta::of(&req));
+    let written = write_once(
+        &state,
+        actor,
+        meta,
+        idem,
+        StatusCode::CREATED,
+        move |conn, j| {
+            let o = service::open(conn, j, &user, new)?;
+            let seen = access_service::person_access(conn, user.viewer(false), &o.person)?;
+            build_case_response(&seen, o.case, &o.person, o.attentions, o.steps, Vec::new())
+        },
+    )
+    .await?;
+    Ok(created(written))
 }
 
-/// The end of a change to a case, inside its transaction (after its
-/// timeline event): the answer is built first and the audit row appended
-/// last, because appending locks the audit chain's head until commit.
-pub(super) fn answer_and_audit(
-    conn: &mut DbConn,
-    user: &AuthUser,
-    actor: &audit::Actor,
-    meta: &RequestMeta,
-    case: Case,
-    event: Event<'_>,
-) -> Result<CaseResponse, AppError> {
-    let event = event.subject(case.person_id);
-    let response = case_response(conn, user, case)?;
-    audit::record(conn, Some(actor), meta, event)?;
-    Ok(response)
+fn attention_input(b: AttentionBody) -> AttentionInput {
+    AttentionInput {
+        attention_type: b.attention_type,
+        date: b.date,
+        channel: b.channel,
+        description: b.description,
+        late_registration: b.late_registration,
+    }
+}
+
+/// 201 with the new case (or the answer stored for this retry).
+fn created(written: Written<CaseResponse>) -> HttpResponse {
+    match written {
+        Written::Done(c) => respond(&c, StatusCode::CREATED),
+        Written::Replayed(replay) => replay,
+    }
 }
 
 /// 200 with the case and its ETag.
@@ -542,47 +378,6 @@ pub(super) fn ok_with_etag(c: &CaseResponse) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::ETAG, etag(c.version)))
         .json(c)
-}
-
-/// The end of an idempotent creation, inside its transaction: store the
-/// answer under the key, and append the audit row last (the chain
-/// head stays locked until commit, so it should be held briefly).
-fn finish_create(
-    conn: &mut DbConn,
-    user: &AuthUser,
-    actor: &audit::Actor,
-    meta: &RequestMeta,
-    idem: &Idempotency,
-    response: CaseResponse,
-    event: Event<'_>,
-) -> Result<CaseResponse, AppError> {
-    idem.complete(conn, user.user_id, StatusCode::CREATED, &response)?;
-    audit::record(conn, Some(actor), meta, event.subject(response.person.id))?;
-    Ok(response)
-}
-
-/// Answers 201, or releases the idempotency key so a corrected retry can run.
-async fn created_or_released(
-    result: Result<CaseResponse, AppError>,
-    idem: &Idempotency,
-    state: &AppState,
-    req: &HttpRequest,
-) -> Result<HttpResponse, AppError> {
-    match result {
-        Ok(c) => Ok(respond(&c, StatusCode::CREATED)),
-        Err(e) => {
-            idem.abandon(&state.pool, actor_id(req)).await;
-            Err(e)
-        }
-    }
-}
-
-fn actor_id(req: &HttpRequest) -> Id {
-    use actix_web::HttpMessage;
-    req.extensions()
-        .get::<AuthUser>()
-        .map(|u| u.user_id)
-        .unwrap_or_default()
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -767,57 +562,21 @@ pub async fn add_attention(
     let raw = path.into_inner();
     let b = body.into_inner()?;
     let idem = Idempotency::of(&req, &b)?;
-    if let Some(replay) = idem.begin(&state.pool, user.user_id).await? {
-        return Ok(replay);
-    }
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let idem2 = idem.clone();
-    let result = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let mut case = load_scoped(conn, &user, &raw)?;
-            if case.status == CaseStatus::Closed.as_str() {
-                return Err(AppError::conflict(
-                    "case_closed",
-                    None,
-                    "reopen the case before recording attentions",
-                ));
-            }
-            let default = RecordedChannel::stored(&case.channel)?.intake();
-            if default.is_none() && b.channel.is_none() {
-                return Err(AppError::invalid(
-                    "body.channel",
-                    "the case's channel is not recorded: say how this request came",
-                ));
-            }
-            let default = default.unwrap_or(IntakeChannel::ConsulateWindow);
-            let new =
-                prepare_attentions(conn, std::slice::from_ref(&b), "", default, case.opened_at)?
-                    .remove(0);
-            let version = case.version;
-            let mut steps = model::steps_of(conn, case.id)?;
-            let a = service::add_attention(conn, &mut case, new, user.user_id, &mut steps)?;
-            case.version += 1;
-            case.updated_at = Ts::now();
-            if !model::update_case(conn, &case, version)? {
-                return Err(AppError::PreconditionFailed(
-                    "the case changed meanwhile; retry".into(),
-                ));
-            }
-            let id = a.id.to_string();
-            let response = case_response(conn, &user, case)?;
-            finish_create(
-                conn,
-                &user,
-                &actor,
-                &meta,
-                &idem2,
-                response,
-                Event::new("attention.create", "attention", Some(id)),
-            )
-        })
-    })
-    .await;
-    created_or_released(result, &idem, &state, &req).await
+    let input = attention_input(b);
+    let (actor, meta) = (user.actor(), RequestMeta::of(&req));
+    let written = write_once(
+        &state,
+        actor,
+        meta,
+        idem,
+        StatusCode::CREATED,
+        move |conn, j| {
+            let case = service::record_attention(conn, j, &user, &raw, input)?;
+            case_response(conn, &user, case)
+        },
+    )
+    .await?;
+    Ok(created(written))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -854,46 +613,15 @@ pub async fn void_attention(
     user.require(&access::VOID_ATTENTION)?;
     let (raw, raw_attention) = path.into_inner();
     let reason = text("body.reason", &body.into_inner()?.reason, 1000)?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let c = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let mut case = load_scoped(conn, &user, &raw)?;
-            let missing =
-                || AppError::not_found(format!("no attention `{raw_attention}` on this case"));
-            let aid = uuid::Uuid::parse_str(&raw_attention)
-                .map(Id)
-                .map_err(|_| missing())?;
-            let a = model::find_attention(conn, aid)?
-                .filter(|a| a.case_id == case.id)
-                .ok_or_else(missing)?;
-            if !model::void_attention(conn, a.id, user.user_id, &reason)? {
-                return Err(AppError::conflict(
-                    "already_voided",
-                    None,
-                    "this attention is already voided",
-                ));
-            }
-            let version = case.version;
-            case.version += 1;
-            case.updated_at = Ts::now();
-            if !model::update_case(conn, &case, version)? {
-                return Err(AppError::PreconditionFailed(
-                    "the case changed meanwhile; retry".into(),
-                ));
-            }
-            service::record_event(
-                conn,
-                &case,
-                "attention.voided",
-                Some(user.user_id),
-                Some(a.attention_type_id),
-                serde_json::json!({ "attention_id": a.id, "reason": reason }),
-            )?;
-            let event = Event::new("attention.void", "attention", Some(a.id.to_string()))
-                .details(serde_json::json!({ "reason": reason }));
-            answer_and_audit(conn, &user, &actor, &meta, case, event)
-        })
-    })
+    let c = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let case = service::void_attention(conn, j, &user, &raw, &raw_attention, reason)?;
+            case_response(conn, &user, case)
+        },
+    )
     .await?;
     Ok(ok_with_etag(&c))
 }
@@ -940,39 +668,20 @@ pub async fn transition_case(
     let raw = path.into_inner();
     let expected = if_match_version(&req);
     let b = body.into_inner()?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let c = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let mut case = load_scoped(conn, &user, &raw)?;
-            let expected = expected?;
-            if case.version != expected {
-                return Err(AppError::PreconditionFailed(format!(
-                    "the case is at version {}, not {expected}",
-                    case.version
-                )));
-            }
-            let change =
-                service::transition(conn, &mut case, b.to, b.outcome, b.reason.as_deref())?;
-            case.version += 1;
-            case.updated_at = Ts::now();
-            if !model::update_case(conn, &case, expected)? {
-                return Err(AppError::PreconditionFailed(
-                    "the case changed meanwhile; read it again".into(),
-                ));
-            }
-            service::record_event(
-                conn,
-                &case,
-                "case.status_changed",
-                Some(user.user_id),
-                None,
-                change.clone(),
-            )?;
-            let event =
-                Event::new("case.transition", "case", Some(case.id.to_string())).details(change);
-            answer_and_audit(conn, &user, &actor, &meta, case, event)
-        })
-    })
+    let c = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let to = Move {
+                to: b.to,
+                outcome: b.outcome,
+                reason: b.reason.as_deref(),
+            };
+            let case = service::move_case(conn, j, &user, &raw, expected, to)?;
+            case_response(conn, &user, case)
+        },
+    )
     .await?;
     Ok(ok_with_etag(&c))
 }
@@ -1034,53 +743,20 @@ pub async fn decide_case_step(
         }
         _ => return Err(AppError::invalid("body.status", "done or waived")),
     }
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let c = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let mut case = load_scoped(conn, &user, &raw)?;
-            let expected = expected?;
-            if case.version != expected {
-                return Err(AppError::PreconditionFailed(format!(
-                    "the case is at version {}, not {expected}",
-                    case.version
-                )));
-            }
-            let missing = || AppError::not_found(format!("no step `{raw_step}` on this case"));
-            let sid = uuid::Uuid::parse_str(&raw_step)
-                .map(Id)
-                .map_err(|_| missing())?;
-            let step = model::steps_of(conn, case.id)?
-                .into_iter()
-                .find(|s| s.id == sid)
-                .ok_or_else(missing)?;
-            if !model::decide_step(conn, step.id, &b.status, reason.as_deref(), user.user_id)? {
-                return Err(AppError::conflict(
-                    "already_decided",
-                    None,
-                    format!("this step is already {}", step.status),
-                ));
-            }
-            case.version += 1;
-            case.updated_at = Ts::now();
-            if !model::update_case(conn, &case, expected)? {
-                return Err(AppError::PreconditionFailed(
-                    "the case changed meanwhile; read it again".into(),
-                ));
-            }
-            let details =
-                serde_json::json!({ "step": step.title_es, "status": b.status, "reason": reason });
-            service::record_event(
-                conn,
-                &case,
-                "case.step_decided",
-                Some(user.user_id),
-                Some(step.attention_type_id),
-                details.clone(),
-            )?;
-            let event = Event::new("case.step", "case", Some(case.id.to_string())).details(details);
-            answer_and_audit(conn, &user, &actor, &meta, case, event)
-        })
-    })
+    let c = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let decision = service::StepDecision {
+                step: &raw_step,
+                status: &b.status,
+                reason,
+            };
+            let case = service::decide_step(conn, j, &user, &raw, expected, decision)?;
+            case_response(conn, &user, case)
+        },
+    )
     .await?;
     Ok(ok_with_etag(&c))
 }
@@ -1118,27 +794,12 @@ pub async fn add_case_note(
     user.require(&access::ADD_CASE_NOTE)?;
     let raw = path.into_inner();
     let note = text("body.text", &body.into_inner()?.text, 8000)?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let case = load_scoped(conn, &user, &raw)?;
-            service::record_event(
-                conn,
-                &case,
-                "case.note",
-                Some(user.user_id),
-                None,
-                serde_json::json!({ "text": note }),
-            )?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("case.note", "case", Some(case.id.to_string())).subject(case.person_id),
-            )?;
-            Ok(())
-        })
-    })
+    write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| service::add_note(conn, j, &user, &raw, note),
+    )
     .await?;
     Ok(HttpResponse::Created().finish())
 }

@@ -236,11 +236,7 @@ pub trait Viewing {
 
 impl Viewing for crate::auth::AuthUser {
     fn viewer(&self, justified: bool) -> crate::services::access::Viewer {
-        crate::services::access::Viewer {
-            role: self.role,
-            consulate: self.consulate_id,
-            justified,
-        }
+        crate::services::access::Viewer::of(self, justified)
     }
 }
 

@@ -32,6 +32,18 @@ pub struct Viewer {
     pub justified: bool,
 }
 
+impl Viewer {
+    /// The caller as a viewer; `justified` when an hq_analyst's audited
+    /// justification came with the request.
+    pub fn of(user: &crate::auth::AuthUser, justified: bool) -> Viewer {
+        Viewer {
+            role: user.role,
+            consulate: user.consulate_id,
+            justified,
+        }
+    }
+}
+
 /// What one caller may see of one person and of each of the person's cases.
 #[derive(Debug, Clone)]
 pub struct PersonAccess {

@@ -42,6 +42,48 @@ impl Journal {
         });
     }
 
+    /// An event on a case's timeline at `at` (an attention entered late
+    /// sits at its own date).
+    #[allow(clippy::too_many_arguments)]
+    pub fn case_event_at(
+        &mut self,
+        case: &Case,
+        at: Ts,
+        kind: &str,
+        actor: Option<Id>,
+        attention_type: Option<Id>,
+        payload: serde_json::Value,
+    ) {
+        self.case_event(case, kind, actor, attention_type, payload);
+        if let Some(e) = self.timeline.last_mut() {
+            e.at = at;
+        }
+    }
+
+    /// An event on a person's own timeline (no case).
+    pub fn person_event(
+        &mut self,
+        person: Id,
+        kind: &str,
+        consulate: Option<Id>,
+        actor: Option<Id>,
+        payload: serde_json::Value,
+    ) -> Id {
+        let id = Id::new();
+        self.timeline.push(TimelineEvent {
+            id,
+            person_id: person,
+            case_id: None,
+            consulate_id: consulate,
+            kind: kind.to_owned(),
+            at: Ts::now(),
+            actor_id: actor,
+            attention_type_id: None,
+            payload: payload.to_string(),
+        });
+        id
+    }
+
     /// The write's audit row (one per write; a second replaces the first).
     pub fn audit(&mut self, event: Event<'static>) {
         self.audit = Some(event);

@@ -52,15 +52,15 @@ const HANDLER_LINES: usize = 60;
 
 /// Modules still over `MODULE_LINES`, with their line count.
 const LONG_MODULES: &[(&str, usize)] = &[
-    ("api/cases.rs", 1144),
+    ("api/cases.rs", 805),
     ("api/catalogue.rs", 1184),
     ("api/detention.rs", 652),
-    ("api/followup.rs", 686),
     ("api/indicators.rs", 842),
     ("api/persons.rs", 1454),
     ("api/reference.rs", 694),
     ("cli.rs", 739),
     ("models/support.rs", 817),
+    ("services/cases.rs", 733),
     ("services/indicators.rs", 1146),
     ("services/legacy/write.rs", 607),
     ("services/vocabulary.rs", 724),
@@ -69,16 +69,12 @@ const LONG_MODULES: &[(&str, usize)] = &[
 /// Functions of `src/api` still over `HANDLER_LINES`, with their length.
 const LONG_HANDLERS: &[(&str, usize)] = &[
     ("api/auth.rs::login", 72),
-    ("api/cases.rs::add_attention", 63),
     ("api/cases.rs::build_case_response", 100),
-    ("api/cases.rs::create_case", 161),
-    ("api/cases.rs::decide_case_step", 78),
     ("api/cases.rs::list_cases", 72),
     ("api/catalogue.rs::create_attention_type", 96),
     ("api/catalogue.rs::list_public_attention_types", 62),
     ("api/catalogue.rs::update_attention_type", 112),
     ("api/detention.rs::list_detainees", 73),
-    ("api/followup.rs::update_case", 108),
     ("api/imports.rs::create_import", 117),
     ("api/indicators.rs::close_oei05_year", 75),
     ("api/indicators.rs::get_oei05_series", 76),
@@ -101,9 +97,7 @@ const LONG_HANDLERS: &[(&str, usize)] = &[
 /// Handler files that still open write transactions themselves instead of
 /// going through `api::write` (the recipe), with how many.
 const OWN_WRITE_TRANSACTIONS: &[(&str, usize)] = &[
-    ("api/cases.rs", 6),
     ("api/catalogue.rs", 5),
-    ("api/followup.rs", 5),
     ("api/indicators.rs", 3),
     ("api/person_access.rs", 3),
     ("api/persons.rs", 5),
