@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::write::write;
 use super::{access, etag, if_match_version, window, Page};
 use crate::api::RequestOrigin as _;
 use crate::api::Viewing as _;
@@ -16,16 +17,13 @@ use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
 use crate::domain::access::View;
-use crate::domain::person::{
-    self as rules, clean_name, document_number_problem, mask_name, name_key,
-    normalize_document_number, DocumentType, Sex,
-};
-use crate::error::{AppError, FieldError, Problem};
+use crate::domain::person::{mask_name, normalize_document_number, DocumentType, Sex};
+use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::models::persons::{self as model, Document, HistoryFilter, Person, PersonSearch};
-use crate::models::reference as reference_model;
 use crate::services::access::{self as access_service, PersonAccess};
 use crate::services::persons as service;
+use crate::services::registration::{self, DocumentInput, NewPerson, PersonChange};
 use crate::AppState;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -218,94 +216,6 @@ fn person_for_read(
     Ok((p, seen))
 }
 
-/// Validated identity fields, with every field error collected.
-struct Checked {
-    given_names: String,
-    first_surname: String,
-    second_surname: Option<String>,
-    birth_date: Option<NaiveDate>,
-    phone: Option<String>,
-    email: Option<String>,
-    address: Option<String>,
-    nationalities: Vec<String>,
-    documents: Vec<(DocumentType, String, String)>,
-}
-
-fn collect<T>(errors: &mut Vec<FieldError>, field: &str, r: Result<T, &str>) -> Option<T> {
-    match r {
-        Ok(v) => Some(v),
-        Err(reason) => {
-            errors.push(FieldError::new(field, reason));
-            None
-        }
-    }
-}
-
-fn fail(errors: Vec<FieldError>) -> AppError {
-    let detail = errors
-        .iter()
-        .map(|e| format!("{}: {}", e.field, e.reason))
-        .collect::<Vec<_>>()
-        .join("; ");
-    AppError::Validation { detail, errors }
-}
-
-fn country_code(
-    conn: &mut DbConn,
-    errors: &mut Vec<FieldError>,
-    field: &str,
-    raw: &str,
-) -> Result<Option<String>, AppError> {
-    match reference_model::find_country_by_code(conn, raw)? {
-        Some(c) => Ok(Some(c.alpha2)),
-        None => {
-            errors.push(FieldError::new(
-                field,
-                format!("unknown country code `{raw}`"),
-            ));
-            Ok(None)
-        }
-    }
-}
-
-fn check_documents(
-    conn: &mut DbConn,
-    errors: &mut Vec<FieldError>,
-    docs: &[DocumentBody],
-    base: &str,
-) -> Result<Vec<(DocumentType, String, String)>, AppError> {
-    let mut out = Vec::new();
-    for (i, d) in docs.iter().enumerate() {
-        let number = normalize_document_number(&d.number);
-        if let Some(problem) = document_number_problem(d.doc_type, &number) {
-            errors.push(FieldError::new(format!("{base}[{i}].number"), problem));
-            continue;
-        }
-        let country = match &d.issuing_country {
-            Some(c) => country_code(conn, errors, &format!("{base}[{i}].issuing_country"), c)?,
-            None => Some("PE".to_owned()),
-        };
-        if d.doc_type == DocumentType::Dni && country.as_deref().is_some_and(|c| c != "PE") {
-            errors.push(FieldError::new(
-                format!("{base}[{i}].issuing_country"),
-                "a DNI is issued by Peru",
-            ));
-            continue;
-        }
-        if let Some(country) = country {
-            if out
-                .iter()
-                .any(|(t, n, c)| *t == d.doc_type && *n == number && *c == country)
-            {
-                errors.push(FieldError::new(format!("{base}[{i}]"), "listed twice"));
-            } else {
-                out.push((d.doc_type, number, country));
-            }
-        }
-    }
-    Ok(out)
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmNewPerson {
@@ -338,93 +248,14 @@ pub struct CreatePersonRequest {
     pub confirm_new_person: Option<ConfirmNewPerson>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Candidate {
-    /// For a person known at another consulate, the id is all there is: ask
-    /// for access with `POST /api/v1/persons/{id}/access-requests`.
-    pub id: Id,
-    /// Initial letters only; only for persons the caller sees in full.
-    #[schema(example = "J*** P*** Q***")]
-    pub masked_name: Option<String>,
-    /// Only for persons the caller sees in full.
-    pub birth_year: Option<i32>,
-    pub score: f64,
-    pub reasons: Vec<String>,
-}
+pub use crate::services::registration::Candidate;
 
-#[allow(clippy::too_many_arguments)]
-fn check_identity(
-    conn: &mut DbConn,
-    given_names: &str,
-    first_surname: &str,
-    second_surname: Option<&str>,
-    birth_date: Option<NaiveDate>,
-    phone: Option<&str>,
-    email: Option<&str>,
-    address: Option<&str>,
-    nationalities: Option<&[String]>,
-    documents: &[DocumentBody],
-) -> Result<Checked, AppError> {
-    let mut errors = Vec::new();
-    let given_names = collect(&mut errors, "body.given_names", clean_name(given_names));
-    let first_surname = collect(&mut errors, "body.first_surname", clean_name(first_surname));
-    let second_surname = match second_surname.filter(|s| !s.trim().is_empty()) {
-        Some(s) => collect(&mut errors, "body.second_surname", clean_name(s)),
-        None => None,
-    };
-    if let Some(d) = birth_date {
-        if let Some(problem) = rules::birth_date_problem(d, chrono::Utc::now().date_naive()) {
-            errors.push(FieldError::new("body.birth_date", problem));
-        }
+fn document_input(d: DocumentBody) -> DocumentInput {
+    DocumentInput {
+        doc_type: d.doc_type,
+        number: d.number,
+        issuing_country: d.issuing_country,
     }
-    let phone = match phone.filter(|s| !s.trim().is_empty()) {
-        Some(p) => collect(&mut errors, "body.phone", rules::normalize_phone(p)),
-        None => None,
-    };
-    let email = match email.filter(|s| !s.trim().is_empty()) {
-        Some(e) => collect(&mut errors, "body.email", rules::normalize_email(e)),
-        None => None,
-    };
-    let address = address
-        .map(|a| a.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|a| !a.is_empty());
-    if address.as_ref().is_some_and(|a| a.chars().count() > 300) {
-        errors.push(FieldError::new(
-            "body.address_abroad",
-            "must be at most 300 characters",
-        ));
-    }
-    let mut nats = Vec::new();
-    for (i, n) in nationalities
-        .unwrap_or(&["PE".to_owned()])
-        .iter()
-        .enumerate()
-    {
-        if let Some(code) = country_code(conn, &mut errors, &format!("body.nationalities[{i}]"), n)?
-        {
-            if !nats.contains(&code) {
-                nats.push(code);
-            }
-        }
-    }
-    if nats.is_empty() && errors.is_empty() {
-        errors.push(FieldError::new("body.nationalities", "name at least one"));
-    }
-    let documents = check_documents(conn, &mut errors, documents, "body.documents")?;
-    if !errors.is_empty() {
-        return Err(fail(errors));
-    }
-    Ok(Checked {
-        given_names: given_names.unwrap_or_default(),
-        first_surname: first_surname.unwrap_or_default(),
-        second_surname,
-        birth_date,
-        phone,
-        email,
-        address,
-        nationalities: nats,
-        documents,
-    })
 }
 
 /// Register a person. Searches before creating: a known document is a 409
@@ -453,106 +284,29 @@ pub async fn create_person(
 ) -> Result<HttpResponse, AppError> {
     user.require(&access::CREATE_PERSON)?;
     let b = body.into_inner()?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let created = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let c = check_identity(
-                conn,
-                &b.given_names,
-                &b.first_surname,
-                b.second_surname.as_deref(),
-                b.birth_date,
-                b.phone.as_deref(),
-                b.email.as_deref(),
-                b.address_abroad.as_deref(),
-                b.nationalities.as_deref(),
-                &b.documents,
-            )?;
-            for (i, (t, n, country)) in c.documents.iter().enumerate() {
-                if let Some(existing) = model::find_document(conn, t.as_str(), n, country)? {
-                    return Err(AppError::Exists {
-                        detail: format!("this {} is already registered to person {}; a person known at another consulate is reached with POST /api/v1/persons/{}/access-requests", t.as_str(), existing.person_id, existing.person_id),
-                        field: format!("body.documents[{i}].number"),
-                        existing_id: existing.person_id.to_string(),
-                    });
-                }
-            }
-            let now = Ts::now();
-            let person = Person {
-                id: Id::new(),
-                name_key: name_key(&c.given_names, &c.first_surname, c.second_surname.as_deref()),
-                given_names: c.given_names,
-                first_surname: c.first_surname,
-                second_surname: c.second_surname,
-                birth_date: c.birth_date,
-                sex: b.sex.as_str().to_owned(),
-                nationalities: serde_json::to_string(&c.nationalities).map_err(AppError::internal)?,
-                phone: c.phone,
-                email: c.email,
-                address_abroad: c.address,
-                registered_consulate_id: user.consulate_id,
-                merged_into_id: None,
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            };
-            let likely = service::likely_duplicates(conn, &person, None)?;
-            let viewer = user.viewer(false);
-            let confirmation = b.confirm_new_person.as_ref().map(|c| c.reason.trim().to_owned());
-            if !likely.is_empty() {
-                match &confirmation {
-                    None => {
-                        let mut candidates = Vec::with_capacity(likely.len());
-                        for (p, l) in &likely {
-                            let full = access_service::person_access(conn, viewer, p)?.view == View::Full;
-                            candidates.push(Candidate {
-                                id: p.id,
-                                masked_name: full.then(|| mask_name(&format!("{} {} {}", p.given_names, p.first_surname, p.second_surname.clone().unwrap_or_default()))),
-                                birth_year: p.birth_date.filter(|_| full).map(|d| chrono::Datelike::year(&d)),
-                                score: l.score,
-                                reasons: l.reasons.clone(),
-                            });
-                        }
-                        return Err(AppError::PossibleDuplicates {
-                            detail: format!(
-                                "{} registered person(s) look like the same person; check them, or send confirm_new_person with a reason",
-                                candidates.len()
-                            ),
-                            candidates: serde_json::to_value(&candidates).unwrap_or_default(),
-                        });
-                    }
-                    Some(reason) if reason.is_empty() => {
-                        return Err(AppError::invalid("body.confirm_new_person.reason", "say why this is a different person"));
-                    }
-                    Some(_) => {}
-                }
-            }
-            model::insert_person(conn, &person)?;
-            for (t, n, country) in &c.documents {
-                model::insert_document(
-                    conn,
-                    &Document { id: Id::new(), person_id: person.id, doc_type: t.as_str().to_owned(), number: n.clone(), issuing_country: country.clone(), created_at: now },
-                )?;
-            }
-            model::set_match_keys(conn, person.id, &service::keys_for(&person))?;
-            for (other, l) in &likely {
-                let mut reasons = l.reasons.clone();
-                reasons.push(format!("confirmed_new_at_intake:{}", confirmation.clone().unwrap_or_default()));
-                model::queue_pair(conn, person.id, other.id, l.score, &reasons, "intake")?;
-            }
-            service::record_event(conn, person.id, "person.registered", user.consulate_id, Some(user.user_id), serde_json::json!({}))?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("person.create", "person", Some(person.id.to_string()))
-                    .subject(person.id)
-                    .details(serde_json::json!({ "possible_duplicates_confirmed": likely.len() })),
-            )?;
+    let new = NewPerson {
+        given_names: b.given_names,
+        first_surname: b.first_surname,
+        second_surname: b.second_surname,
+        birth_date: b.birth_date,
+        sex: b.sex,
+        nationalities: b.nationalities,
+        documents: b.documents.into_iter().map(document_input).collect(),
+        phone: b.phone,
+        email: b.email,
+        address_abroad: b.address_abroad,
+        confirm_new_person: b.confirm_new_person.map(|c| c.reason),
+    };
+    let created = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let person = registration::register(conn, j, &user, new)?;
             let docs = model::documents_of(conn, &[person.id])?;
             person_response(person, &docs)
-        })
-    })
+        },
+    )
     .await?;
     Ok(HttpResponse::build(StatusCode::CREATED)
         .insert_header((header::ETAG, etag(created.version)))
@@ -790,145 +544,28 @@ pub async fn update_person(
     // whatever the headers.
     let expected = if_match_version(&req);
     let b = body.into_inner()?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let updated = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let current = find_person(conn, &raw)?;
-            let seen = access_service::person_access(conn, user.viewer(false), &current)?;
-            if seen.view == View::NotHeld {
-                return Err(AppError::OutOfScope(format!("no person `{raw}`")));
-            }
-            if !seen.may_change() {
-                return Err(AppError::forbidden(
-                    "protected_person",
-                    "this person is protected by another consulate; ask for access with POST /api/v1/persons/{id}/access-requests",
-                ));
-            }
-            let expected = expected?;
-            if current.merged_into_id.is_some() {
-                return Err(AppError::conflict(
-                    "merged",
-                    None,
-                    "this person was merged; correct the survivor",
-                ));
-            }
-            if current.version != expected {
-                return Err(AppError::PreconditionFailed(format!(
-                    "the person is at version {}, not {expected}",
-                    current.version
-                )));
-            }
-            let pick = |new: &Option<Option<String>>, old: &Option<String>| match new {
-                None => old.clone(),
-                Some(v) => v.clone(),
-            };
-            let nationalities: Option<Vec<String>> = b
-                .nationalities
-                .clone()
-                .or_else(|| serde_json::from_str(&current.nationalities).ok());
-            let c = check_identity(
-                conn,
-                b.given_names.as_deref().unwrap_or(&current.given_names),
-                b.first_surname.as_deref().unwrap_or(&current.first_surname),
-                pick(&b.second_surname, &current.second_surname).as_deref(),
-                match b.birth_date {
-                    None => current.birth_date,
-                    Some(d) => d,
-                },
-                pick(&b.phone, &current.phone).as_deref(),
-                pick(&b.email, &current.email).as_deref(),
-                pick(&b.address_abroad, &current.address_abroad).as_deref(),
-                nationalities.as_deref(),
-                &b.add_documents,
-            )?;
-            for (i, (t, n, country)) in c.documents.iter().enumerate() {
-                if let Some(existing) = model::find_document(conn, t.as_str(), n, country)? {
-                    return Err(AppError::Exists {
-                        detail: format!(
-                            "this {} is already registered to person {}",
-                            t.as_str(),
-                            existing.person_id
-                        ),
-                        field: format!("body.add_documents[{i}].number"),
-                        existing_id: existing.person_id.to_string(),
-                    });
-                }
-            }
-            let mut next = current.clone();
-            next.name_key = name_key(
-                &c.given_names,
-                &c.first_surname,
-                c.second_surname.as_deref(),
-            );
-            next.given_names = c.given_names;
-            next.first_surname = c.first_surname;
-            next.second_surname = c.second_surname;
-            next.birth_date = c.birth_date;
-            next.sex = b
-                .sex
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or(current.sex.clone());
-            next.nationalities =
-                serde_json::to_string(&c.nationalities).map_err(AppError::internal)?;
-            next.phone = c.phone;
-            next.email = c.email;
-            next.address_abroad = c.address;
-            next.version = current.version + 1;
-            next.updated_at = Ts::now();
-            if !model::update_person(conn, &next, expected)? {
-                return Err(AppError::PreconditionFailed(
-                    "the person changed meanwhile; read it again".into(),
-                ));
-            }
-            for (t, n, country) in &c.documents {
-                model::insert_document(
-                    conn,
-                    &Document {
-                        id: Id::new(),
-                        person_id: next.id,
-                        doc_type: t.as_str().to_owned(),
-                        number: n.clone(),
-                        issuing_country: country.clone(),
-                        created_at: Ts::now(),
-                    },
-                )?;
-            }
-            model::set_match_keys(conn, next.id, &service::keys_for(&next))?;
-            let mut changes = super::field_changes(
-                &person_response(current, &[])?,
-                &person_response(next.clone(), &[])?,
-                &["version", "updated_at", "documents"],
-            );
-            if !c.documents.is_empty() {
-                changes.insert(
-                    "documents_added".into(),
-                    serde_json::json!(c
-                        .documents
-                        .iter()
-                        .map(|(t, n, co)| format!("{}:{n}:{co}", t.as_str()))
-                        .collect::<Vec<_>>()),
-                );
-            }
-            service::record_event(
-                conn,
-                next.id,
-                "person.updated",
-                user.consulate_id,
-                Some(user.user_id),
-                serde_json::json!({ "changes": changes }),
-            )?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("person.update", "person", Some(next.id.to_string()))
-                    .subject(next.id)
-                    .details(serde_json::json!({ "fields": changes.keys().collect::<Vec<_>>() })),
-            )?;
+    let change = PersonChange {
+        given_names: b.given_names,
+        first_surname: b.first_surname,
+        second_surname: b.second_surname,
+        birth_date: b.birth_date,
+        sex: b.sex,
+        nationalities: b.nationalities,
+        phone: b.phone,
+        email: b.email,
+        address_abroad: b.address_abroad,
+        add_documents: b.add_documents.into_iter().map(document_input).collect(),
+    };
+    let updated = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let next = registration::correct(conn, j, &user, &raw, expected, change)?;
             let docs = model::documents_of(conn, &[next.id])?;
             person_response(next, &docs)
-        })
-    })
+        },
+    )
     .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag(updated.version)))
@@ -1271,45 +908,17 @@ pub async fn decide_duplicate(
             "say why they are different people",
         ));
     }
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let pair = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let id = uuid::Uuid::parse_str(&raw)
-                .map(Id)
-                .map_err(|_| AppError::not_found(format!("no pair `{raw}`")))?;
-            let pair = model::find_pair_by_id(conn, id)?
-                .ok_or_else(|| AppError::not_found(format!("no pair `{raw}`")))?;
-            if pair.status != "open" {
-                return Err(AppError::conflict(
-                    "already_decided",
-                    None,
-                    format!("this pair is already `{}`", pair.status),
-                ));
-            }
-            model::decide_pair(
-                conn,
-                id,
-                "not_duplicate",
-                Some(actor.user_id),
-                Some(&reason),
-            )?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new(
-                    "duplicate.not_duplicate",
-                    "duplicate_pair",
-                    Some(id.to_string()),
-                )
-                .subject(pair.person_a)
-                .details(serde_json::json!({ "person_b": pair.person_b, "reason": reason })),
-            )?;
-            model::find_pair_by_id(conn, id)?
-                .map(pair_response)
-                .ok_or_else(|| AppError::not_found("pair"))?
-        })
-    })
+    let actor = user.user_id;
+    let pair = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            pair_response(service::decide_not_duplicate(
+                conn, j, actor, &raw, &reason,
+            )?)
+        },
+    )
     .await?;
     Ok(web::Json(pair))
 }
@@ -1388,19 +997,16 @@ pub async fn merge_person(
     let survivor_id = uuid::Uuid::parse_str(&b.into)
         .map(Id)
         .map_err(|_| AppError::invalid("body.into", "not a person id"))?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let merge = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let m = service::merge(conn, merged_id, survivor_id, &reason, actor.user_id)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("person.merge", "person", Some(merged_id.to_string())).subject(survivor_id).details(serde_json::json!({ "merged": merged_id, "survivor": survivor_id, "merge_id": m.id, "reason": reason })),
-            )?;
+    let actor = user.user_id;
+    let merge = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let m = service::merge_recorded(conn, j, merged_id, survivor_id, &reason, actor)?;
             Ok(merge_response(m))
-        })
-    })
+        },
+    )
     .await?;
     Ok(web::Json(merge))
 }
@@ -1432,23 +1038,13 @@ pub async fn undo_person_merge(
     let id = uuid::Uuid::parse_str(&raw)
         .map(Id)
         .map_err(|_| AppError::not_found(format!("no merge `{raw}`")))?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let merge = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let m = service::undo(conn, id, actor.user_id)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("person.merge_undo", "person_merge", Some(id.to_string()))
-                    .subject(m.survivor_id)
-                    .details(
-                        serde_json::json!({ "merged": m.merged_id, "survivor": m.survivor_id }),
-                    ),
-            )?;
-            Ok(merge_response(m))
-        })
-    })
+    let actor = user.user_id;
+    let merge = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| Ok(merge_response(service::undo_recorded(conn, j, id, actor)?)),
+    )
     .await?;
     Ok(web::Json(merge))
 }

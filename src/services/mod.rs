@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod legacy;
 pub mod operations;
 pub mod persons;
+pub mod registration;
 pub mod repatriation;
 pub mod setup;
 pub mod signin;

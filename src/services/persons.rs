@@ -3,10 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::Event;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::person::{likeness, match_keys, probe_keys, Comparable, Likeness};
 use crate::error::AppError;
 use crate::models::persons::{self as model, Person, PersonMerge, TimelineEvent};
+use crate::services::journal::Journal;
 
 /// How many candidates a blocking lookup reads at most.
 const CANDIDATE_LIMIT: i64 = 500;
@@ -364,4 +366,74 @@ pub fn scan(conn: &mut DbConn) -> Result<ScanReport, AppError> {
         }
     }
     Ok(report)
+}
+
+/// Records that a queued pair are different people (once), through the
+/// write recipe.
+pub fn decide_not_duplicate(
+    conn: &mut DbConn,
+    journal: &mut Journal,
+    actor: Id,
+    raw: &str,
+    reason: &str,
+) -> Result<model::DuplicatePair, AppError> {
+    let missing = || AppError::not_found(format!("no pair `{raw}`"));
+    let id = uuid::Uuid::parse_str(raw).map(Id).map_err(|_| missing())?;
+    let pair = model::find_pair_by_id(conn, id)?.ok_or_else(missing)?;
+    if pair.status != "open" {
+        return Err(AppError::conflict(
+            "already_decided",
+            None,
+            format!("this pair is already `{}`", pair.status),
+        ));
+    }
+    model::decide_pair(conn, id, "not_duplicate", Some(actor), Some(reason))?;
+    journal.audit(
+        Event::new(
+            "duplicate.not_duplicate",
+            "duplicate_pair",
+            Some(id.to_string()),
+        )
+        .subject(pair.person_a)
+        .details(serde_json::json!({ "person_b": pair.person_b, "reason": reason })),
+    );
+    model::find_pair_by_id(conn, id)?.ok_or_else(|| AppError::not_found("pair"))
+}
+
+/// [`merge`] through the write recipe.
+pub fn merge_recorded(
+    conn: &mut DbConn,
+    journal: &mut Journal,
+    merged: Id,
+    survivor: Id,
+    reason: &str,
+    actor: Id,
+) -> Result<PersonMerge, AppError> {
+    let m = merge(conn, merged, survivor, reason, actor)?;
+    journal.audit(
+        Event::new("person.merge", "person", Some(merged.to_string()))
+            .subject(survivor)
+            .details(serde_json::json!({ "merged": merged, "survivor": survivor, "merge_id": m.id, "reason": reason })),
+    );
+    Ok(m)
+}
+
+/// [`undo`] through the write recipe.
+pub fn undo_recorded(
+    conn: &mut DbConn,
+    journal: &mut Journal,
+    merge_id: Id,
+    actor: Id,
+) -> Result<PersonMerge, AppError> {
+    let m = undo(conn, merge_id, actor)?;
+    journal.audit(
+        Event::new(
+            "person.merge_undo",
+            "person_merge",
+            Some(merge_id.to_string()),
+        )
+        .subject(m.survivor_id)
+        .details(serde_json::json!({ "merged": m.merged_id, "survivor": m.survivor_id })),
+    );
+    Ok(m)
 }
