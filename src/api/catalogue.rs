@@ -8,19 +8,18 @@ use actix_web::{get, patch, post, put, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::write::write;
 use super::{access, etag, if_match_version, window, Page};
 use crate::api::RequestOrigin as _;
-use crate::audit::{self, Event, RequestMeta};
+use crate::audit::RequestMeta;
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
 use crate::domain::catalogue::{AttentionCategory, AttentionKind, IntakeChannel};
 use crate::domain::text::fold_key;
-use crate::error::{AppError, FieldError, Problem};
+use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::models::catalogue::{self as model, Alias, AttentionType, TypeFilter, TypeKey};
-use crate::services::catalogue::{
-    self as service, SOURCE_ALIAS, SOURCE_CODE, SOURCE_NAME_EN, SOURCE_NAME_ES,
-};
+use crate::services::catalogue::{self as service, TypeChange};
 use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -417,57 +416,15 @@ pub async fn create_attention_type(
         updated_at: now,
     };
     let aliases = b.aliases;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let created = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            if model::find_type(conn, &TypeKey::Code(code.clone()))?.is_some() {
-                return Err(AppError::Conflict {
-                    code: "already_exists",
-                    detail: format!("the code `{code}` is taken"),
-                    errors: vec![FieldError::new("body.code", "already in use")],
-                });
-            }
-            model::insert_type(conn, &row)?;
-            service::add_labels(
-                conn,
-                row.id,
-                &[(SOURCE_NAME_ES, row.name_es.clone())],
-                "body.name_es",
-            )?;
-            service::add_labels(
-                conn,
-                row.id,
-                &[(SOURCE_NAME_EN, row.name_en.clone())],
-                "body.name_en",
-            )?;
-            service::add_labels(
-                conn,
-                row.id,
-                &[(SOURCE_CODE, row.code.clone())],
-                "body.code",
-            )?;
-            for (i, alias) in aliases.iter().enumerate() {
-                service::add_labels(
-                    conn,
-                    row.id,
-                    &[(SOURCE_ALIAS, alias.clone())],
-                    &format!("body.aliases[{i}]"),
-                )?;
-            }
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new(
-                    "attention_type.create",
-                    "attention_type",
-                    Some(row.id.to_string()),
-                )
-                .details(serde_json::json!({ "code": row.code })),
-            )?;
+    let created = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            service::create_type(conn, j, &row, &aliases)?;
             load_response(conn, &TypeKey::Id(row.id), &row.code)
-        })
-    })
+        },
+    )
     .await?;
     Ok(respond(created, StatusCode::CREATED))
 }
@@ -556,81 +513,31 @@ pub async fn update_attention_type(
     ];
     let channels = b.channels.map(|c| channels_json(Some(c))).transpose()?;
     let key = TypeKey::parse(&raw);
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let updated = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let current = model::find_type(conn, &key)?
-                .ok_or_else(|| AppError::not_found(format!("no attention type `{raw}`")))?;
-            if current.version != expected {
-                return Err(AppError::PreconditionFailed(format!(
-                    "the type is at version {}, not {expected}",
-                    current.version
-                )));
-            }
-            if current.status == "merged" {
-                return Err(AppError::conflict(
-                    "merged",
-                    None,
-                    format!("{} was merged; change its survivor instead", current.code),
-                ));
-            }
-            let mut row = current.clone();
-            if let Some(n) = &name_es {
-                service::add_labels(conn, row.id, &[(SOURCE_NAME_ES, n.clone())], "body.name_es")?;
-                row.name_es = n.clone();
-            }
-            if let Some(n) = &name_en {
-                service::add_labels(conn, row.id, &[(SOURCE_NAME_EN, n.clone())], "body.name_en")?;
-                row.name_en = n.clone();
-            }
-            let [d_es, d_en, w_es, w_en, r_es, r_en] = texts;
-            row.description_es = d_es.unwrap_or(row.description_es);
-            row.description_en = d_en.unwrap_or(row.description_en);
-            row.who_may_ask_es = w_es.unwrap_or(row.who_may_ask_es);
-            row.who_may_ask_en = w_en.unwrap_or(row.who_may_ask_en);
-            row.requirements_es = r_es.unwrap_or(row.requirements_es);
-            row.requirements_en = r_en.unwrap_or(row.requirements_en);
-            if let Some(c) = b.category {
-                row.category = c.as_str().to_owned();
-            }
-            if let Some(k) = b.kind {
-                row.kind = k.as_str().to_owned();
-            }
-            if let Some(c) = channels {
-                row.channels = c;
-            }
-            if let Some(p) = b.protected_by_default {
-                row.protected_by_default = p;
-            }
-            if let Some(s) = b.status {
-                row.status = s;
-            }
-            row.version = current.version + 1;
-            row.updated_at = Ts::now();
-            if !model::update_type(conn, &row, expected)? {
-                return Err(AppError::PreconditionFailed(
-                    "the type changed meanwhile; read it again".into(),
-                ));
-            }
-            let changes = super::field_changes(
-                &response(current, &[])?,
-                &response(row.clone(), &[])?,
-                &["version", "updated_at"],
-            );
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new(
-                    "attention_type.update",
-                    "attention_type",
-                    Some(row.id.to_string()),
-                )
-                .details(serde_json::json!({ "changes": changes })),
-            )?;
+    let [d_es, d_en, w_es, w_en, r_es, r_en] = texts;
+    let change = TypeChange {
+        name_es,
+        name_en,
+        description_es: d_es,
+        description_en: d_en,
+        who_may_ask_es: w_es,
+        who_may_ask_en: w_en,
+        requirements_es: r_es,
+        requirements_en: r_en,
+        category: b.category,
+        kind: b.kind,
+        channels,
+        protected_by_default: b.protected_by_default,
+        status: b.status,
+    };
+    let updated = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let row = service::update_type(conn, j, &key, &raw, expected, change)?;
             load_response(conn, &TypeKey::Id(row.id), &raw)
-        })
-    })
+        },
+    )
     .await?;
     Ok(respond(updated, StatusCode::OK))
 }
@@ -671,36 +578,15 @@ pub async fn add_attention_type_alias(
     let raw = path.into_inner();
     let label = text("body.label", &body.into_inner()?.label, 200)?;
     let key = TypeKey::parse(&raw);
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let updated = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let t = model::find_type(conn, &key)?
-                .ok_or_else(|| AppError::not_found(format!("no attention type `{raw}`")))?;
-            if t.status == "merged" {
-                return Err(AppError::conflict(
-                    "merged",
-                    None,
-                    format!("{} was merged; add the alias to its survivor", t.code),
-                ));
-            }
-            let added =
-                service::add_labels(conn, t.id, &[(SOURCE_ALIAS, label.clone())], "body.label")?;
-            if added > 0 {
-                audit::record(
-                    conn,
-                    Some(&actor),
-                    &meta,
-                    Event::new(
-                        "attention_type.alias_add",
-                        "attention_type",
-                        Some(t.id.to_string()),
-                    )
-                    .details(serde_json::json!({ "label": label })),
-                )?;
-            }
+    let updated = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let t = service::add_alias(conn, j, &key, &raw, &label)?;
             load_response(conn, &TypeKey::Id(t.id), &raw)
-        })
-    })
+        },
+    )
     .await?;
     Ok(respond(updated, StatusCode::CREATED))
 }
@@ -783,32 +669,16 @@ pub async fn merge_attention_type(
     let raw = path.into_inner();
     let b = body.into_inner()?;
     let reason = text("body.reason", &b.reason, 1000)?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let merged = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let duplicate = model::find_type(conn, &TypeKey::parse(&raw))?
-                .ok_or_else(|| AppError::not_found(format!("no attention type `{raw}`")))?;
-            let survivor = model::find_type(conn, &TypeKey::parse(&b.into))?.ok_or_else(|| {
-                AppError::invalid("body.into", format!("no attention type `{}`", b.into))
-            })?;
-            let merge = service::merge(conn, &duplicate, &survivor, &reason, Some(actor.user_id))?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new(
-                    "attention_type.merge",
-                    "attention_type",
-                    Some(duplicate.id.to_string()),
-                )
-                .details(serde_json::json!({
-                    "duplicate": duplicate.code, "survivor": survivor.code, "reason": reason,
-                    "attentions_moved": merge.attentions_moved,
-                })),
-            )?;
-            merge_response(conn, merge)
-        })
-    })
+    let actor = user.user_id;
+    let merged = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let m = service::merge_named(conn, j, &raw, &b.into, &reason, actor)?;
+            merge_response(conn, m)
+        },
+    )
     .await?;
     Ok(web::Json(merged))
 }
@@ -958,35 +828,16 @@ pub async fn put_attention_type_protocol(
         steps.push((title_es, title_en, s.required_to_close, s.deadline_hours));
     }
     let key = TypeKey::parse(&raw);
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let created = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let t = model::find_type(conn, &key)?
-                .ok_or_else(|| AppError::not_found(format!("no attention type `{raw}`")))?;
-            if t.status == "merged" {
-                return Err(AppError::conflict(
-                    "merged",
-                    None,
-                    format!("{} was merged", t.code),
-                ));
-            }
-            let pv = model::insert_protocol(conn, t.id, Some(actor.user_id), &steps)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new(
-                    "attention_type.protocol",
-                    "attention_type",
-                    Some(t.id.to_string()),
-                )
-                .details(serde_json::json!({ "version": pv.version, "steps": steps.len() })),
-            )?;
-            let (pv, steps) = model::protocol(conn, t.id, Some(pv.version))?
-                .ok_or_else(|| AppError::not_found("protocol"))?;
+    let actor = user.user_id;
+    let created = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            let (pv, steps) = service::put_protocol(conn, j, &key, &raw, &steps, actor)?;
             Ok(protocol_response(pv, steps))
-        })
-    })
+        },
+    )
     .await?;
     Ok(HttpResponse::Created().json(created))
 }

@@ -17,6 +17,8 @@ use crate::models::persons::{self as persons, TimelineEvent};
 pub struct Journal {
     timeline: Vec<TimelineEvent>,
     audit: Option<Event<'static>>,
+    /// The write found nothing to change: no audit row is owed.
+    unchanged: bool,
 }
 
 impl Journal {
@@ -84,6 +86,12 @@ impl Journal {
         id
     }
 
+    /// The write changed nothing (an alias the type already had): it owes
+    /// no audit row.
+    pub fn unchanged(&mut self) {
+        self.unchanged = true;
+    }
+
     /// The write's audit row (one per write; a second replaces the first).
     pub fn audit(&mut self, event: Event<'static>) {
         self.audit = Some(event);
@@ -92,7 +100,8 @@ impl Journal {
 
 /// Runs `work` in one write transaction, then writes its timeline events,
 /// `seal(conn, &value)` and its audit row, in that order. A write that
-/// notes no audit row is a programming error and fails.
+/// notes no audit row (and did not say it changed nothing) is a
+/// programming error and fails.
 pub fn commit<T>(
     conn: &mut DbConn,
     actor: Option<&Actor>,
