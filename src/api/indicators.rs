@@ -3,7 +3,6 @@
 //! exports and charts. Only aggregates leave: no names, documents or
 //! person ids.
 
-use crate::domain::Stored;
 use std::collections::BTreeMap;
 
 use actix_web::http::header;
@@ -13,24 +12,22 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::reports;
+use super::write::write;
 use super::{access, optional_text, text};
 use crate::api::RequestOrigin as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
-use crate::db::{self, DbConn, Id, Ts};
+use crate::db::{self, DbConn, Ts};
 use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
-use crate::models::indicators::{self as model, Snapshot, Target};
-use crate::services::indicators::{
-    self as service, avance, Avance, CellDrift, Figures, Labels, PersonGroups, Sense, SeriesPeriod,
-    SeriesPoint,
-};
+use crate::models::indicators::{self as model, Target};
+use crate::services::indicators::{self as service, avance, Avance, Sense, SeriesPeriod};
+use crate::services::oei05::{self, target_response, ViewRequest};
+pub use crate::services::oei05::{CloseResponse, Oei05Response, TargetResponse};
 use crate::AppState;
 
 /// The oldest and newest years the indicator is asked about.
 const YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
-/// How many drifted cells a response lists at most.
-const MAX_DRIFT_CELLS: usize = 200;
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -50,78 +47,7 @@ pub struct Oei05Query {
     pub top: Option<u32>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct TargetResponse {
-    pub year: i32,
-    pub target: i64,
-    pub sense: Sense,
-    pub note: Option<String>,
-    pub set_at: Ts,
-}
-
-fn target_response(t: Target) -> Result<TargetResponse, AppError> {
-    Ok(TargetResponse {
-        sense: Sense::stored(&t.sense)?,
-        year: t.year,
-        target: t.target,
-        note: t.note,
-        set_at: t.set_at,
-    })
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct MergeDrift {
-    pub merge_id: Id,
-    pub merged_at: Ts,
-    /// Set when the merge was undone after the close.
-    pub undone_at: Option<Ts>,
-}
-
-/// How today's data differs from a closed year's snapshot.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Drift {
-    pub has_drift: bool,
-    pub persons_closed: i64,
-    pub persons_now: i64,
-    pub attentions_closed: i64,
-    pub attentions_now: i64,
-    /// Persons counted now but not at the close (late entries, undone merges).
-    pub persons_added: i64,
-    /// Persons counted at the close but not now (voided attentions, merges).
-    pub persons_removed: i64,
-    /// Cells whose person count changed (at most 200).
-    pub cells: Vec<CellDrift>,
-    /// Merges that folded a counted person into another since the close.
-    pub merges: Vec<MergeDrift>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ClosedInfo {
-    pub snapshot_id: Id,
-    pub closed_at: Ts,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Oei05Response {
-    pub indicator: String,
-    pub year: Option<i32>,
-    pub figures: Figures,
-    pub target: Option<TargetResponse>,
-    /// Avance tipo 1 against the year's target.
-    pub avance: Option<Avance>,
-    /// Present when the year is closed: the figures are the snapshot's.
-    pub closed: Option<ClosedInfo>,
-    pub drift: Option<Drift>,
-}
-
-/// What a closed year keeps besides its persons.
-#[derive(Debug, Serialize, Deserialize)]
-struct SnapshotDoc {
-    figures: Figures,
-    series_month: Vec<SeriesPoint>,
-    series_quarter: Vec<SeriesPoint>,
-}
-
+/// The period a query asks for, checked.
 fn period_of(q: &Oei05Query) -> Result<(NaiveDate, NaiveDate, Option<i32>), AppError> {
     match (q.year, q.from, q.to) {
         (Some(y), None, None) => {
@@ -162,135 +88,21 @@ fn period_of(q: &Oei05Query) -> Result<(NaiveDate, NaiveDate, Option<i32>), AppE
     }
 }
 
-fn parse_snapshot_persons(rows: Vec<(Id, String)>) -> BTreeMap<Id, PersonGroups> {
-    rows.into_iter()
-        .filter_map(|(id, g)| serde_json::from_str(&g).ok().map(|g| (id, g)))
-        .collect()
-}
-
-fn drift(
-    conn: &mut DbConn,
-    snap: &Snapshot,
-    closed: &BTreeMap<Id, PersonGroups>,
-    now: &service::Tally,
-) -> Result<Drift, AppError> {
-    let added_ids: Vec<Id> = now
-        .person_ids()
-        .filter(|p| !closed.contains_key(*p))
-        .copied()
-        .collect();
-    let removed: Vec<Id> = closed
-        .keys()
-        .filter(|p| !now.contains(p))
-        .copied()
-        .collect();
-    let mut merges = Vec::new();
-    for m in model::merges_touching(conn, &removed)? {
-        if m.undone_at.is_none() && m.at > snap.closed_at {
-            merges.push(MergeDrift {
-                merge_id: m.id,
-                merged_at: m.at,
-                undone_at: None,
-            });
-        }
-    }
-    for m in model::merges_touching(conn, &added_ids)? {
-        if m.undone_at.is_some_and(|u| u > snap.closed_at) {
-            merges.push(MergeDrift {
-                merge_id: m.id,
-                merged_at: m.at,
-                undone_at: m.undone_at,
-            });
-        }
-    }
-    let mut cells = service::cell_drift(closed, &now.person_groups());
-    cells.truncate(MAX_DRIFT_CELLS);
-    let added = added_ids.len() as i64;
-    Ok(Drift {
-        has_drift: added > 0
-            || !removed.is_empty()
-            || !cells.is_empty()
-            || now.attentions != snap.attentions,
-        persons_closed: snap.persons,
-        persons_now: now.persons(),
-        attentions_closed: snap.attentions,
-        attentions_now: now.attentions,
-        persons_added: added,
-        persons_removed: removed.len() as i64,
-        cells,
-        merges,
+/// What the view is asked for.
+fn view_request(q: &Oei05Query) -> Result<ViewRequest, AppError> {
+    let (from, to, year) = period_of(q)?;
+    Ok(ViewRequest {
+        from,
+        to,
+        year,
+        period: q.period,
+        top: q.top,
     })
 }
 
 /// Computes (or, for a closed year, reads) the OEI.05 response.
 pub(crate) fn oei05_view(conn: &mut DbConn, q: &Oei05Query) -> Result<Oei05Response, AppError> {
-    let (from, to, year) = period_of(q)?;
-    let labels = Labels::load(conn)?;
-    let snapshot = match year {
-        Some(y) => model::live_snapshot(conn, y)?,
-        None => None,
-    };
-    let (figures, persons, closed, drift) = match snapshot {
-        Some(snap) => {
-            let doc: SnapshotDoc =
-                serde_json::from_str(&snap.figures).map_err(AppError::internal)?;
-            let persons = parse_snapshot_persons(model::snapshot_persons(conn, snap.id)?);
-            let mut figures = doc.figures;
-            figures.series = match q.period {
-                Some(SeriesPeriod::Month) => doc.series_month,
-                Some(SeriesPeriod::Quarter) => doc.series_quarter,
-                None => Vec::new(),
-            };
-            let now = service::count_period(conn, from, to, &labels, None)?;
-            let d = drift(conn, &snap, &persons, &now)?;
-            let info = ClosedInfo {
-                snapshot_id: snap.id,
-                closed_at: snap.closed_at,
-            };
-            (figures, persons, Some(info), Some(d))
-        }
-        None => {
-            let started = std::time::Instant::now();
-            let t = service::count_period(conn, from, to, &labels, q.period)?;
-            let counted = started.elapsed();
-            let figures = service::figures(&t, &labels, from, to);
-            tracing::debug!(
-                count_ms = counted.as_millis() as u64,
-                figures_ms = (started.elapsed() - counted).as_millis() as u64,
-                persons = t.persons(),
-                "oei05 computed"
-            );
-            // the persons' groups are only needed to fold small groups
-            let persons = if q.top.is_some() {
-                t.person_groups()
-            } else {
-                BTreeMap::new()
-            };
-            (figures, persons, None, None)
-        }
-    };
-    let mut figures = figures;
-    if let Some(n) = q.top {
-        service::fold_top(&mut figures, &persons, n.max(1) as usize);
-    }
-    let target = match year {
-        Some(y) => model::find_target(conn, y)?
-            .map(target_response)
-            .transpose()?,
-        None => None,
-    };
-    let avance = target
-        .as_ref()
-        .and_then(|t| avance(t.sense, figures.persons, t.target));
-    Ok(Oei05Response {
-        indicator: "OEI.05 — número de connacionales protegidos y asistidos".into(),
-        year,
-        figures,
-        target,
-        avance,
-        closed,
-        drift,
-    })
+    oei05::view(conn, &view_request(q)?)
 }
 
 /// The OEI.05 indicator for a year or a period: distinct persons with a
@@ -379,25 +191,12 @@ pub async fn put_oei05_target(
         set_by: Some(user.user_id),
         set_at: Ts::now(),
     };
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let response = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let previous = model::put_target(conn, &t)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("oei05.target", "oei05_target", Some(year.to_string())).details(
-                    serde_json::json!({
-                        "target": t.target,
-                        "sense": t.sense,
-                        "previous": previous.map(|p| serde_json::json!({ "target": p.target, "sense": p.sense })),
-                    }),
-                ),
-            )?;
-            target_response(t)
-        })
-    })
+    let response = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| target_response(oei05::put_target(conn, j, t)?),
+    )
     .await?;
     Ok(web::Json(response))
 }
@@ -543,15 +342,6 @@ pub async fn get_oei05_series(
     Ok(web::Json(SeriesResponse { base, years: out }))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CloseResponse {
-    pub snapshot_id: Id,
-    pub year: i32,
-    pub persons: i64,
-    pub attentions: i64,
-    pub closed_at: Ts,
-}
-
 /// Freeze a year's figures, keeping the persons behind every cell. A closed
 /// year is served from its snapshot until an admin reopens it.
 #[utoipa::path(
@@ -582,64 +372,13 @@ pub async fn close_oei05_year(
             "a future year cannot be closed",
         ));
     }
-    let (meta, actor, user_id) = (RequestMeta::of(&req), user.actor(), user.user_id);
-    let response = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            if model::live_snapshot(conn, year)?.is_some() {
-                return Err(AppError::conflict(
-                    "year_closed",
-                    None,
-                    format!("{year} is already closed; an admin may reopen it"),
-                ));
-            }
-            let (from, to) = match (NaiveDate::from_ymd_opt(year, 1, 1), NaiveDate::from_ymd_opt(year, 12, 31)) {
-                (Some(f), Some(t)) => (f, t),
-                _ => return Err(AppError::invalid("path.year", "is not a year")),
-            };
-            let labels = Labels::load(conn)?;
-            let t = service::count_period(conn, from, to, &labels, Some(SeriesPeriod::Month))?;
-            let mut figures = service::figures(&t, &labels, from, to);
-            figures.series = Vec::new();
-            let doc = SnapshotDoc {
-                figures,
-                series_month: t.series_points(),
-                series_quarter: t.quarters_from_months(),
-            };
-            let persons: Vec<(Id, String)> = t
-                .person_groups()
-                .iter()
-                .map(|(id, g)| Ok((*id, serde_json::to_string(g)?)))
-                .collect::<Result<_, serde_json::Error>>()
-                .map_err(AppError::internal)?;
-            let snap = Snapshot {
-                id: Id::new(),
-                year,
-                figures: serde_json::to_string(&doc).map_err(AppError::internal)?,
-                persons: t.persons(),
-                attentions: t.attentions,
-                closed_at: Ts::now(),
-                closed_by: Some(user_id),
-                reopened_at: None,
-                reopened_by: None,
-                reopen_reason: None,
-            };
-            model::insert_snapshot(conn, &snap, &persons)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("oei05.close", "oei05_year", Some(year.to_string()))
-                    .details(serde_json::json!({ "snapshot_id": snap.id, "persons": snap.persons, "attentions": snap.attentions })),
-            )?;
-            Ok(CloseResponse {
-                snapshot_id: snap.id,
-                year,
-                persons: snap.persons,
-                attentions: snap.attentions,
-                closed_at: snap.closed_at,
-            })
-        })
-    })
+    let user_id = user.user_id;
+    let response = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| oei05::close_year(conn, j, year, user_id),
+    )
     .await?;
     Ok(HttpResponse::Created().json(response))
 }
@@ -678,22 +417,13 @@ pub async fn reopen_oei05_year(
     user.require(&access::REOPEN_OEI05_YEAR)?;
     let year = year_in_path(path.into_inner())?;
     let reason = text("body.reason", &body.into_inner()?.reason, 2000)?;
-    let (meta, actor, user_id) = (RequestMeta::of(&req), user.actor(), user.user_id);
-    db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let snap = model::live_snapshot(conn, year)?
-                .ok_or_else(|| AppError::not_found(format!("{year} is not closed")))?;
-            model::reopen_snapshot(conn, snap.id, user_id, &reason)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("oei05.reopen", "oei05_year", Some(year.to_string()))
-                    .details(serde_json::json!({ "snapshot_id": snap.id, "reason": reason })),
-            )?;
-            Ok(())
-        })
-    })
+    let user_id = user.user_id;
+    write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| oei05::reopen_year(conn, j, year, user_id, &reason),
+    )
     .await?;
     Ok(HttpResponse::NoContent().finish())
 }

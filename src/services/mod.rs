@@ -11,6 +11,7 @@ pub mod input;
 pub mod journal;
 pub mod ledger;
 pub mod legacy;
+pub mod oei05;
 pub mod operations;
 pub mod persons;
 pub mod registration;
