@@ -8,6 +8,7 @@ use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::write::write;
 use super::{access, text};
 use crate::api::RequestOrigin as _;
 use crate::audit::RequestMeta;
@@ -96,28 +97,36 @@ async fn add(
 ) -> Result<HttpResponse, AppError> {
     user.require(policy)?;
     let spelling = text("body.spelling", &body.into_inner()?.spelling, 200)?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let added = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            service::add_alias(conn, &actor, &meta, vocabulary, &entry, &spelling).map_err(|e| {
-                match e {
-                    AliasError::Empty => {
-                        AppError::invalid("body.spelling", "has no letters or digits")
+    let actor = user.user_id;
+    let added = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            {
+                service::add_alias(conn, j, actor, vocabulary, &entry, &spelling).map_err(|e| {
+                    match e {
+                        AliasError::Empty => {
+                            AppError::invalid("body.spelling", "has no letters or digits")
+                        }
+                        AliasError::Taken { spelling, names } => AppError::Conflict {
+                            code: "alias_taken",
+                            detail: format!("`{spelling}` already names {names}"),
+                            errors: vec![FieldError::new(
+                                "body.spelling",
+                                "already names an entry",
+                            )],
+                        },
+                        AliasError::NoTarget(entry) => AppError::not_found(format!(
+                            "no {} `{entry}`",
+                            vocabulary.as_str().replace('_', " ")
+                        )),
+                        AliasError::Db(e) => e.into(),
                     }
-                    AliasError::Taken { spelling, names } => AppError::Conflict {
-                        code: "alias_taken",
-                        detail: format!("`{spelling}` already names {names}"),
-                        errors: vec![FieldError::new("body.spelling", "already names an entry")],
-                    },
-                    AliasError::NoTarget(entry) => AppError::not_found(format!(
-                        "no {} `{entry}`",
-                        vocabulary.as_str().replace('_', " ")
-                    )),
-                    AliasError::Db(e) => e.into(),
-                }
-            })
-        })
-    })
+                })
+            }
+        },
+    )
     .await?;
     let mut out = response(added.alias)?;
     if vocabulary == Vocabulary::Channel {
@@ -294,13 +303,16 @@ pub async fn remove_vocabulary_alias(
         .parse::<uuid::Uuid>()
         .map(Id)
         .map_err(|_| AppError::not_found(format!("no alias `{raw}`")))?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let removed = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            service::remove_alias(conn, &actor, &meta, id)?
+    let actor = user.user_id;
+    let removed = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            service::remove_alias(conn, j, actor, id)?
                 .ok_or_else(|| AppError::not_found(format!("no live alias `{raw}`")))
-        })
-    })
+        },
+    )
     .await?;
     Ok(HttpResponse::Ok().json(response(removed)?))
 }

@@ -16,7 +16,7 @@ use crate::models::persons::{self as persons, TimelineEvent};
 #[derive(Default)]
 pub struct Journal {
     timeline: Vec<TimelineEvent>,
-    audit: Option<Event<'static>>,
+    audit: Vec<Event<'static>>,
     /// The write found nothing to change: no audit row is owed.
     unchanged: bool,
 }
@@ -92,14 +92,15 @@ impl Journal {
         self.unchanged = true;
     }
 
-    /// The write's audit row (one per write; a second replaces the first).
+    /// An audit row of the write (usually one; a write with a consequence
+    /// of its own, like recoded attentions, adds a second).
     pub fn audit(&mut self, event: Event<'static>) {
-        self.audit = Some(event);
+        self.audit.push(event);
     }
 }
 
 /// Runs `work` in one write transaction, then writes its timeline events,
-/// `seal(conn, &value)` and its audit row, in that order. A write that
+/// `seal(conn, &value)` and its audit rows, in that order. A write that
 /// notes no audit row (and did not say it changed nothing) is a
 /// programming error and fails.
 pub fn commit<T>(
@@ -116,10 +117,14 @@ pub fn commit<T>(
             persons::insert_event(conn, event)?;
         }
         seal(conn, &value)?;
-        let event = journal
-            .audit
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("a write noted no audit row")))?;
-        audit::record(conn, actor, meta, event)?;
+        if journal.audit.is_empty() && !journal.unchanged {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "a write noted no audit row"
+            )));
+        }
+        for event in journal.audit {
+            audit::record(conn, actor, meta, event)?;
+        }
         Ok(value)
     })
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 
-use crate::audit::{self, Actor, Event, RequestMeta};
+use crate::audit::Event;
 use crate::db::schema::{consulate_jurisdictions, consulates, countries};
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::catalogue::IntakeChannel;
@@ -17,6 +17,7 @@ use crate::domain::person::{DocumentType, Sex};
 use crate::domain::text::fold_key;
 use crate::domain::vocabulary::Vocabulary;
 use crate::models::vocabulary::{self as model, AliasRow, Recoded};
+use crate::services::journal::Journal;
 
 /// The built-in spellings of a sex: F/M, Mujer/Hombre, Femenino/Masculino
 /// and English; blank is `not_recorded`.
@@ -569,11 +570,11 @@ pub fn target_of(
 /// Teaches a vocabulary a spelling: `spelling` resolves to the entry `entry`
 /// names from now on. A channel spelling imported rows kept recodes them
 /// (and the audit row says how many, per year: a closed year's figures
-/// drift by them). The caller owns the transaction.
+/// drift by them). Runs inside the write recipe.
 pub fn add_alias(
     conn: &mut DbConn,
-    actor: &Actor,
-    meta: &RequestMeta,
+    journal: &mut Journal,
+    actor: Id,
     vocabulary: Vocabulary,
     entry: &str,
     spelling: &str,
@@ -597,7 +598,7 @@ pub fn add_alias(
         spelling: spelling.trim().to_owned(),
         folded: folded.clone(),
         target: target.clone(),
-        created_by: Some(actor.user_id),
+        created_by: Some(actor),
         created_at: Ts::now(),
         removed_at: None,
         removed_by: None,
@@ -607,10 +608,7 @@ pub fn add_alias(
         Vocabulary::Channel => model::recode_channel(conn, &folded, &target)?,
         _ => Recoded::default(),
     };
-    audit::record(
-        conn,
-        Some(actor),
-        meta,
+    journal.audit(
         Event::new(
             "vocabulary.alias_add",
             "vocabulary_alias",
@@ -621,12 +619,9 @@ pub fn add_alias(
             "spelling": alias.spelling,
             "target": alias.target,
         })),
-    )?;
+    );
     if recoded.attentions > 0 || recoded.cases > 0 {
-        audit::record(
-            conn,
-            Some(actor),
-            meta,
+        journal.audit(
             Event::new(
                 "legacy.channel_recode",
                 "vocabulary_alias",
@@ -644,7 +639,7 @@ pub fn add_alias(
                     .map(|(y, n)| (y.to_string(), serde_json::json!(n)))
                     .collect::<serde_json::Map<_, _>>(),
             })),
-        )?;
+        );
     }
     Ok(AliasAdded { alias, recoded })
 }
@@ -654,21 +649,18 @@ pub fn add_alias(
 /// None when there is no such live alias.
 pub fn remove_alias(
     conn: &mut DbConn,
-    actor: &Actor,
-    meta: &RequestMeta,
+    journal: &mut Journal,
+    actor: Id,
     id: Id,
 ) -> QueryResult<Option<AliasRow>> {
     let Some(alias) = model::find_alias(conn, id)? else {
         return Ok(None);
     };
     let now = Ts::now();
-    if !model::remove_alias(conn, id, actor.user_id, now)? {
+    if !model::remove_alias(conn, id, actor, now)? {
         return Ok(None);
     }
-    audit::record(
-        conn,
-        Some(actor),
-        meta,
+    journal.audit(
         Event::new(
             "vocabulary.alias_remove",
             "vocabulary_alias",
@@ -679,10 +671,10 @@ pub fn remove_alias(
             "spelling": alias.spelling,
             "target": alias.target,
         })),
-    )?;
+    );
     Ok(Some(AliasRow {
         removed_at: Some(now),
-        removed_by: Some(actor.user_id),
+        removed_by: Some(actor),
         ..alias
     }))
 }

@@ -53,17 +53,17 @@ const HANDLER_LINES: usize = 60;
 /// Modules still over `MODULE_LINES`, with their line count.
 const LONG_MODULES: &[(&str, usize)] = &[
     ("api/cases.rs", 805),
-    ("api/catalogue.rs", 1184),
+    ("api/catalogue.rs", 1035),
     ("api/detention.rs", 652),
-    ("api/indicators.rs", 842),
     ("api/persons.rs", 1050),
     ("api/reference.rs", 694),
     ("cli.rs", 739),
     ("models/support.rs", 817),
     ("services/cases.rs", 733),
+    ("services/catalogue.rs", 601),
     ("services/indicators.rs", 1146),
     ("services/legacy/write.rs", 607),
-    ("services/vocabulary.rs", 724),
+    ("services/vocabulary.rs", 716),
 ];
 
 /// Functions of `src/api` still over `HANDLER_LINES`, with their length.
@@ -71,14 +71,11 @@ const LONG_HANDLERS: &[(&str, usize)] = &[
     ("api/auth.rs::login", 72),
     ("api/cases.rs::build_case_response", 100),
     ("api/cases.rs::list_cases", 72),
-    ("api/catalogue.rs::create_attention_type", 96),
     ("api/catalogue.rs::list_public_attention_types", 62),
-    ("api/catalogue.rs::update_attention_type", 112),
+    ("api/catalogue.rs::update_attention_type", 62),
     ("api/detention.rs::list_detainees", 73),
     ("api/imports.rs::create_import", 117),
-    ("api/indicators.rs::close_oei05_year", 75),
     ("api/indicators.rs::get_oei05_series", 76),
-    ("api/indicators.rs::oei05_view", 69),
     ("api/ledger/totals.rs::payment_totals", 87),
     ("api/mod.rs::configure", 127),
     ("api/persons.rs::get_person_history", 99),
@@ -93,12 +90,9 @@ const LONG_HANDLERS: &[(&str, usize)] = &[
 /// Handler files that still open write transactions themselves instead of
 /// going through `api::write` (the recipe), with how many.
 const OWN_WRITE_TRANSACTIONS: &[(&str, usize)] = &[
-    ("api/catalogue.rs", 5),
-    ("api/indicators.rs", 3),
     ("api/person_access.rs", 3),
     ("api/reference.rs", 2),
     ("api/users.rs", 1),
-    ("api/vocabulary.rs", 2),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -477,3 +477,41 @@ async fn the_public_listing_needs_no_token_and_shows_no_internal_field() {
         .await
         .assert_problem(400, "invalid_query");
 }
+
+/// A spelling the type already has changes nothing: the answer is the
+/// type, and no second audit row claims a change.
+#[actix_web::test]
+async fn adding_a_spelling_the_type_has_is_answered_and_not_audited_twice() {
+    let app = TestApp::spawn().await;
+    let admin = app.caller("cat.admin", Role::Admin, None);
+    let alias = json!({ "label": "Orientación en trámites locales" });
+    for _ in 0..2 {
+        let added = app
+            .call(
+                "POST",
+                "/api/v1/attention-types/legal_orientation/aliases",
+                Some(&admin.token),
+                Some(&alias),
+            )
+            .await;
+        assert_eq!(added.status, 201, "{:?}", added.json());
+        assert!(added.json()["aliases"].as_array().is_some_and(|a| a
+            .iter()
+            .any(|l| l["label"] == "Orientación en trámites locales")));
+    }
+    let audited = app
+        .call(
+            "GET",
+            "/api/v1/audit?limit=200&action=attention_type.alias_add",
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(audited.status, 200, "{:?}", audited.json());
+    assert_eq!(
+        audited.json()["items"].as_array().map(Vec::len),
+        Some(1),
+        "{:?}",
+        audited.json()
+    );
+}
