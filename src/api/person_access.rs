@@ -9,19 +9,18 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::write::write;
 use super::{access, window, Page};
 use crate::api::RequestOrigin as _;
-use crate::api::Viewing as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, Id, Ts};
-use crate::domain::access::{AccessLevel, AccessStatus, View};
+use crate::domain::access::{AccessLevel, AccessStatus};
 use crate::domain::role::Role;
 use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::models::access::{self as model, AccessFilter, PersonAccessRow};
-use crate::models::persons as persons_model;
-use crate::services::access::{self as service, PersonAccess};
+use crate::services::access_requests as requests;
 use crate::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -129,42 +128,16 @@ pub async fn request_person_access(
     let consulate = user
         .consulate_id
         .ok_or_else(|| AppError::forbidden("forbidden", "only consulate staff ask for access"))?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let created = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let missing = || AppError::not_found(format!("no person `{raw}`"));
-            let id = uuid::Uuid::parse_str(&raw).map(Id).map_err(|_| missing())?;
-            let person = persons_model::find_person(conn, id)?.ok_or_else(missing)?;
-            let row = PersonAccessRow {
-                id: Id::new(),
-                person_id: person.id,
-                consulate_id: consulate,
-                level: level.as_str().to_owned(),
-                status: AccessStatus::Pending.as_str().to_owned(),
-                source: "request".to_owned(),
-                reason: reason.clone(),
-                requested_by: Some(user.user_id),
-                requested_at: Ts::now(),
-                decided_by: None,
-                decided_at: None,
-                decision_reason: None,
-            };
-            model::insert(conn, &row)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new(
-                    "person_access.request",
-                    "person_access",
-                    Some(row.id.to_string()),
-                )
-                .subject(person.id)
-                .details(serde_json::json!({ "level": level.as_str(), "reason": reason })),
-            )?;
-            response(row)
-        })
-    })
+    let created = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| {
+            response(requests::request(
+                conn, j, &user, consulate, &raw, level, reason,
+            )?)
+        },
+    )
     .await?;
     Ok(HttpResponse::build(StatusCode::CREATED).json(created))
 }
@@ -262,35 +235,6 @@ pub struct AccessDecisionBody {
     pub reason: String,
 }
 
-/// A request by id, and what the caller sees of its person.
-fn load_request(
-    conn: &mut db::DbConn,
-    user: &AuthUser,
-    raw: &str,
-) -> Result<(Id, PersonAccessRow, PersonAccess), AppError> {
-    let missing = || AppError::not_found(format!("no access request `{raw}`"));
-    let id = uuid::Uuid::parse_str(raw).map(Id).map_err(|_| missing())?;
-    let row = model::find(conn, id)?.ok_or_else(missing)?;
-    let person = persons_model::find_person(conn, row.person_id)?.ok_or_else(missing)?;
-    let seen = service::person_access(conn, user.viewer(false), &person)?;
-    Ok((id, row, seen))
-}
-
-/// Whether `user` may decide on a request about a person seen as `seen`:
-/// headquarters always; a supervisor of another consulate that holds the
-/// person (and, for `protected`, protects them).
-fn may_decide(user: &AuthUser, seen: &PersonAccess, row: &PersonAccessRow) -> bool {
-    match user.role {
-        Role::HqAnalyst => true,
-        Role::Supervisor => {
-            user.consulate_id != Some(row.consulate_id)
-                && seen.holds
-                && (row.level != AccessLevel::Protected.as_str() || seen.view == View::Full)
-        }
-        _ => false,
-    }
-}
-
 /// Grant or refuse an access request.
 #[utoipa::path(
     tag = "persons",
@@ -327,41 +271,12 @@ pub async fn decide_person_access(
     if reason.is_empty() {
         return Err(AppError::invalid("body.reason", "say why"));
     }
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let decided = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let (id, row, seen) = load_request(conn, &user, &raw)?;
-            let missing = || AppError::not_found(format!("no access request `{raw}`"));
-            if !may_decide(&user, &seen, &row) {
-                // Nothing about the person or the request leaks to a
-                // supervisor who may not decide: it reads as absent.
-                return Err(AppError::OutOfScope(format!("no access request `{raw}`")));
-            }
-            if !model::decide(conn, id, status.as_str(), user.user_id, &reason)? {
-                return Err(AppError::conflict(
-                    "already_decided",
-                    None,
-                    format!("this request is already `{}`", row.status),
-                ));
-            }
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new(
-                    "person_access.decision",
-                    "person_access",
-                    Some(id.to_string()),
-                )
-                .subject(row.person_id)
-                .details(serde_json::json!({
-                    "decision": status.as_str(), "level": row.level,
-                    "consulate": row.consulate_id, "reason": reason,
-                })),
-            )?;
-            response(model::find(conn, id)?.ok_or_else(missing)?)
-        })
-    })
+    let decided = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| response(requests::decide(conn, j, &user, &raw, status, &reason)?),
+    )
     .await?;
     Ok(web::Json(decided))
 }
@@ -406,33 +321,12 @@ pub async fn revoke_person_access(
     if reason.is_empty() {
         return Err(AppError::invalid("body.reason", "say why"));
     }
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let revoked = db::run(&state.pool, move |conn| {
-        db::write_tx::<_, AppError, _>(conn, |conn| {
-            let (id, row, seen) = load_request(conn, &user, &raw)?;
-            let missing = || AppError::not_found(format!("no access request `{raw}`"));
-            let own = user.role == Role::Supervisor && user.consulate_id == Some(row.consulate_id);
-            if !own && !may_decide(&user, &seen, &row) {
-                return Err(AppError::OutOfScope(format!("no access request `{raw}`")));
-            }
-            if !model::revoke(conn, id, user.user_id, &reason)? {
-                return Err(AppError::conflict(
-                    "not_granted",
-                    None,
-                    format!("only a granted access can be revoked; this one is `{}`", row.status),
-                ));
-            }
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("person_access.revoke", "person_access", Some(id.to_string()))
-                    .subject(row.person_id)
-                    .details(serde_json::json!({ "consulate": row.consulate_id, "level": row.level, "reason": reason })),
-            )?;
-            response(model::find(conn, id)?.ok_or_else(missing)?)
-        })
-    })
+    let revoked = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| response(requests::revoke(conn, j, &user, &raw, &reason)?),
+    )
     .await?;
     Ok(web::Json(revoked))
 }

@@ -7,20 +7,22 @@ use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::write::write;
 use super::{access, etag, if_match_version, window, Page};
 use crate::api::RequestOrigin as _;
-use crate::audit::{self, Event, RequestMeta};
+use crate::audit::RequestMeta;
 use crate::auth::AuthUser;
-use crate::db::{self, DbConn, Id, Ts};
+use crate::db::{self, Id, Ts};
 use crate::domain::reference::ConsulateKind;
 use crate::domain::text::fold_key;
-use crate::error::{AppError, FieldError, Problem};
+use crate::error::{AppError, Problem};
 use crate::extract::JsonBody;
 use crate::extract::QueryParams;
 use crate::models::reference::{
     self as model, ConsulateDetail, ConsulateFilter, ConsulateKey, CountryFilter,
 };
 use crate::models::seed::REGIONS;
+use crate::services::offices::{self, NewOffice, OfficeChange};
 use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -379,26 +381,6 @@ pub async fn get_consulate(
 
 /// Resolves jurisdiction codes (alpha-2 or alpha-3) to alpha-2, always
 /// including the office's own country, without duplicates.
-fn resolve_jurisdiction(
-    conn: &mut DbConn,
-    own: &str,
-    codes: &[String],
-) -> Result<Vec<String>, AppError> {
-    let mut out = vec![own.to_owned()];
-    for (i, code) in codes.iter().enumerate() {
-        let country = model::find_country_by_code(conn, code)?.ok_or_else(|| {
-            AppError::invalid(
-                format!("body.jurisdiction[{i}]"),
-                format!("unknown country code `{code}`"),
-            )
-        })?;
-        if !out.contains(&country.alpha2) {
-            out.push(country.alpha2);
-        }
-    }
-    Ok(out)
-}
-
 fn check_text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
     let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
     if value.is_empty() || value.chars().count() > max {
@@ -485,57 +467,22 @@ pub async fn create_consulate(
         .as_deref()
         .map(|n| check_text("body.name_en", n, 200))
         .transpose()?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let created = db::run(&state.pool, move |conn| {
-        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            let country = model::find_country_by_code(conn, &body.country)?.ok_or_else(|| {
-                AppError::invalid(
-                    "body.country",
-                    format!("unknown country code `{}`", body.country),
-                )
-            })?;
-            if !code.starts_with(&format!("{}-", country.alpha2)) {
-                return Err(AppError::invalid(
-                    "body.code",
-                    format!("must start with the country code `{}-`", country.alpha2),
-                ));
-            }
-            if model::find_consulate(conn, &ConsulateKey::Code(code.clone()))?.is_some() {
-                return Err(AppError::Conflict {
-                    code: "already_exists",
-                    detail: format!("the consulate code `{code}` is taken"),
-                    errors: vec![FieldError::new("body.code", "already in use")],
-                });
-            }
-            let jurisdiction = resolve_jurisdiction(conn, &country.alpha2, &body.jurisdiction)?;
-            let now = Ts::now();
-            let new = model::NewConsulate {
-                id: Id::new(),
-                name_es: name_es.unwrap_or_else(|| body.kind.name_es(&city)),
-                name_en: name_en
-                    .unwrap_or_else(|| body.kind.name_en(city_en.as_deref().unwrap_or(&city))),
-                code,
-                kind: body.kind.as_str().to_owned(),
-                city,
-                city_en,
-                country_code: country.alpha2,
-                active: true,
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            };
-            model::insert_consulate(conn, &new, &jurisdiction)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("consulate.create", "consulate", Some(new.id.to_string()))
-                    .details(serde_json::json!({ "code": new.code, "jurisdiction": jurisdiction })),
-            )?;
-            model::find_consulate(conn, &ConsulateKey::Id(new.id))?
-                .ok_or_else(|| AppError::not_found("no such consulate"))
-        })
-    })
+    let new = NewOffice {
+        code,
+        kind: body.kind,
+        country: body.country,
+        city,
+        city_en,
+        name_es,
+        name_en,
+        jurisdiction: body.jurisdiction,
+    };
+    let created = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| offices::create(conn, j, new),
+    )
     .await?;
     Ok(ConsulateResponse::try_from(created)?.respond(StatusCode::CREATED))
 }
@@ -614,81 +561,21 @@ pub async fn update_consulate(
         Ok(u) => ConsulateKey::Id(Id(u)),
         Err(_) => ConsulateKey::Code(raw.clone()),
     };
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let updated = db::run(&state.pool, move |conn| {
-        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            let current = model::find_consulate(conn, &key)?
-                .ok_or_else(|| AppError::not_found(format!("no consulate `{raw}`")))?;
-            let c = &current.consulate;
-            if c.version != expected {
-                return Err(AppError::PreconditionFailed(format!(
-                    "the consulate is at version {}, not {expected}; read it again",
-                    c.version
-                )));
-            }
-            let changes = model::ConsulateChanges {
-                kind: body
-                    .kind
-                    .map(|k| k.as_str().to_owned())
-                    .unwrap_or_else(|| c.kind.clone()),
-                name_es: name_es.unwrap_or_else(|| c.name_es.clone()),
-                name_en: name_en.unwrap_or_else(|| c.name_en.clone()),
-                city: city.unwrap_or_else(|| c.city.clone()),
-                city_en: city_en.unwrap_or_else(|| c.city_en.clone()),
-                active: body.active.unwrap_or(c.active),
-                version: c.version + 1,
-                updated_at: Ts::now(),
-            };
-            let mut diff = serde_json::Map::new();
-            for (field, from, to) in [
-                ("kind", &c.kind, &changes.kind),
-                ("name_es", &c.name_es, &changes.name_es),
-                ("name_en", &c.name_en, &changes.name_en),
-                ("city", &c.city, &changes.city),
-            ] {
-                if from != to {
-                    diff.insert(field.into(), serde_json::json!({ "from": from, "to": to }));
-                }
-            }
-            if c.city_en != changes.city_en {
-                diff.insert(
-                    "city_en".into(),
-                    serde_json::json!({ "from": c.city_en, "to": changes.city_en }),
-                );
-            }
-            if c.active != changes.active {
-                diff.insert(
-                    "active".into(),
-                    serde_json::json!({ "from": c.active, "to": changes.active }),
-                );
-            }
-            if !model::update_consulate(conn, c.id, expected, &changes)? {
-                return Err(AppError::PreconditionFailed(
-                    "the consulate changed meanwhile; read it again".into(),
-                ));
-            }
-            if let Some(codes) = &body.jurisdiction {
-                let mut jurisdiction = resolve_jurisdiction(conn, &c.country_code, codes)?;
-                jurisdiction.sort();
-                if jurisdiction != current.jurisdiction {
-                    diff.insert(
-                        "jurisdiction".into(),
-                        serde_json::json!({ "from": current.jurisdiction, "to": jurisdiction }),
-                    );
-                }
-                model::replace_jurisdiction(conn, c.id, &jurisdiction)?;
-            }
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("consulate.update", "consulate", Some(c.id.to_string()))
-                    .details(serde_json::json!({ "changes": diff })),
-            )?;
-            model::find_consulate(conn, &ConsulateKey::Id(c.id))?
-                .ok_or_else(|| AppError::not_found("no such consulate"))
-        })
-    })
+    let change = OfficeChange {
+        kind: body.kind,
+        name_es,
+        name_en,
+        city,
+        city_en,
+        active: body.active,
+        jurisdiction: body.jurisdiction,
+    };
+    let updated = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| offices::update(conn, j, &key, &raw, expected, change),
+    )
     .await?;
     Ok(ConsulateResponse::try_from(updated)?.respond(StatusCode::OK))
 }

@@ -6,18 +6,19 @@ use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::write::write;
 use super::{access, etag, if_match_version, window, Page};
 use crate::api::RequestOrigin as _;
-use crate::audit::{self, Event, RequestMeta};
+use crate::audit::RequestMeta;
 use crate::auth::password::check_new_password;
 use crate::auth::AuthUser;
 use crate::db::{self, Id, Ts};
 use crate::domain::role::Role;
-use crate::error::{AppError, FieldError, Problem};
+use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::models::reference::{self as reference_model, ConsulateKey};
 use crate::models::users::{self as model, User, UserFilter};
-use crate::services::users as service;
+use crate::services::users::{self as service, NewUser};
 use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -128,48 +129,19 @@ pub async fn create_user(
     let display_name = check_display_name("body.display_name", &body.display_name)?;
     check_new_password("body.password", &body.password, &username)?;
     let hash = state.passwords.hash(body.password).await?;
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let created = db::run(&state.pool, move |conn| {
-        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-            let consulate = body.consulate.as_deref().map(|c| service::resolve_consulate(conn, "body.consulate", c)).transpose()?;
-            service::check_role_consulate(body.role, consulate)?;
-            if model::find_user_by_username(conn, &username)?.is_some() {
-                return Err(AppError::Conflict {
-                    code: "already_exists",
-                    detail: format!("the username `{username}` is taken"),
-                    errors: vec![FieldError::new("body.username", "already in use")],
-                });
-            }
-            let now = Ts::now();
-            let new = User {
-                id: Id::new(),
-                username,
-                display_name,
-                role: body.role.as_str().to_owned(),
-                consulate_id: consulate,
-                active: true,
-                password_hash: hash,
-                password_changed_at: now,
-                totp_secret: None,
-                totp_enabled: false,
-                totp_last_step: None,
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            };
-            model::insert_user(conn, &new)?;
-            audit::record(
-                conn,
-                Some(&actor),
-                &meta,
-                Event::new("user.create", "user", Some(new.id.to_string())).details(serde_json::json!({
-                    "username": new.username, "role": new.role, "consulate_id": new.consulate_id,
-                })),
-            )?;
-            let created = model::find_user(conn, new.id)?.ok_or_else(|| AppError::not_found("no such user"))?;
-            Ok(model::attach_consulate_codes(conn, vec![created])?.remove(0))
-        })
-    })
+    let new = NewUser {
+        username,
+        display_name,
+        role: body.role,
+        consulate: body.consulate,
+        password_hash: hash,
+    };
+    let created = write(
+        &state,
+        user.actor(),
+        RequestMeta::of(&req),
+        move |conn, j| service::create_account(conn, j, new),
+    )
     .await?;
     Ok(user_response(
         UserResponse::new(created)?,
@@ -372,8 +344,9 @@ pub async fn update_user(
         consulate: body.consulate,
         active: body.active,
     };
-    let (updated, sessions_ended) = db::run(&state.pool, move |conn| {
-        service::update(conn, &user, &meta, id, &raw, expected, change)
+    let actor = user.actor();
+    let (updated, sessions_ended) = write(&state, actor, meta, move |conn, j| {
+        service::update(conn, j, &user, id, &raw, expected, change)
     })
     .await?;
     if sessions_ended > 0 {
@@ -437,8 +410,8 @@ pub async fn reset_user_password(
         user.actor(),
         body.reset_second_factor,
     );
-    db::run(&state.pool, move |conn| {
-        service::reset_password(conn, &actor, &meta, id, hash, reset_totp)
+    write(&state, actor, meta, move |conn, j| {
+        service::reset_password(conn, j, id, hash, reset_totp)
     })
     .await?;
     state.auth_cache.evict_user(id);

@@ -1,6 +1,7 @@
 //! Rules that span more than one table, shared by the API and the CLI.
 
 pub mod access;
+pub mod access_requests;
 pub mod cases;
 pub mod catalogue;
 pub mod demo;
@@ -12,6 +13,7 @@ pub mod journal;
 pub mod ledger;
 pub mod legacy;
 pub mod oei05;
+pub mod offices;
 pub mod operations;
 pub mod persons;
 pub mod registration;

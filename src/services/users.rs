@@ -8,9 +8,10 @@ use crate::auth::password::{check_new_password, HashCost, PasswordService};
 use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::role::Role;
-use crate::error::AppError;
+use crate::error::{AppError, FieldError};
 use crate::models::reference::{self as reference_model, ConsulateKey};
 use crate::models::users::{self as model, AccountChange, User};
+use crate::services::journal::Journal;
 
 pub struct NewAccount {
     pub username: String,
@@ -102,23 +103,13 @@ pub fn create(
                 format!("the username `{username}` is taken"),
             ));
         }
-        let now = Ts::now();
-        let user = User {
-            id: Id::new(),
+        let user = new_user(
             username,
-            display_name: account.display_name.trim().to_owned(),
-            role: account.role.as_str().to_owned(),
-            consulate_id: consulate,
-            active: true,
-            password_hash: hash,
-            password_changed_at: now,
-            totp_secret: None,
-            totp_enabled: false,
-            totp_last_step: None,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        };
+            account.display_name.trim().to_owned(),
+            account.role,
+            consulate,
+            hash,
+        );
         model::insert_user(conn, &user)?;
         audit::record(
             conn,
@@ -139,6 +130,81 @@ pub fn random_password() -> String {
     (0..24)
         .map(|_| char::from(*ALPHABET.choose(&mut rng).unwrap_or(&b'x')))
         .collect()
+}
+
+/// A new active account with no second factor yet.
+fn new_user(
+    username: String,
+    display_name: String,
+    role: Role,
+    consulate_id: Option<Id>,
+    password_hash: String,
+) -> User {
+    let now = Ts::now();
+    User {
+        id: Id::new(),
+        username,
+        display_name,
+        role: role.as_str().to_owned(),
+        consulate_id,
+        active: true,
+        password_hash,
+        password_changed_at: now,
+        totp_secret: None,
+        totp_enabled: false,
+        totp_last_step: None,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// An account an administrator creates (name and password already
+/// checked, the password hashed).
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub consulate: Option<String>,
+    pub password_hash: String,
+}
+
+/// Creates an account through the write recipe: the consulate must be
+/// active and fit the role, the username free.
+pub fn create_account(
+    conn: &mut DbConn,
+    journal: &mut Journal,
+    new: NewUser,
+) -> Result<(User, Option<String>), AppError> {
+    let consulate = new
+        .consulate
+        .as_deref()
+        .map(|c| resolve_consulate(conn, "body.consulate", c))
+        .transpose()?;
+    check_role_consulate(new.role, consulate)?;
+    if model::find_user_by_username(conn, &new.username)?.is_some() {
+        return Err(AppError::Conflict {
+            code: "already_exists",
+            detail: format!("the username `{}` is taken", new.username),
+            errors: vec![FieldError::new("body.username", "already in use")],
+        });
+    }
+    let user = new_user(
+        new.username,
+        new.display_name,
+        new.role,
+        consulate,
+        new.password_hash,
+    );
+    model::insert_user(conn, &user)?;
+    journal.audit(
+        Event::new("user.create", "user", Some(user.id.to_string())).details(serde_json::json!({
+            "username": user.username, "role": user.role, "consulate_id": user.consulate_id,
+        })),
+    );
+    let created =
+        model::find_user(conn, user.id)?.ok_or_else(|| AppError::not_found("no such user"))?;
+    Ok(model::attach_consulate_codes(conn, vec![created])?.remove(0))
 }
 
 /// Resolves a consulate given by id or code to its id; it must be active.
@@ -201,14 +267,14 @@ pub struct Change {
 /// consulate's code) and how many sessions ended.
 pub fn update(
     conn: &mut DbConn,
+    journal: &mut Journal,
     caller: &AuthUser,
-    meta: &RequestMeta,
     id: Id,
     raw: &str,
     expected: i32,
     change: Change,
 ) -> Result<((User, Option<String>), usize), AppError> {
-    crate::db::write_tx::<_, AppError, _>(conn, |conn| {
+    {
         let current = load_scoped(conn, caller, id, raw)?;
         if current.version != expected {
             return Err(AppError::PreconditionFailed(format!(
@@ -271,46 +337,39 @@ pub fn update(
         } else {
             0
         };
-        audit::record(
-            conn,
-            Some(&caller.actor()),
-            meta,
+        journal.audit(
             Event::new("user.update", "user", Some(id.to_string()))
                 .details(serde_json::json!({ "changes": changes, "sessions_ended": ended })),
-        )?;
+        );
         let updated =
             model::find_user(conn, id)?.ok_or_else(|| AppError::not_found("no such user"))?;
         Ok((
             model::attach_consulate_codes(conn, vec![updated])?.remove(0),
             ended,
         ))
-    })
+    }
 }
 
 /// Sets a new password (already hashed) and, for a lost device, removes the
 /// second factor; ends the user's sessions.
 pub fn reset_password(
     conn: &mut DbConn,
-    actor: &audit::Actor,
-    meta: &RequestMeta,
+    journal: &mut Journal,
     id: Id,
     hash: String,
     reset_second_factor: bool,
 ) -> Result<(), AppError> {
-    crate::db::write_tx::<_, AppError, _>(conn, |conn| {
+    {
         model::set_password(conn, id, hash)?;
         if reset_second_factor {
             model::clear_second_factor(conn, id)?;
             model::replace_recovery_codes(conn, id, &[])?;
         }
         let ended = model::revoke_user_sessions(conn, id, "password_reset")?;
-        audit::record(
-            conn,
-            Some(actor),
-            meta,
+        journal.audit(
             Event::new("user.password_reset", "user", Some(id.to_string()))
                 .details(serde_json::json!({ "reset_second_factor": reset_second_factor, "sessions_ended": ended.len() })),
-        )?;
+        );
         Ok(())
-    })
+    }
 }
