@@ -51,10 +51,7 @@ const HANDLER_LINES: usize = 60;
 
 /// Modules still over `MODULE_LINES`, with their line count.
 const LONG_MODULES: &[(&str, usize)] = &[
-    ("api/cases.rs", 805),
-    ("api/catalogue.rs", 1035),
     ("api/detention.rs", 652),
-    ("api/persons.rs", 1050),
     ("cli.rs", 739),
     ("models/support.rs", 817),
     ("services/cases.rs", 733),
@@ -67,17 +64,17 @@ const LONG_MODULES: &[(&str, usize)] = &[
 /// Functions of `src/api` still over `HANDLER_LINES`, with their length.
 const LONG_HANDLERS: &[(&str, usize)] = &[
     ("api/auth.rs::login", 72),
-    ("api/cases.rs::build_case_response", 100),
-    ("api/cases.rs::list_cases", 72),
-    ("api/catalogue.rs::list_public_attention_types", 62),
-    ("api/catalogue.rs::update_attention_type", 62),
+    ("api/cases/mod.rs::build_case_response", 100),
+    ("api/cases/mod.rs::list_cases", 72),
+    ("api/catalogue/mod.rs::update_attention_type", 62),
+    ("api/catalogue/public.rs::list_public_attention_types", 62),
     ("api/detention.rs::list_detainees", 73),
     ("api/imports.rs::create_import", 117),
     ("api/indicators.rs::get_oei05_series", 76),
     ("api/ledger/totals.rs::payment_totals", 87),
     ("api/mod.rs::configure", 127),
-    ("api/persons.rs::get_person_history", 99),
-    ("api/persons.rs::list_persons", 86),
+    ("api/persons/history.rs::get_person_history", 99),
+    ("api/persons/mod.rs::list_persons", 86),
     ("api/repatriation.rs::responses", 73),
     ("api/reports.rs::of", 128),
     ("api/reports.rs::xlsx", 81),
