@@ -51,11 +51,8 @@ const HANDLER_LINES: usize = 60;
 
 /// Modules still over `MODULE_LINES`, with their line count.
 const LONG_MODULES: &[(&str, usize)] = &[
-    ("api/detention.rs", 652),
     ("cli.rs", 739),
     ("models/support.rs", 817),
-    ("services/cases.rs", 733),
-    ("services/catalogue.rs", 601),
     ("services/indicators.rs", 1146),
     ("services/legacy/write.rs", 607),
     ("services/vocabulary.rs", 716),
@@ -68,7 +65,7 @@ const LONG_HANDLERS: &[(&str, usize)] = &[
     ("api/cases/mod.rs::list_cases", 72),
     ("api/catalogue/mod.rs::update_attention_type", 62),
     ("api/catalogue/public.rs::list_public_attention_types", 62),
-    ("api/detention.rs::list_detainees", 73),
+    ("api/detention/detainees.rs::list_detainees", 73),
     ("api/imports.rs::create_import", 117),
     ("api/indicators.rs::get_oei05_series", 76),
     ("api/ledger/totals.rs::payment_totals", 87),
