@@ -7,6 +7,7 @@ use serde::Deserialize;
 use std::io::Write;
 use utoipa::IntoParams;
 
+use super::write::write;
 use super::{access, window, Page};
 use crate::api::RequestOrigin as _;
 use crate::audit::{self, Event, RequestMeta};
@@ -50,35 +51,8 @@ impl Drop for Upload {
     }
 }
 
-/// Upload a legacy extract (CSV or XLSX, the request body) and import it as
-/// a job. Answers 202 at once with the job; follow it at
-/// `GET /imports/{id}`.
-#[utoipa::path(
-    tag = "imports",
-    operation_id = "create_import",
-    security(("bearer" = [])),
-    params(ImportParams),
-    request_body(content = Vec<u8>, content_type = "text/csv", description = "The extract: CSV (text/csv) or XLSX (application/vnd.openxmlformats-officedocument.spreadsheetml.sheet)"),
-    responses(
-        (status = 202, body = ImportResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[post("/imports")]
-pub async fn create_import(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    user: AuthUser,
-    query: QueryParams<ImportParams>,
-    mut body: web::Payload,
-) -> Result<HttpResponse, AppError> {
-    user.require(&access::CREATE_IMPORT)?;
-    let q = query.into_inner();
+/// Extracts come as CSV (or plain text) or as an XLSX workbook.
+fn check_content_type(req: &HttpRequest) -> Result<(), AppError> {
     let content_type = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
@@ -100,7 +74,13 @@ pub async fn create_import(
             "send the extract as text/csv or as an XLSX workbook".into(),
         ));
     }
-    let mapping = match q.mapping.as_deref() {
+    Ok(())
+}
+
+/// The `mapping` query: column headings and value mappings; a value line
+/// that names nothing is refused before anything is read.
+async fn checked_mapping(state: &AppState, raw: Option<&str>) -> Result<Mapping, AppError> {
+    let mapping = match raw {
         Some(m) => Mapping::parse(m).map_err(|e| AppError::bad_query("query.mapping", e))?,
         None => Mapping::default(),
     };
@@ -115,9 +95,16 @@ pub async fn create_import(
             other => other,
         })?;
     }
-    let name = super::optional_text("query.name", q.name.as_deref(), 200)?
-        .unwrap_or_else(|| "upload".to_owned());
-    let id = Id::new();
+    Ok(mapping)
+}
+
+/// Streams the body into a private file (at most `MAX_UPLOAD_BYTES`, not
+/// empty); the file goes when the `Upload` is dropped.
+async fn receive(
+    state: &AppState,
+    id: Id,
+    mut body: web::Payload,
+) -> Result<(Upload, usize), AppError> {
     crate::files::private_dir(&state.upload_dir).map_err(AppError::internal)?;
     let upload = Upload(state.upload_dir.join(format!("mapce-import-{id}")));
     let mut file = {
@@ -145,41 +132,97 @@ pub async fn create_import(
     if size == 0 {
         return Err(AppError::invalid("body", "is empty: send the extract"));
     }
-    let (dry_run, atomic) = (q.dry_run.unwrap_or(false), q.atomic.unwrap_or(false));
-    let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let job_actor = actor.clone();
-    let format = legacy::read::Format::detect(&upload.0).map_err(AppError::internal)?;
-    let job = jobs::NewJob {
-        id,
-        name: name.clone(),
-        format,
-        dry_run,
-        atomic,
-        bytes: size,
-    };
-    let created = db::run(&state.pool, move |conn| {
-        jobs::queue(conn, &actor, &meta, &job)
-    })
-    .await?;
-    let pool = state.pool.clone();
-    let job_pool = pool.clone();
+    Ok((upload, size))
+}
+
+/// Runs a queued job on its own thread; when no thread can start, the job
+/// is marked failed.
+async fn start(
+    state: &AppState,
+    job: jobs::NewJob,
+    upload: Upload,
+    actor: crate::audit::Actor,
+    mapping: Mapping,
+) -> Result<(), AppError> {
+    let id = job.id;
+    let job_pool = state.pool.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("import-{id}"))
         .spawn(move || {
             jobs::run(
-                &job_pool, id, &upload.0, &name, job_actor, dry_run, atomic, mapping,
+                &job_pool,
+                id,
+                &upload.0,
+                &job.name,
+                actor,
+                job.dry_run,
+                job.atomic,
+                mapping,
             );
             drop(upload);
         });
     if let Err(e) = spawned {
         // the closure, and with it the upload, is gone: the job cannot run
-        db::run(&pool, move |conn| {
+        db::run(&state.pool, move |conn| {
             legacy::mark_failed(conn, id, "the import could not start")?;
             Ok(())
         })
         .await?;
         return Err(AppError::internal(e));
     }
+    Ok(())
+}
+
+/// Upload a legacy extract (CSV or XLSX, the request body) and import it as
+/// a job. Answers 202 at once with the job; follow it at
+/// `GET /imports/{id}`.
+#[utoipa::path(
+    tag = "imports",
+    operation_id = "create_import",
+    security(("bearer" = [])),
+    params(ImportParams),
+    request_body(content = Vec<u8>, content_type = "text/csv", description = "The extract: CSV (text/csv) or XLSX (application/vnd.openxmlformats-officedocument.spreadsheetml.sheet)"),
+    responses(
+        (status = 202, body = ImportResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/imports")]
+pub async fn create_import(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: QueryParams<ImportParams>,
+    body: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    user.require(&access::CREATE_IMPORT)?;
+    let q = query.into_inner();
+    check_content_type(&req)?;
+    let mapping = checked_mapping(&state, q.mapping.as_deref()).await?;
+    let name = super::optional_text("query.name", q.name.as_deref(), 200)?
+        .unwrap_or_else(|| "upload".to_owned());
+    let id = Id::new();
+    let (upload, size) = receive(&state, id, body).await?;
+    let job = jobs::NewJob {
+        id,
+        name,
+        format: legacy::read::Format::detect(&upload.0).map_err(AppError::internal)?,
+        dry_run: q.dry_run.unwrap_or(false),
+        atomic: q.atomic.unwrap_or(false),
+        bytes: size,
+    };
+    let (actor, meta) = (user.actor(), RequestMeta::of(&req));
+    let queued = job.clone();
+    let created = write(&state, actor.clone(), meta, move |conn, j| {
+        jobs::queue(conn, j, &actor, &queued)
+    })
+    .await?;
+    start(&state, job, upload, user.actor(), mapping).await?;
     Ok(HttpResponse::Accepted()
         .insert_header((
             actix_web::http::header::LOCATION,

@@ -9,12 +9,13 @@ use utoipa::ToSchema;
 use super::read::{Format, Mapping};
 use super::values::Rejection;
 use super::{Options, Report};
-use crate::audit::{self, Actor, Event, RequestMeta};
+use crate::audit::{Actor, Event};
 use crate::db::schema::{import_rejections, imports};
-use crate::db::{self, DbConn, DbPool, Id, Ts};
+use crate::db::{DbConn, DbPool, Id, Ts};
 use crate::domain::stored_json;
 use crate::error::AppError;
 use crate::models::reference::Window;
+use crate::services::journal::Journal;
 
 /// An import job.
 #[derive(Debug, Serialize, ToSchema)]
@@ -98,6 +99,7 @@ pub fn find(conn: &mut DbConn, id: Id) -> Result<ImportResponse, AppError> {
 }
 
 /// A job to record before it runs.
+#[derive(Debug, Clone)]
 pub struct NewJob {
     pub id: Id,
     pub name: String,
@@ -134,25 +136,21 @@ fn insert_row(
         .map(|_| ())
 }
 
-/// Records a queued job and its audit row.
+/// Records a queued job (through the write recipe: its audit row in the
+/// journal).
 pub fn queue(
     conn: &mut DbConn,
+    journal: &mut Journal,
     actor: &Actor,
-    meta: &RequestMeta,
     job: &NewJob,
 ) -> Result<ImportResponse, AppError> {
-    db::write_tx::<_, AppError, _>(conn, |conn| {
-        insert_row(conn, job, "queued", Some(actor.user_id))?;
-        audit::record(
-            conn,
-            Some(actor),
-            meta,
-            Event::new("import.requested", "import", Some(job.id.to_string())).details(
-                serde_json::json!({ "name": job.name, "bytes": job.bytes, "dry_run": job.dry_run, "atomic": job.atomic }),
-            ),
-        )?;
-        find(conn, job.id)
-    })
+    insert_row(conn, job, "queued", Some(actor.user_id))?;
+    journal.audit(
+        Event::new("import.requested", "import", Some(job.id.to_string())).details(
+            serde_json::json!({ "name": job.name, "bytes": job.bytes, "dry_run": job.dry_run, "atomic": job.atomic }),
+        ),
+    );
+    find(conn, job.id)
 }
 
 /// Runs a job to its end; every outcome lands in its `imports` row.
