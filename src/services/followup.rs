@@ -41,12 +41,7 @@ pub fn correct(
 ) -> Result<Case, AppError> {
     let current = load_scoped(conn, user, raw)?;
     let expected = expected?;
-    if current.version != expected {
-        return Err(AppError::PreconditionFailed(format!(
-            "the case is at version {}, not {expected}",
-            current.version
-        )));
-    }
+    crate::services::input::check_version(current.version, expected, "case")?;
     let mut next = current.clone();
     apply_change(conn, &current, &mut next, &change)?;
     next.version += 1;
@@ -113,15 +108,7 @@ fn apply_change(
         next.flags = serde_json::to_string(&flags).map_err(AppError::internal)?;
     }
     if let Some(officer) = change.assigned_officer_id {
-        let ok = match crate::models::users::find_user(conn, officer)? {
-            Some(u) => {
-                u.active
-                    && u.consulate_id == Some(current.consulate_id)
-                    && u.role()?.is_consulate_scoped()
-            }
-            None => false,
-        };
-        if !ok {
+        if !crate::services::cases::is_officer_of(conn, officer, current.consulate_id)? {
             return Err(AppError::invalid(
                 "assigned_officer_id",
                 "not an active officer of this case's consulate",

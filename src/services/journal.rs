@@ -31,17 +31,7 @@ impl Journal {
         attention_type: Option<Id>,
         payload: serde_json::Value,
     ) {
-        self.timeline.push(TimelineEvent {
-            id: Id::new(),
-            person_id: case.person_id,
-            case_id: Some(case.id),
-            consulate_id: Some(case.consulate_id),
-            kind: kind.to_owned(),
-            at: Ts::now(),
-            actor_id: actor,
-            attention_type_id: attention_type,
-            payload: payload.to_string(),
-        });
+        self.case_event_at(case, Ts::now(), kind, actor, attention_type, payload);
     }
 
     /// An event on a case's timeline at `at` (an attention entered late
@@ -56,10 +46,17 @@ impl Journal {
         attention_type: Option<Id>,
         payload: serde_json::Value,
     ) {
-        self.case_event(case, kind, actor, attention_type, payload);
-        if let Some(e) = self.timeline.last_mut() {
-            e.at = at;
-        }
+        self.timeline.push(TimelineEvent {
+            id: Id::new(),
+            person_id: case.person_id,
+            case_id: Some(case.id),
+            consulate_id: Some(case.consulate_id),
+            kind: kind.to_owned(),
+            at,
+            actor_id: actor,
+            attention_type_id: attention_type,
+            payload: payload.to_string(),
+        });
     }
 
     /// An event on a person's own timeline (no case).

@@ -462,12 +462,7 @@ fn changeable(
             "this person was merged; correct the survivor",
         ));
     }
-    if current.version != expected {
-        return Err(AppError::PreconditionFailed(format!(
-            "the person is at version {}, not {expected}",
-            current.version
-        )));
-    }
+    crate::services::input::check_version(current.version, expected, "person")?;
     Ok((current, expected))
 }
 

@@ -90,7 +90,7 @@ pub struct Opened {
 }
 
 /// Whether `officer` is an active officer or supervisor of `consulate`.
-pub(super) fn is_officer_of(
+pub(crate) fn is_officer_of(
     conn: &mut DbConn,
     officer: Id,
     consulate: Id,

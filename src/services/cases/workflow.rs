@@ -108,12 +108,7 @@ pub(super) fn at_version(
 ) -> Result<(Case, i32), AppError> {
     let case = load_scoped(conn, user, raw)?;
     let expected = expected?;
-    if case.version != expected {
-        return Err(AppError::PreconditionFailed(format!(
-            "the case is at version {}, not {expected}",
-            case.version
-        )));
-    }
+    crate::services::input::check_version(case.version, expected, "case")?;
     Ok((case, expected))
 }
 

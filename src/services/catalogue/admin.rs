@@ -128,12 +128,7 @@ pub fn update_type(
 ) -> Result<AttentionType, AppError> {
     let current = model::find_type(conn, key)?
         .ok_or_else(|| AppError::not_found(format!("no attention type `{raw}`")))?;
-    if current.version != expected {
-        return Err(AppError::PreconditionFailed(format!(
-            "the type is at version {}, not {expected}",
-            current.version
-        )));
-    }
+    crate::services::input::check_version(current.version, expected, "type")?;
     if current.status == "merged" {
         return Err(AppError::conflict(
             "merged",
