@@ -50,11 +50,7 @@ const MODULE_LINES: usize = 600;
 const HANDLER_LINES: usize = 60;
 
 /// Modules still over `MODULE_LINES`, with their line count.
-const LONG_MODULES: &[(&str, usize)] = &[
-    ("cli.rs", 739),
-    ("models/support.rs", 817),
-    ("services/indicators.rs", 1146),
-];
+const LONG_MODULES: &[(&str, usize)] = &[];
 
 /// Functions of `src/api` still over `HANDLER_LINES`, with their length.
 const LONG_HANDLERS: &[(&str, usize)] = &[
