@@ -43,134 +43,171 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
 
 /// The route table: every `/api/v1` operation, registered with `.service()`
-/// so that utoipa collects it into the spec. Who may call each one is in
-/// [`access`].
+/// so that utoipa collects it into the spec, in the groups below and in the
+/// order actix matches them (fixed paths before `{id}`). Who may call each
+/// one is in [`access`].
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
         utoipa_actix_web::scope(API_BASE)
-            // auth and own account
-            .service(auth::login)
-            .service(auth::login_second_factor)
-            .service(auth::refresh_session)
-            .service(auth::logout)
-            .service(auth::get_me)
-            .service(auth::change_password)
-            .service(auth::enrol_totp)
-            .service(auth::confirm_totp)
-            .service(auth::disable_totp)
-            // users
-            .service(users::create_user)
-            .service(users::list_users)
-            .service(users::get_user)
-            .service(users::update_user)
-            .service(users::reset_user_password)
-            // reference data
-            .service(reference::list_regions)
-            .service(reference::list_countries)
-            .service(reference::list_consulates)
-            .service(reference::get_consulate)
-            .service(reference::create_consulate)
-            .service(reference::update_consulate)
-            .service(vocabulary::add_consulate_alias)
-            .service(vocabulary::add_country_alias)
-            .service(vocabulary::add_channel_alias)
-            .service(vocabulary::add_sex_alias)
-            .service(vocabulary::add_document_type_alias)
-            .service(vocabulary::list_vocabulary_aliases)
-            .service(vocabulary::remove_vocabulary_alias)
-            // attention-type catalogue (fixed paths before `{id}`)
-            .service(catalogue::resolve_attention_type)
-            .service(catalogue::list_attention_type_merges)
-            .service(catalogue::list_attention_types)
-            .service(catalogue::get_attention_type)
-            .service(catalogue::create_attention_type)
-            .service(catalogue::update_attention_type)
-            .service(catalogue::add_attention_type_alias)
-            .service(catalogue::merge_attention_type)
-            .service(catalogue::put_attention_type_protocol)
-            .service(catalogue::get_attention_type_protocol)
-            .service(catalogue::list_public_attention_types)
-            // persons, duplicates, merges
-            .service(persons::create_person)
-            .service(persons::list_persons)
-            .service(persons::get_person)
-            .service(persons::update_person)
-            .service(persons::get_person_history)
-            .service(person_access::request_person_access)
-            .service(person_access::list_person_access)
-            .service(person_access::decide_person_access)
-            .service(person_access::revoke_person_access)
-            .service(persons::list_duplicates)
-            .service(persons::decide_duplicate)
-            .service(persons::merge_person)
-            .service(persons::undo_person_merge)
-            // cases
-            .service(cases::create_case)
-            .service(cases::list_cases)
-            .service(cases::get_case)
-            .service(cases::add_attention)
-            .service(cases::void_attention)
-            .service(cases::transition_case)
-            .service(cases::decide_case_step)
-            .service(cases::add_case_note)
-            .service(followup::update_case)
-            .service(followup::list_tasks)
-            .service(followup::create_task)
-            .service(followup::complete_task)
-            .service(followup::request_transfer)
-            .service(followup::decide_transfer)
-            .service(followup::list_transfers)
-            // support network and referrals
-            .service(support::list_organisations)
-            .service(support::create_organisation)
-            .service(support::get_organisation)
-            .service(support::update_organisation)
-            .service(support::verify_organisation)
-            .service(support::create_referral)
-            .service(support::update_referral_status)
-            .service(support::list_referrals)
-            // ledger (fixed paths before `{id}`)
-            .service(ledger::put_exchange_rate)
-            .service(ledger::list_exchange_rates)
-            .service(ledger::payment_totals)
-            .service(ledger::list_payments)
-            .service(ledger::request_payment)
-            .service(ledger::get_payment)
-            .service(ledger::update_payment)
-            .service(ledger::decide_payment)
-            .service(ledger::mark_payment_paid)
-            .service(ledger::reverse_payment)
-            // detention and repatriation
-            .service(detention::open_detention)
-            .service(detention::get_detention)
-            .service(detention::update_detention)
-            .service(detention::add_detention_visit)
-            .service(detention::add_detention_hearing)
-            .service(detention::list_detainees)
-            .service(repatriation::create_repatriation)
-            .service(repatriation::list_case_repatriations)
-            .service(repatriation::get_repatriation)
-            .service(repatriation::update_repatriation)
-            .service(repatriation::decide_repatriation_step)
-            // indicators (fixed paths before `{year}`)
-            .service(indicators::get_oei05)
-            .service(indicators::get_oei05_series)
-            .service(indicators::put_oei05_target)
-            .service(indicators::close_oei05_year)
-            .service(indicators::reopen_oei05_year)
-            .service(indicators::export_oei05)
-            .service(indicators::get_oei05_chart)
-            .service(operations::get_operations)
-            // legacy imports and data quality
-            .service(imports::create_import)
-            .service(imports::get_import)
-            .service(imports::list_import_rejections)
-            .service(imports::get_data_quality)
-            // audit
-            .service(audit::list_audit)
-            .service(audit::list_lookups),
+            .configure(accounts_routes)
+            .configure(reference_routes)
+            .configure(persons_routes)
+            .configure(cases_routes)
+            .configure(support_routes)
+            .configure(figures_routes),
     );
     cfg.service(health::healthz).service(health::readyz);
+}
+
+/// Signing in, one's own account, and the accounts administrators keep.
+fn accounts_routes(cfg: &mut ServiceConfig) {
+    cfg
+        // auth and own account
+        .service(auth::login)
+        .service(auth::login_second_factor)
+        .service(auth::refresh_session)
+        .service(auth::logout)
+        .service(auth::get_me)
+        .service(auth::change_password)
+        .service(auth::enrol_totp)
+        .service(auth::confirm_totp)
+        .service(auth::disable_totp)
+        // users
+        .service(users::create_user)
+        .service(users::list_users)
+        .service(users::get_user)
+        .service(users::update_user)
+        .service(users::reset_user_password);
+}
+
+/// Reference data, its spellings, and the attention-type catalogue.
+fn reference_routes(cfg: &mut ServiceConfig) {
+    cfg
+        // reference data
+        .service(reference::list_regions)
+        .service(reference::list_countries)
+        .service(reference::list_consulates)
+        .service(reference::get_consulate)
+        .service(reference::create_consulate)
+        .service(reference::update_consulate)
+        .service(vocabulary::add_consulate_alias)
+        .service(vocabulary::add_country_alias)
+        .service(vocabulary::add_channel_alias)
+        .service(vocabulary::add_sex_alias)
+        .service(vocabulary::add_document_type_alias)
+        .service(vocabulary::list_vocabulary_aliases)
+        .service(vocabulary::remove_vocabulary_alias)
+        // attention-type catalogue (fixed paths before `{id}`)
+        .service(catalogue::resolve_attention_type)
+        .service(catalogue::list_attention_type_merges)
+        .service(catalogue::list_attention_types)
+        .service(catalogue::get_attention_type)
+        .service(catalogue::create_attention_type)
+        .service(catalogue::update_attention_type)
+        .service(catalogue::add_attention_type_alias)
+        .service(catalogue::merge_attention_type)
+        .service(catalogue::put_attention_type_protocol)
+        .service(catalogue::get_attention_type_protocol)
+        .service(catalogue::list_public_attention_types);
+}
+
+/// Persons, their histories, access to protected ones, duplicates and merges.
+fn persons_routes(cfg: &mut ServiceConfig) {
+    cfg
+        // persons, duplicates, merges
+        .service(persons::create_person)
+        .service(persons::list_persons)
+        .service(persons::get_person)
+        .service(persons::update_person)
+        .service(persons::get_person_history)
+        .service(person_access::request_person_access)
+        .service(person_access::list_person_access)
+        .service(person_access::decide_person_access)
+        .service(person_access::revoke_person_access)
+        .service(persons::list_duplicates)
+        .service(persons::decide_duplicate)
+        .service(persons::merge_person)
+        .service(persons::undo_person_merge);
+}
+
+/// Cases, their attentions and workflow, and their follow-up.
+fn cases_routes(cfg: &mut ServiceConfig) {
+    cfg
+        // cases
+        .service(cases::create_case)
+        .service(cases::list_cases)
+        .service(cases::get_case)
+        .service(cases::add_attention)
+        .service(cases::void_attention)
+        .service(cases::transition_case)
+        .service(cases::decide_case_step)
+        .service(cases::add_case_note)
+        .service(followup::update_case)
+        .service(followup::list_tasks)
+        .service(followup::create_task)
+        .service(followup::complete_task)
+        .service(followup::request_transfer)
+        .service(followup::decide_transfer)
+        .service(followup::list_transfers);
+}
+
+/// The work around a case: the support network, the ledger, detention and repatriation.
+fn support_routes(cfg: &mut ServiceConfig) {
+    cfg
+        // support network and referrals
+        .service(support::list_organisations)
+        .service(support::create_organisation)
+        .service(support::get_organisation)
+        .service(support::update_organisation)
+        .service(support::verify_organisation)
+        .service(support::create_referral)
+        .service(support::update_referral_status)
+        .service(support::list_referrals)
+        // ledger (fixed paths before `{id}`)
+        .service(ledger::put_exchange_rate)
+        .service(ledger::list_exchange_rates)
+        .service(ledger::payment_totals)
+        .service(ledger::list_payments)
+        .service(ledger::request_payment)
+        .service(ledger::get_payment)
+        .service(ledger::update_payment)
+        .service(ledger::decide_payment)
+        .service(ledger::mark_payment_paid)
+        .service(ledger::reverse_payment)
+        // detention and repatriation
+        .service(detention::open_detention)
+        .service(detention::get_detention)
+        .service(detention::update_detention)
+        .service(detention::add_detention_visit)
+        .service(detention::add_detention_hearing)
+        .service(detention::list_detainees)
+        .service(repatriation::create_repatriation)
+        .service(repatriation::list_case_repatriations)
+        .service(repatriation::get_repatriation)
+        .service(repatriation::update_repatriation)
+        .service(repatriation::decide_repatriation_step);
+}
+
+/// The figures, the legacy imports that feed them, and the audit.
+fn figures_routes(cfg: &mut ServiceConfig) {
+    cfg
+        // indicators (fixed paths before `{year}`)
+        .service(indicators::get_oei05)
+        .service(indicators::get_oei05_series)
+        .service(indicators::put_oei05_target)
+        .service(indicators::close_oei05_year)
+        .service(indicators::reopen_oei05_year)
+        .service(indicators::export_oei05)
+        .service(indicators::get_oei05_chart)
+        .service(operations::get_operations)
+        // legacy imports and data quality
+        .service(imports::create_import)
+        .service(imports::get_import)
+        .service(imports::list_import_rejections)
+        .service(imports::get_data_quality)
+        // audit
+        .service(audit::list_audit)
+        .service(audit::list_lookups);
 }
 
 /// The id of the current request, in the request extensions.

@@ -4,11 +4,13 @@
 //! as in the report, a notes sheet), and SVG bar charts for embedding.
 //! Small counts can be suppressed ("<k") for publication.
 
-use rust_xlsxwriter::{Chart, ChartType, Color, Format as CellFormat, FormatAlign, Workbook};
+use rust_xlsxwriter::{
+    Chart, ChartType, Color, Format as CellFormat, FormatAlign, Workbook, Worksheet,
+};
 use serde::Serialize;
 
 use super::indicators::Oei05Response;
-use crate::services::indicators::Breakdown;
+use crate::services::indicators::{Breakdown, Figures};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -129,112 +131,10 @@ impl Report {
         let year = view
             .year
             .unwrap_or_else(|| f.from.format("%Y").to_string().parse().unwrap_or(0));
-        let mut sheets = Vec::new();
-        let mut summary = vec![
-            vec![
-                Cell::Text("Indicador".into()),
-                Cell::Text(view.indicator.clone()),
-            ],
-            vec![
-                Cell::Text("Periodo".into()),
-                Cell::Text(format!("{} – {}", f.from, f.to)),
-            ],
-            vec![
-                Cell::Text("Connacionales protegidos y asistidos".into()),
-                c.count(f.persons),
-            ],
-            vec![Cell::Text("Atenciones".into()), c.count(f.attentions)],
-        ];
-        if let Some(t) = &view.target {
-            summary.push(vec![Cell::Text("Meta".into()), Cell::Count(t.target)]);
-            summary.push(vec![
-                Cell::Text("Sentido".into()),
-                Cell::Text(t.sense.as_str().into()),
-            ]);
-        }
-        if let Some(a) = &view.avance {
-            summary.push(vec![
-                Cell::Text("Avance (%)".into()),
-                Cell::Percent(a.capped),
-            ]);
-            summary.push(vec![
-                Cell::Text("Avance sin tope (%)".into()),
-                Cell::Percent(a.uncapped),
-            ]);
-        }
-        if let Some(closed) = &view.closed {
-            summary.push(vec![
-                Cell::Text("Cerrado el".into()),
-                Cell::Text(closed.closed_at.0.format("%Y-%m-%d %H:%M UTC").to_string()),
-            ]);
-        }
-        if let Some(d) = view.drift.as_ref().filter(|d| d.has_drift) {
-            summary.push(vec![
-                Cell::Text("Datos actuales (personas)".into()),
-                c.count(d.persons_now),
-            ]);
-        }
-        sheets.push(Sheet {
-            name: "Resumen".into(),
-            breakdown: "total".into(),
-            title: format!("OEI.05 — {year}"),
-            headers: vec!["Concepto".into(), "Valor".into()],
-            rows: summary,
-            chart: None,
-            footnote: None,
-        });
-        sheets.push(Sheet {
-            name: "Región y sexo".into(),
-            breakdown: "region_sex".into(),
-            title: format!("Connacionales protegidos y asistidos {year} por región y sexo"),
-            headers: ["Región", "Total", "Mujer", "%", "Hombre", "%", "Sin registro", "%"]
-                .map(String::from)
-                .to_vec(),
-            rows: f
-                .region_by_sex
-                .iter()
-                .map(|r| {
-                    vec![
-                        Cell::Text(r.label.clone()),
-                        c.count(r.total),
-                        c.count(r.female.persons),
-                        c.percent(r.female.persons, r.female.percent),
-                        c.count(r.male.persons),
-                        c.percent(r.male.persons, r.male.percent),
-                        c.count(r.not_recorded.persons),
-                        c.percent(r.not_recorded.persons, r.not_recorded.percent),
-                    ]
-                })
-                .collect(),
-            chart: None,
-            footnote: Some("Una persona atendida en dos regiones cuenta en ambas; la fila Total la cuenta una vez.".into()),
-        });
-        for b in &f.breakdowns {
-            sheets.push(breakdown_sheet(b, year, &c));
-        }
+        let mut sheets = vec![summary_sheet(view, year, &c), region_sex_sheet(f, year, &c)];
+        sheets.extend(f.breakdowns.iter().map(|b| breakdown_sheet(b, year, &c)));
         if !f.series.is_empty() {
-            sheets.push(Sheet {
-                name: "Serie mensual".into(),
-                breakdown: "month".into(),
-                title: format!("Connacionales protegidos y asistidos {year} por mes"),
-                headers: ["Mes", "Personas", "Atenciones"].map(String::from).to_vec(),
-                rows: f
-                    .series
-                    .iter()
-                    .map(|p| {
-                        vec![
-                            Cell::Text(p.period.clone()),
-                            c.count(p.persons),
-                            c.count(p.attentions),
-                        ]
-                    })
-                    .collect(),
-                chart: Some((0, 1)),
-                footnote: Some(
-                    "Cada persona cuenta una vez por mes; los meses suman más que el total anual."
-                        .into(),
-                ),
-            });
+            sheets.push(series_sheet(f, year, &c));
         }
         let mut notes: Vec<String> = vec!["Reglas de conteo (counting rules):".into()];
         notes.extend(f.counting_rules.iter().cloned());
@@ -299,84 +199,211 @@ impl Report {
 
     fn xlsx(&self) -> anyhow::Result<Vec<u8>> {
         let mut wb = Workbook::new();
-        let title = CellFormat::new().set_bold().set_font_size(13);
-        let head = CellFormat::new()
-            .set_bold()
-            .set_background_color(Color::RGB(0x1F4E79))
-            .set_font_color(Color::White)
-            .set_align(FormatAlign::Center)
-            .set_border(rust_xlsxwriter::FormatBorder::Thin);
-        let count = CellFormat::new()
-            .set_num_format("#,##0")
-            .set_border(rust_xlsxwriter::FormatBorder::Thin);
-        let pct = CellFormat::new()
-            .set_num_format("0.0")
-            .set_border(rust_xlsxwriter::FormatBorder::Thin);
-        let plain = CellFormat::new().set_border(rust_xlsxwriter::FormatBorder::Thin);
-        let right = CellFormat::new()
-            .set_align(FormatAlign::Right)
-            .set_border(rust_xlsxwriter::FormatBorder::Thin);
-        let note = CellFormat::new()
-            .set_italic()
-            .set_font_color(Color::RGB(0x595959));
+        let formats = XlsxFormats::new();
         for s in &self.sheets {
-            let ws = wb.add_worksheet();
-            ws.set_name(sheet_name(&s.name))?;
-            ws.write_string_with_format(0, 0, &s.title, &title)?;
-            for (i, h) in s.headers.iter().enumerate() {
-                ws.write_string_with_format(2, i as u16, h, &head)?;
-            }
-            for (r, row) in s.rows.iter().enumerate() {
-                let r = r as u32 + 3;
-                for (c, cell) in row.iter().enumerate() {
-                    let c = c as u16;
-                    match cell {
-                        Cell::Text(t) => ws.write_string_with_format(r, c, t, &plain)?,
-                        Cell::Count(n) => ws.write_number_with_format(r, c, *n as f64, &count)?,
-                        Cell::Percent(p) => ws.write_number_with_format(r, c, *p, &pct)?,
-                        Cell::Suppressed(t) => ws.write_string_with_format(r, c, t, &right)?,
-                        Cell::Empty => ws.write_blank(r, c, &plain)?,
-                    };
-                }
-            }
-            ws.set_column_width(0, if s.name == "Resumen" { 38 } else { 44 })?;
-            for c in 1..s.headers.len() as u16 {
-                ws.set_column_width(c, 13)?;
-            }
-            let last = s.rows.len() as u32 + 2;
-            if let Some(f) = &s.footnote {
-                ws.write_string_with_format(last + 2, 0, f, &note)?;
-            }
-            if let (Some((label_col, value_col)), true) = (s.chart, !s.rows.is_empty()) {
-                let name = sheet_name(&s.name);
-                let mut chart = Chart::new(if s.breakdown == "month" {
-                    ChartType::Column
-                } else {
-                    ChartType::Bar
-                });
-                chart
-                    .add_series()
-                    .set_categories((name.as_str(), 3, label_col, last, label_col))
-                    .set_values((name.as_str(), 3, value_col, last, value_col))
-                    .set_name("Personas");
-                chart.title().set_name(&s.title);
-                chart.legend().set_hidden();
-                if s.breakdown != "month" {
-                    chart.y_axis().set_reverse();
-                }
-                let height = (s.rows.len() as u32 * 22 + 120).clamp(260, 900);
-                chart.set_height(height).set_width(640);
-                ws.insert_chart(2, s.headers.len() as u16 + 1, &chart)?;
-            }
+            write_sheet(wb.add_worksheet(), s, &formats)?;
         }
         let ws = wb.add_worksheet();
         ws.set_name("Notas")?;
-        ws.write_string_with_format(0, 0, "Notas", &title)?;
+        ws.write_string_with_format(0, 0, "Notas", &formats.title)?;
         for (i, n) in self.notes.iter().enumerate() {
             ws.write_string(i as u32 + 2, 0, n)?;
         }
         ws.set_column_width(0, 140)?;
         Ok(wb.save_to_buffer()?)
+    }
+}
+
+/// The cell formats of the workbook.
+struct XlsxFormats {
+    title: CellFormat,
+    head: CellFormat,
+    count: CellFormat,
+    pct: CellFormat,
+    plain: CellFormat,
+    right: CellFormat,
+    note: CellFormat,
+}
+
+impl XlsxFormats {
+    fn new() -> XlsxFormats {
+        let thin = rust_xlsxwriter::FormatBorder::Thin;
+        XlsxFormats {
+            title: CellFormat::new().set_bold().set_font_size(13),
+            head: CellFormat::new()
+                .set_bold()
+                .set_background_color(Color::RGB(0x1F4E79))
+                .set_font_color(Color::White)
+                .set_align(FormatAlign::Center)
+                .set_border(thin),
+            count: CellFormat::new().set_num_format("#,##0").set_border(thin),
+            pct: CellFormat::new().set_num_format("0.0").set_border(thin),
+            plain: CellFormat::new().set_border(thin),
+            right: CellFormat::new()
+                .set_align(FormatAlign::Right)
+                .set_border(thin),
+            note: CellFormat::new()
+                .set_italic()
+                .set_font_color(Color::RGB(0x595959)),
+        }
+    }
+}
+
+/// One sheet: its title, headers, rows, footnote and chart.
+fn write_sheet(ws: &mut Worksheet, s: &Sheet, fmt: &XlsxFormats) -> anyhow::Result<()> {
+    ws.set_name(sheet_name(&s.name))?;
+    ws.write_string_with_format(0, 0, &s.title, &fmt.title)?;
+    for (i, h) in s.headers.iter().enumerate() {
+        ws.write_string_with_format(2, i as u16, h, &fmt.head)?;
+    }
+    for (r, row) in s.rows.iter().enumerate() {
+        let r = r as u32 + 3;
+        for (c, cell) in row.iter().enumerate() {
+            let c = c as u16;
+            match cell {
+                Cell::Text(t) => ws.write_string_with_format(r, c, t, &fmt.plain)?,
+                Cell::Count(n) => ws.write_number_with_format(r, c, *n as f64, &fmt.count)?,
+                Cell::Percent(p) => ws.write_number_with_format(r, c, *p, &fmt.pct)?,
+                Cell::Suppressed(t) => ws.write_string_with_format(r, c, t, &fmt.right)?,
+                Cell::Empty => ws.write_blank(r, c, &fmt.plain)?,
+            };
+        }
+    }
+    ws.set_column_width(0, if s.name == "Resumen" { 38 } else { 44 })?;
+    for c in 1..s.headers.len() as u16 {
+        ws.set_column_width(c, 13)?;
+    }
+    let last = s.rows.len() as u32 + 2;
+    if let Some(f) = &s.footnote {
+        ws.write_string_with_format(last + 2, 0, f, &fmt.note)?;
+    }
+    if let (Some(columns), true) = (s.chart, !s.rows.is_empty()) {
+        ws.insert_chart(2, s.headers.len() as u16 + 1, &chart(s, columns, last))?;
+    }
+    Ok(())
+}
+
+/// A bar chart of a sheet's persons (columns for the monthly series).
+fn chart(s: &Sheet, (label_col, value_col): (u16, u16), last: u32) -> Chart {
+    let name = sheet_name(&s.name);
+    let mut chart = Chart::new(if s.breakdown == "month" {
+        ChartType::Column
+    } else {
+        ChartType::Bar
+    });
+    chart
+        .add_series()
+        .set_categories((name.as_str(), 3, label_col, last, label_col))
+        .set_values((name.as_str(), 3, value_col, last, value_col))
+        .set_name("Personas");
+    chart.title().set_name(&s.title);
+    chart.legend().set_hidden();
+    if s.breakdown != "month" {
+        chart.y_axis().set_reverse();
+    }
+    let height = (s.rows.len() as u32 * 22 + 120).clamp(260, 900);
+    chart.set_height(height).set_width(640);
+    chart
+}
+
+/// The figure, its period, and the target, progress, closing and drift
+/// when there are.
+fn summary_sheet(view: &Oei05Response, year: i32, c: &Cells) -> Sheet {
+    let f = &view.figures;
+    let text = |t: &str| Cell::Text(t.into());
+    let mut rows = vec![
+        vec![text("Indicador"), Cell::Text(view.indicator.clone())],
+        vec![
+            text("Periodo"),
+            Cell::Text(format!("{} – {}", f.from, f.to)),
+        ],
+        vec![
+            text("Connacionales protegidos y asistidos"),
+            c.count(f.persons),
+        ],
+        vec![text("Atenciones"), c.count(f.attentions)],
+    ];
+    if let Some(t) = &view.target {
+        rows.push(vec![text("Meta"), Cell::Count(t.target)]);
+        rows.push(vec![text("Sentido"), text(t.sense.as_str())]);
+    }
+    if let Some(a) = &view.avance {
+        rows.push(vec![text("Avance (%)"), Cell::Percent(a.capped)]);
+        rows.push(vec![text("Avance sin tope (%)"), Cell::Percent(a.uncapped)]);
+    }
+    if let Some(closed) = &view.closed {
+        rows.push(vec![
+            text("Cerrado el"),
+            Cell::Text(closed.closed_at.0.format("%Y-%m-%d %H:%M UTC").to_string()),
+        ]);
+    }
+    if let Some(d) = view.drift.as_ref().filter(|d| d.has_drift) {
+        rows.push(vec![
+            text("Datos actuales (personas)"),
+            c.count(d.persons_now),
+        ]);
+    }
+    Sheet {
+        name: "Resumen".into(),
+        breakdown: "total".into(),
+        title: format!("OEI.05 — {year}"),
+        headers: vec!["Concepto".into(), "Valor".into()],
+        rows,
+        chart: None,
+        footnote: None,
+    }
+}
+
+fn region_sex_sheet(f: &Figures, year: i32, c: &Cells) -> Sheet {
+    Sheet {
+        name: "Región y sexo".into(),
+        breakdown: "region_sex".into(),
+        title: format!("Connacionales protegidos y asistidos {year} por región y sexo"),
+        headers: ["Región", "Total", "Mujer", "%", "Hombre", "%", "Sin registro", "%"]
+            .map(String::from)
+            .to_vec(),
+        rows: f
+            .region_by_sex
+            .iter()
+            .map(|r| {
+                vec![
+                    Cell::Text(r.label.clone()),
+                    c.count(r.total),
+                    c.count(r.female.persons),
+                    c.percent(r.female.persons, r.female.percent),
+                    c.count(r.male.persons),
+                    c.percent(r.male.persons, r.male.percent),
+                    c.count(r.not_recorded.persons),
+                    c.percent(r.not_recorded.persons, r.not_recorded.percent),
+                ]
+            })
+            .collect(),
+        chart: None,
+        footnote: Some("Una persona atendida en dos regiones cuenta en ambas; la fila Total la cuenta una vez.".into()),
+    }
+}
+
+fn series_sheet(f: &Figures, year: i32, c: &Cells) -> Sheet {
+    Sheet {
+        name: "Serie mensual".into(),
+        breakdown: "month".into(),
+        title: format!("Connacionales protegidos y asistidos {year} por mes"),
+        headers: ["Mes", "Personas", "Atenciones"].map(String::from).to_vec(),
+        rows: f
+            .series
+            .iter()
+            .map(|p| {
+                vec![
+                    Cell::Text(p.period.clone()),
+                    c.count(p.persons),
+                    c.count(p.attentions),
+                ]
+            })
+            .collect(),
+        chart: Some((0, 1)),
+        footnote: Some(
+            "Cada persona cuenta una vez por mes; los meses suman más que el total anual.".into(),
+        ),
     }
 }
 

@@ -61,12 +61,7 @@ const LONG_HANDLERS: &[(&str, usize)] = &[
     ("api/catalogue/public.rs::list_public_attention_types", 62),
     ("api/detention/detainees.rs::list_detainees", 73),
     ("api/indicators.rs::get_oei05_series", 76),
-    ("api/mod.rs::configure", 127),
-    ("api/persons/history.rs::get_person_history", 99),
-    ("api/persons/mod.rs::list_persons", 86),
     ("api/repatriation.rs::responses", 73),
-    ("api/reports.rs::of", 128),
-    ("api/reports.rs::xlsx", 81),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -1,6 +1,7 @@
 //! A person's individual history across consulates and years.
 
 use super::*;
+use crate::services::history::{self, HistoryEvent, HistorySummary};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -24,35 +25,6 @@ pub struct HistoryQuery {
     pub limit: Option<u32>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HistoryEvent {
-    pub id: Id,
-    pub at: Ts,
-    #[schema(example = "person.updated")]
-    pub kind: String,
-    pub case_id: Option<Id>,
-    pub consulate_id: Option<Id>,
-    pub attention_type_id: Option<Id>,
-    pub actor_id: Option<Id>,
-    #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CountByType {
-    pub attention_type_id: Id,
-    pub count: i64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HistorySummary {
-    pub first_contact: Option<Ts>,
-    pub last_contact: Option<Ts>,
-    pub events: i64,
-    pub attentions_by_type: Vec<CountByType>,
-    pub consulates: Vec<Id>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -89,7 +61,7 @@ pub async fn get_person_history(
     let raw = path.into_inner();
     let q = query.into_inner();
     let window = window(q.limit, q.offset)?;
-    let filter = HistoryFilter {
+    let mut filter = HistoryFilter {
         from: q.from.map(Ts::from),
         to: q.to.map(Ts::from),
         consulate: q.consulate.map(Id),
@@ -113,67 +85,14 @@ pub async fn get_person_history(
         Ok((p.id, seen.view, seen.hidden_cases()))
     })
     .await?;
-    let mut filter = filter;
-    filter.hidden_cases = hidden.clone();
-    let (mut events, total, summary) = db::run(&state.read_pool, move |conn| {
-        let (events, total) = model::history(conn, person_id, &filter, window)?;
-        let all: Vec<_> = model::all_events(conn, person_id)?
-            .into_iter()
-            .filter(|e| e.case_id.is_none_or(|c| !hidden.contains(&c)))
-            .collect();
-        let mut by_type: Vec<CountByType> = Vec::new();
-        let mut consulates: Vec<Id> = Vec::new();
-        for e in &all {
-            if let (Some(t), "attention.recorded") = (e.attention_type_id, e.kind.as_str()) {
-                match by_type.iter_mut().find(|c| c.attention_type_id == t) {
-                    Some(c) => c.count += 1,
-                    None => by_type.push(CountByType {
-                        attention_type_id: t,
-                        count: 1,
-                    }),
-                }
-            }
-            if let Some(c) = e.consulate_id {
-                if !consulates.contains(&c) {
-                    consulates.push(c);
-                }
-            }
-        }
-        let summary = HistorySummary {
-            first_contact: all.first().map(|e| e.at),
-            last_contact: all.last().map(|e| e.at),
-            events: all.len() as i64,
-            attentions_by_type: by_type,
-            consulates,
-        };
-        Ok((events, total, summary))
+    filter.hidden_cases = hidden;
+    let history = db::run(&state.read_pool, move |conn| {
+        history::read(conn, person_id, &filter, window, view)
     })
     .await?;
-    if view != View::Full {
-        // The person's own events (registration, corrections) carry
-        // identifying fields.
-        for e in events.iter_mut().filter(|e| e.case_id.is_none()) {
-            e.payload = r#"{"masked":true}"#.to_owned();
-        }
-    }
-    let items = events
-        .into_iter()
-        .map(|e| -> Result<_, AppError> {
-            Ok(HistoryEvent {
-                id: e.id,
-                at: e.at,
-                kind: e.kind,
-                case_id: e.case_id,
-                consulate_id: e.consulate_id,
-                attention_type_id: e.attention_type_id,
-                actor_id: e.actor_id,
-                payload: stored_json("payload", &e.payload)?,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     Ok(web::Json(HistoryResponse {
         person_id,
-        summary,
-        events: Page::new(&req, items, total, window),
+        summary: history.summary,
+        events: Page::new(&req, history.events, history.total, window),
     }))
 }

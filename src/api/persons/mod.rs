@@ -26,8 +26,9 @@ use crate::domain::access::View;
 use crate::domain::person::{mask_name, normalize_document_number, DocumentType, Sex};
 use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
-use crate::models::persons::{self as model, Document, HistoryFilter, Person, PersonSearch};
+use crate::models::persons::{self as model, Document, HistoryFilter, Person};
 use crate::services::access::{self as access_service, PersonAccess};
+use crate::services::person_search::{self, Criteria};
 use crate::services::persons as service;
 use crate::services::registration::{self, DocumentInput, NewPerson, PersonChange};
 use crate::AppState;
@@ -368,7 +369,7 @@ pub async fn list_persons(
     user.require(&access::LIST_PERSONS)?;
     let q = query.into_inner();
     let window = window(q.limit, q.offset)?;
-    let tokens: Vec<String> = match q.q.as_deref() {
+    let name_tokens = match q.q.as_deref() {
         None => Vec::new(),
         Some(raw) if raw.chars().count() > MAX_SEARCH_CHARS => {
             return Err(AppError::bad_query(
@@ -377,12 +378,7 @@ pub async fn list_persons(
             ))
         }
         Some(raw) => match super::search_text("query.q", raw)? {
-            Some(key) => {
-                let mut tokens: Vec<String> = key.split(' ').map(str::to_owned).collect();
-                tokens.sort();
-                tokens.dedup();
-                tokens
-            }
+            Some(folded) => Criteria::tokens(&folded),
             None => return Ok(web::Json(Page::new(&req, Vec::new(), 0, window))),
         },
     };
@@ -393,57 +389,35 @@ pub async fn list_persons(
             "needs at least one letter or digit",
         ));
     }
+    let by = Criteria {
+        name_tokens,
+        document,
+    };
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
-    let scoped = user.role.is_consulate_scoped();
-    let consulate = user.consulate_id;
-    if scoped && document.is_some() {
+    if user.role.is_consulate_scoped() && by.document.is_some() {
         if let Err(retry_after_secs) = state
             .lookups
             .take(user.user_id, chrono::Utc::now().timestamp())
         {
-            let (meta, actor, limit) = (meta.clone(), actor.clone(), state.lookups.limit());
+            let limit = state.lookups.limit();
             db::run(&state.pool, move |conn| {
-                audit::record_alone(
-                    conn,
-                    Some(&actor),
-                    &meta,
-                    Event::new("person.search", "person", None)
-                        .outcome(audit::Outcome::Denied)
-                        .details(serde_json::json!({ "by": "document", "throttled": true, "limit_per_hour": limit })),
-                )?;
-                Ok(())
+                person_search::refuse_lookup(conn, &actor, &meta, limit)
             })
             .await?;
             return Err(AppError::TooManyRequests { retry_after_secs });
         }
     }
-    let (items, total) = db::run(&state.pool, move |conn| {
-        let mut search = PersonSearch { name_tokens: tokens, ids: None, consulate: None };
-        match &document {
-            // An exact document reaches beyond the consulate.
-            Some(number) => search.ids = Some(model::persons_by_document_number(conn, number)?),
-            None if scoped => search.consulate = Some(consulate.unwrap_or_default()),
-            None => {}
-        }
-        let (rows, total) = model::search_persons(conn, &search, window)?;
-        let ids: Vec<Id> = rows.iter().map(|p| p.id).collect();
-        let docs = model::documents_of(conn, &ids)?;
-        let mut event = Event::new("person.search", "person", None).details(serde_json::json!({
-            "by": if document.is_some() { "document" } else if search.name_tokens.is_empty() { "list" } else { "name" },
-            "results": total,
-        }));
-        // Every person on the page, including those seen only as an id.
-        event = event.subjects(rows.iter().map(|p| p.id));
-        audit::record_alone(conn, Some(&actor), &meta, event)?;
-        let mut items = Vec::with_capacity(rows.len());
-        for p in rows {
-            let view = access_service::person_access(conn, user.viewer(false), &p)?.view;
-            items.push(shape_person(p, &docs, view)?);
-        }
-        Ok((items, total))
+    let viewer = user.viewer(false);
+    let found = db::run(&state.pool, move |conn| {
+        person_search::search(conn, viewer, by, window, &actor, &meta)
     })
     .await?;
-    Ok(web::Json(Page::new(&req, items, total, window)))
+    let items = found
+        .persons
+        .into_iter()
+        .map(|(p, view)| shape_person(p, &found.documents, view))
+        .collect::<Result<_, _>>()?;
+    Ok(web::Json(Page::new(&req, items, found.total, window)))
 }
 
 /// One person. A merged record answers with `merged_into` set. The read is
