@@ -15,6 +15,7 @@ use crate::db::{self, Id};
 use crate::domain::role::Role;
 use crate::error::{AppError, Problem};
 use crate::extract::JsonBody;
+use crate::models::users::User;
 use crate::services::signin::{self, Confirmation, SecondFactor};
 use crate::AppState;
 
@@ -141,6 +142,27 @@ pub async fn login(
         ));
     }
     let meta = RequestMeta::of(&req);
+    let user = check_password(&state, &meta, username, password).await?;
+    if user.totp_enabled {
+        return second_factor_challenge(&state, user.id);
+    }
+    let state2 = state.clone();
+    let tokens = db::run(&state.pool, move |conn| {
+        signin::open_session(conn, &state2.jwt, &user, false, &meta, None)
+    })
+    .await?;
+    Ok(authenticated(tokens))
+}
+
+/// The active account these credentials open; a hash of an older cost is
+/// replaced. Any failure is recorded and answers the same 401, whether the
+/// account exists or not (the password is verified against a dummy hash).
+async fn check_password(
+    state: &web::Data<AppState>,
+    meta: &RequestMeta,
+    username: String,
+    password: String,
+) -> Result<User, AppError> {
     let lookup = {
         let (username, meta) = (username.clone(), meta.clone());
         db::run(&state.pool, move |conn| {
@@ -152,7 +174,7 @@ pub async fn login(
         .passwords
         .verify(lookup.as_ref().map(|u| u.password_hash.clone()), password)
         .await?;
-    let user = match (lookup, verification) {
+    match (lookup, verification) {
         (Some(user), Verification::Valid { rehash }) if user.active => {
             if let Some(new_hash) = rehash {
                 let id = user.id;
@@ -161,7 +183,7 @@ pub async fn login(
                 })
                 .await?;
             }
-            user
+            Ok(user)
         }
         _ => {
             let meta = meta.clone();
@@ -169,36 +191,36 @@ pub async fn login(
                 signin::record_failure(conn, &username, &meta, "auth.login", "invalid_credentials")
             })
             .await?;
-            return Err(AppError::unauthorized(
+            Err(AppError::unauthorized(
                 "invalid_credentials",
                 INVALID_CREDENTIALS,
-            ));
+            ))
         }
-    };
-    if user.totp_enabled {
-        let challenge = state
-            .jwt
-            .sign(
-                TokenType::SecondFactor,
-                user.id,
-                None,
-                chrono::Utc::now().timestamp(),
-                CHALLENGE_TTL_SECS,
-            )
-            .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
-        return Ok(web::Json(LoginResponse {
-            status: LoginStatus::SecondFactorRequired,
-            challenge_token: Some(challenge),
-            challenge_expires_in: Some(CHALLENGE_TTL_SECS),
-            session: None,
-        }));
     }
-    let state2 = state.clone();
-    let tokens = db::run(&state.pool, move |conn| {
-        signin::open_session(conn, &state2.jwt, &user, false, &meta, None)
-    })
-    .await?;
-    Ok(authenticated(tokens))
+}
+
+/// The answer to a password accepted for an account with a second factor:
+/// a short-lived challenge token to present with the code.
+fn second_factor_challenge(
+    state: &web::Data<AppState>,
+    user: Id,
+) -> Result<web::Json<LoginResponse>, AppError> {
+    let challenge = state
+        .jwt
+        .sign(
+            TokenType::SecondFactor,
+            user,
+            None,
+            chrono::Utc::now().timestamp(),
+            CHALLENGE_TTL_SECS,
+        )
+        .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+    Ok(web::Json(LoginResponse {
+        status: LoginStatus::SecondFactorRequired,
+        challenge_token: Some(challenge),
+        challenge_expires_in: Some(CHALLENGE_TTL_SECS),
+        session: None,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -3,8 +3,6 @@
 //! exports and charts. Only aggregates leave: no names, documents or
 //! person ids.
 
-use std::collections::BTreeMap;
-
 use actix_web::http::header;
 use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
 use chrono::{Datelike, NaiveDate};
@@ -20,9 +18,9 @@ use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Ts};
 use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
-use crate::models::indicators::{self as model, Target};
-use crate::services::indicators::{self as service, avance, Avance, Sense, SeriesPeriod};
-use crate::services::oei05::{self, target_response, ViewRequest};
+use crate::models::indicators::Target;
+use crate::services::indicators::{self as service, Sense, SeriesPeriod};
+use crate::services::oei05::{self, target_response, SeriesYear, ViewRequest};
 pub use crate::services::oei05::{CloseResponse, Oei05Response, TargetResponse};
 use crate::AppState;
 
@@ -217,34 +215,6 @@ pub struct SeriesQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Change {
-    pub absolute: i64,
-    /// Percent change, one decimal; absent when the earlier value is 0.
-    pub percent: Option<f64>,
-}
-
-fn change(now: i64, before: i64) -> Change {
-    Change {
-        absolute: now - before,
-        percent: (before != 0)
-            .then(|| ((now - before) as f64 * 1000.0 / before as f64).round() / 10.0),
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SeriesYear {
-    pub year: i32,
-    pub persons: i64,
-    /// The value comes from the year's snapshot.
-    pub closed: bool,
-    pub target: Option<i64>,
-    pub sense: Option<Sense>,
-    pub avance: Option<Avance>,
-    pub change_vs_previous: Option<Change>,
-    pub change_vs_base: Option<Change>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct SeriesResponse {
     pub base: i32,
     pub years: Vec<SeriesYear>,
@@ -292,54 +262,10 @@ pub async fn get_oei05_series(
         ));
     }
     let years = db::run(&state.read_pool, move |conn| {
-        let closed: BTreeMap<i32, i64> = model::closed_years(conn, q.from, q.to)?
-            .into_iter()
-            .collect();
-        let targets: BTreeMap<i32, Target> = model::targets_between(conn, q.from, q.to)?
-            .into_iter()
-            .map(|t| (t.year, t))
-            .collect();
-        let mut values = Vec::new();
-        for y in q.from..=q.to {
-            let persons = match closed.get(&y) {
-                Some(p) => *p,
-                None => {
-                    let (Some(f), Some(t)) = (
-                        NaiveDate::from_ymd_opt(y, 1, 1),
-                        NaiveDate::from_ymd_opt(y, 12, 31),
-                    ) else {
-                        continue;
-                    };
-                    model::persons_between(conn, f, t)?
-                }
-            };
-            values.push((y, persons));
-        }
-        Ok::<_, AppError>((values, closed, targets))
+        oei05::series(conn, q.from, q.to, base)
     })
     .await?;
-    let (values, closed, targets) = years;
-    let base_value = values.iter().find(|(y, _)| *y == base).map(|(_, v)| *v);
-    let mut out = Vec::new();
-    for (i, (y, persons)) in values.iter().enumerate() {
-        let t = targets.get(y);
-        let sense = t.and_then(|t| Sense::parse(&t.sense));
-        out.push(SeriesYear {
-            year: *y,
-            persons: *persons,
-            closed: closed.contains_key(y),
-            target: t.map(|t| t.target),
-            sense,
-            avance: t
-                .zip(sense)
-                .and_then(|(t, s)| avance(s, *persons, t.target)),
-            change_vs_previous: (i > 0).then(|| change(*persons, values[i - 1].1)),
-            change_vs_base: base_value
-                .filter(|_| *y != base)
-                .map(|b| change(*persons, b)),
-        });
-    }
-    Ok(web::Json(SeriesResponse { base, years: out }))
+    Ok(web::Json(SeriesResponse { base, years }))
 }
 
 /// Freeze a year's figures, keeping the persons behind every cell. A closed

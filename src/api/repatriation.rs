@@ -16,10 +16,13 @@ use crate::audit::RequestMeta;
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
 use crate::domain::money::format_scaled;
-use crate::domain::support::{RepatriationKind, RepatriationStatus, StepStatus};
+use crate::domain::support::{PaymentStatus, RepatriationKind, RepatriationStatus, StepStatus};
 use crate::error::{AppError, Problem};
 use crate::extract::JsonBody;
-use crate::models::support::{self as model, PaymentFilter, Repatriation};
+use crate::models::support::{
+    self as model, Payment, PaymentFilter, Repatriation, RepatriationStep,
+};
+use crate::services::ledger::amount_text;
 use crate::services::repatriation::{
     self as service, NewRepatriation, RepatriationChange, StepDecision,
 };
@@ -120,50 +123,31 @@ fn responses(
             repatriation: Some(r.id),
             ..PaymentFilter::default()
         };
-        let (payments, _) = model::list_payments(
-            conn,
-            &filter,
-            crate::models::reference::Window {
-                limit: 1000,
-                offset: 0,
-            },
-        )?;
-        let paid: i64 = payments
-            .iter()
-            .filter(|p| p.status == "paid" || p.status == "reversed")
-            .map(|p| p.amount_pen_cents)
-            .sum();
+        let window = crate::models::reference::Window {
+            limit: 1000,
+            offset: 0,
+        };
+        let (payments, _) = model::list_payments(conn, &filter, window)?;
+        let mut paid = 0_i64;
+        for p in &payments {
+            // a reversal is paid back: its negative amount counts
+            if let PaymentStatus::Paid | PaymentStatus::Reversed = PaymentStatus::stored(&p.status)?
+            {
+                paid += p.amount_pen_cents;
+            }
+        }
         out.push(RepatriationResponse {
             kind: RepatriationKind::stored(&r.kind)?,
             status: RepatriationStatus::stored(&r.status)?,
             steps: steps
                 .iter()
                 .filter(|s| s.repatriation_id == r.id)
-                .map(|s| {
-                    Ok(RepatriationStepResponse {
-                        step: s.step.clone(),
-                        position: s.position,
-                        status: StepStatus::stored(&s.status)?,
-                        done_on: s.done_on,
-                        notes: s.notes.clone(),
-                        decided_by: s.decided_by,
-                    })
-                })
+                .map(step_response)
                 .collect::<Result<_, AppError>>()?,
             costs: payments
                 .into_iter()
-                .map(|p| CostLine {
-                    payment_id: p.id,
-                    amount: format_scaled(
-                        p.amount_minor,
-                        u32::try_from(p.currency_exponent).unwrap_or(2),
-                    ),
-                    amount_pen: format_scaled(p.amount_pen_cents, 2),
-                    kind: p.kind,
-                    status: p.status,
-                    currency: p.currency,
-                })
-                .collect(),
+                .map(cost_line)
+                .collect::<Result<_, AppError>>()?,
             paid_pen: format_scaled(paid, 2),
             id: r.id,
             case_id: r.case_id,
@@ -180,6 +164,28 @@ fn responses(
         });
     }
     Ok(out)
+}
+
+fn step_response(s: &RepatriationStep) -> Result<RepatriationStepResponse, AppError> {
+    Ok(RepatriationStepResponse {
+        step: s.step.clone(),
+        position: s.position,
+        status: StepStatus::stored(&s.status)?,
+        done_on: s.done_on,
+        notes: s.notes.clone(),
+        decided_by: s.decided_by,
+    })
+}
+
+fn cost_line(p: Payment) -> Result<CostLine, AppError> {
+    Ok(CostLine {
+        payment_id: p.id,
+        amount: amount_text(&p)?,
+        amount_pen: format_scaled(p.amount_pen_cents, 2),
+        kind: p.kind,
+        status: p.status,
+        currency: p.currency,
+    })
 }
 
 fn one(conn: &mut DbConn, r: Repatriation) -> Result<RepatriationResponse, AppError> {

@@ -342,3 +342,80 @@ pub fn reopen_year(
     );
     Ok(())
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Change {
+    pub absolute: i64,
+    /// Percent change, one decimal; absent when the earlier value is 0.
+    pub percent: Option<f64>,
+}
+
+fn change(now: i64, before: i64) -> Change {
+    Change {
+        absolute: now - before,
+        percent: (before != 0)
+            .then(|| ((now - before) as f64 * 1000.0 / before as f64).round() / 10.0),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesYear {
+    pub year: i32,
+    pub persons: i64,
+    /// The value comes from the year's snapshot.
+    pub closed: bool,
+    pub target: Option<i64>,
+    pub sense: Option<Sense>,
+    pub avance: Option<Avance>,
+    pub change_vs_previous: Option<Change>,
+    pub change_vs_base: Option<Change>,
+}
+
+/// OEI.05 year by year from `from` to `to`: a closed year's value from its
+/// snapshot, an open one's counted now; each with its target and Avance,
+/// and its change over the previous year and over `base`.
+pub fn series(
+    conn: &mut DbConn,
+    from: i32,
+    to: i32,
+    base: i32,
+) -> Result<Vec<SeriesYear>, AppError> {
+    let closed: BTreeMap<i32, i64> = model::closed_years(conn, from, to)?.into_iter().collect();
+    let targets: BTreeMap<i32, Target> = model::targets_between(conn, from, to)?
+        .into_iter()
+        .map(|t| (t.year, t))
+        .collect();
+    let mut values = Vec::new();
+    for y in from..=to {
+        let persons = match closed.get(&y) {
+            Some(p) => *p,
+            None => {
+                let (Some(f), Some(t)) = (
+                    NaiveDate::from_ymd_opt(y, 1, 1),
+                    NaiveDate::from_ymd_opt(y, 12, 31),
+                ) else {
+                    continue;
+                };
+                model::persons_between(conn, f, t)?
+            }
+        };
+        values.push((y, persons));
+    }
+    let base_value = values.iter().find(|(y, _)| *y == base).map(|(_, v)| *v);
+    let mut out = Vec::with_capacity(values.len());
+    for (i, &(y, persons)) in values.iter().enumerate() {
+        let t = targets.get(&y);
+        let sense = t.map(|t| Sense::stored(&t.sense)).transpose()?;
+        out.push(SeriesYear {
+            year: y,
+            persons,
+            closed: closed.contains_key(&y),
+            target: t.map(|t| t.target),
+            sense,
+            avance: t.zip(sense).and_then(|(t, s)| avance(s, persons, t.target)),
+            change_vs_previous: (i > 0).then(|| change(persons, values[i - 1].1)),
+            change_vs_base: base_value.filter(|_| y != base).map(|b| change(persons, b)),
+        });
+    }
+    Ok(out)
+}

@@ -361,14 +361,7 @@ fn possible_duplicates(
         let full = access_service::person_access(conn, viewer, p)?.view == View::Full;
         candidates.push(Candidate {
             id: p.id,
-            masked_name: full.then(|| {
-                mask_name(&format!(
-                    "{} {} {}",
-                    p.given_names,
-                    p.first_surname,
-                    p.second_surname.clone().unwrap_or_default()
-                ))
-            }),
+            masked_name: full.then(|| mask_name(&p.full_name())),
             birth_year: p
                 .birth_date
                 .filter(|_| full)

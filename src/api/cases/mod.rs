@@ -20,10 +20,8 @@ use crate::api::Viewing as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
-use crate::domain::access::View;
 use crate::domain::case::{CaseOutcome, CaseStatus, Flag, RequesterKind};
 use crate::domain::catalogue::IntakeChannel;
-use crate::domain::person::mask_name;
 use crate::domain::vocabulary::RecordedChannel;
 use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
@@ -189,7 +187,9 @@ pub(crate) fn case_response(
 }
 
 /// The representation from rows already in hand (creation builds it without
-/// reading back what it just wrote).
+/// reading back what it just wrote). The person's name follows what the
+/// caller may see of the person; the case's own text, what the caller may
+/// read of this case.
 fn build_case_response(
     seen: &PersonAccess,
     c: Case,
@@ -198,55 +198,25 @@ fn build_case_response(
     steps: Vec<CaseStep>,
     mut referrals: Vec<super::support::ReferralResponse>,
 ) -> Result<CaseResponse, AppError> {
-    let full = format!(
-        "{} {} {}",
-        person.given_names,
-        person.first_surname,
-        person.second_surname.clone().unwrap_or_default()
-    )
-    .trim()
-    .to_owned();
-    // The person's name follows what the caller may see of the person; the
-    // case's own text, what the caller may read of this case.
-    let name = if seen.view == View::Full {
-        full
-    } else {
-        mask_name(&full)
-    };
     let masked = !seen.case_text(c.consulate_id, c.protected);
     let now = Ts::now();
     let mut steps: Vec<StepResponse> = steps.into_iter().map(|s| step_response(s, now)).collect();
     let deadline_breaches = steps.iter().filter(|s| s.overdue).count() as i64;
-    let mut attentions = attentions;
+    let mut attentions: Vec<AttentionResponse> = attentions
+        .into_iter()
+        .map(AttentionResponse::from)
+        .collect();
     if masked {
-        for r in &mut referrals {
-            r.reason = WITHHELD.into();
-            r.outcome = r.outcome.as_ref().map(|_| WITHHELD.into());
-        }
-        for a in &mut attentions {
-            a.description = WITHHELD.into();
-            a.void_reason = a.void_reason.as_ref().map(|_| WITHHELD.into());
-        }
-        for st in &mut steps {
-            st.waiver_reason = st.waiver_reason.as_ref().map(|_| WITHHELD.into());
-        }
+        withhold(&mut attentions, &mut steps, &mut referrals);
     }
+    let withheld = |text: String| if masked { WITHHELD.into() } else { text };
     Ok(CaseResponse {
         referrals,
         person: PersonRef {
             id: c.person_id,
-            name,
+            name: person.name_as_seen(seen.view),
         },
-        requester: if masked {
-            None
-        } else {
-            Some(RequesterBody {
-                kind: RequesterKind::stored(&c.requester_kind)?,
-                name: c.requester_name.clone(),
-                relationship: c.requester_relationship.clone(),
-                contact: c.requester_contact.clone(),
-            })
-        },
+        requester: if masked { None } else { Some(requester(&c)?) },
         channel: RecordedChannel::stored(&c.channel)?,
         flags: if masked {
             Vec::new()
@@ -254,34 +224,16 @@ fn build_case_response(
             stored_json("flags", &c.flags)?
         },
         status: CaseStatus::stored(&c.status)?,
-        attentions: attentions
-            .into_iter()
-            .map(|a: Attention| AttentionResponse {
-                id: a.id,
-                attention_type_id: a.attention_type_id,
-                date: a.attended_on,
-                channel: a.channel,
-                officer_id: a.officer_id,
-                description: a.description,
-                late_registration: a.late_registration,
-                voided: a.voided_at.is_some(),
-                void_reason: a.void_reason,
-                created_at: a.created_at,
-            })
-            .collect(),
+        attentions,
         steps,
         deadline_breaches,
         id: c.id,
         consulate_id: c.consulate_id,
         country: c.country_code,
         city: c.city,
-        summary: if masked { WITHHELD.into() } else { c.summary },
+        summary: withheld(c.summary),
         protected: c.protected,
-        outcome: if masked {
-            c.outcome.map(|_| WITHHELD.into())
-        } else {
-            c.outcome
-        },
+        outcome: c.outcome.map(withheld),
         closed_at: c.closed_at,
         assigned_officer_id: c.assigned_officer_id,
         opened_at: c.opened_at,
@@ -289,6 +241,52 @@ fn build_case_response(
         created_at: c.created_at,
         updated_at: c.updated_at,
     })
+}
+
+fn requester(c: &Case) -> Result<RequesterBody, AppError> {
+    Ok(RequesterBody {
+        kind: RequesterKind::stored(&c.requester_kind)?,
+        name: c.requester_name.clone(),
+        relationship: c.requester_relationship.clone(),
+        contact: c.requester_contact.clone(),
+    })
+}
+
+/// The texts of a case the caller may not read: what was said, never that
+/// something was.
+fn withhold(
+    attentions: &mut [AttentionResponse],
+    steps: &mut [StepResponse],
+    referrals: &mut [super::support::ReferralResponse],
+) {
+    for r in referrals {
+        r.reason = WITHHELD.into();
+        r.outcome = r.outcome.as_ref().map(|_| WITHHELD.into());
+    }
+    for a in attentions {
+        a.description = WITHHELD.into();
+        a.void_reason = a.void_reason.as_ref().map(|_| WITHHELD.into());
+    }
+    for st in steps {
+        st.waiver_reason = st.waiver_reason.as_ref().map(|_| WITHHELD.into());
+    }
+}
+
+impl From<Attention> for AttentionResponse {
+    fn from(a: Attention) -> AttentionResponse {
+        AttentionResponse {
+            id: a.id,
+            attention_type_id: a.attention_type_id,
+            date: a.attended_on,
+            channel: a.channel,
+            officer_id: a.officer_id,
+            description: a.description,
+            late_registration: a.late_registration,
+            voided: a.voided_at.is_some(),
+            void_reason: a.void_reason,
+            created_at: a.created_at,
+        }
+    }
 }
 
 fn respond(c: &CaseResponse, status: StatusCode) -> HttpResponse {
@@ -437,46 +435,9 @@ pub async fn list_cases(
     user.require(&access::LIST_CASES)?;
     let q = query.into_inner();
     let window = window(q.limit, q.offset)?;
-    let ch = q
-        .channel
-        .as_deref()
-        .map(|c| {
-            RecordedChannel::parse(c)
-                .or_else(|| IntakeChannel::parse(c).map(RecordedChannel::from))
-                .ok_or_else(|| AppError::bad_query("query.channel", "unknown channel"))
-        })
-        .transpose()?;
     let (meta, actor) = (RequestMeta::of(&req), user.actor());
     let (items, total) = db::run(&state.pool, move |conn| {
-        let attention_type = match &q.attention_type {
-            Some(label) => Some(
-                crate::services::catalogue::resolve(conn, label)?
-                    .ok_or_else(|| {
-                        AppError::invalid(
-                            "query.attention_type",
-                            format!("no attention type is spelled `{label}`"),
-                        )
-                    })?
-                    .id,
-            ),
-            None => None,
-        };
-        let filter = CaseFilter {
-            consulate: if user.role.is_consulate_scoped() {
-                user.consulate_id
-            } else {
-                q.consulate.map(Id)
-            },
-            status: q.status.map(|s| s.as_str().to_owned()),
-            attention_type,
-            officer: q.officer.map(Id),
-            opened_from: q.opened_from.map(Ts::from),
-            opened_to: q.opened_to.map(Ts::from),
-            protected: q.protected,
-            channel: ch.map(|c| c.as_str().to_owned()),
-            person: q.person.map(Id),
-            overdue_at: q.overdue.unwrap_or(false).then(Ts::now),
-        };
+        let filter = case_filter(conn, &q, &user)?;
         let (rows, total) = model::list_cases(conn, &filter, window)?;
         let items = rows
             .into_iter()
@@ -499,6 +460,49 @@ pub async fn list_cases(
     })
     .await?;
     Ok(web::Json(Page::new(&req, items, total, window)))
+}
+
+/// The filter a case list's query asks for; a consulate's staff list only
+/// their consulate's cases, whatever consulate they name.
+fn case_filter(conn: &mut DbConn, q: &CaseQuery, user: &AuthUser) -> Result<CaseFilter, AppError> {
+    let channel = q
+        .channel
+        .as_deref()
+        .map(|c| {
+            RecordedChannel::parse(c)
+                .or_else(|| IntakeChannel::parse(c).map(RecordedChannel::from))
+                .ok_or_else(|| AppError::bad_query("query.channel", "unknown channel"))
+        })
+        .transpose()?;
+    let attention_type = match &q.attention_type {
+        Some(label) => Some(
+            crate::services::catalogue::resolve(conn, label)?
+                .ok_or_else(|| {
+                    AppError::invalid(
+                        "query.attention_type",
+                        format!("no attention type is spelled `{label}`"),
+                    )
+                })?
+                .id,
+        ),
+        None => None,
+    };
+    Ok(CaseFilter {
+        consulate: if user.role.is_consulate_scoped() {
+            user.consulate_id
+        } else {
+            q.consulate.map(Id)
+        },
+        status: q.status.map(|s| s.as_str().to_owned()),
+        attention_type,
+        officer: q.officer.map(Id),
+        opened_from: q.opened_from.map(Ts::from),
+        opened_to: q.opened_to.map(Ts::from),
+        protected: q.protected,
+        channel: channel.map(|c| c.as_str().to_owned()),
+        person: q.person.map(Id),
+        overdue_at: q.overdue.unwrap_or(false).then(Ts::now),
+    })
 }
 
 /// One case with its attentions and protocol steps.

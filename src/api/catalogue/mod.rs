@@ -497,46 +497,8 @@ pub async fn update_attention_type(
     user.require(&access::UPDATE_ATTENTION_TYPE)?;
     let raw = path.into_inner();
     let expected = if_match_version(&req)?;
-    let b = body.into_inner()?;
-    if let Some(s) = &b.status {
-        if !["active", "deprecated"].contains(&s.as_str()) {
-            return Err(AppError::invalid(
-                "body.status",
-                "active or deprecated (merging has its own operation)",
-            ));
-        }
-    }
-    let opt = |field: &str, v: &Option<String>, max: usize| {
-        v.as_deref().map(|v| text(field, v, max)).transpose()
-    };
-    let name_es = opt("body.name_es", &b.name_es, 150)?;
-    let name_en = opt("body.name_en", &b.name_en, 150)?;
-    let texts = [
-        opt("body.description_es", &b.description_es, 2000)?,
-        opt("body.description_en", &b.description_en, 2000)?,
-        opt("body.who_may_ask_es", &b.who_may_ask_es, 1000)?,
-        opt("body.who_may_ask_en", &b.who_may_ask_en, 1000)?,
-        opt("body.requirements_es", &b.requirements_es, 2000)?,
-        opt("body.requirements_en", &b.requirements_en, 2000)?,
-    ];
-    let channels = b.channels.map(|c| channels_json(Some(c))).transpose()?;
     let key = TypeKey::parse(&raw);
-    let [d_es, d_en, w_es, w_en, r_es, r_en] = texts;
-    let change = TypeChange {
-        name_es,
-        name_en,
-        description_es: d_es,
-        description_en: d_en,
-        who_may_ask_es: w_es,
-        who_may_ask_en: w_en,
-        requirements_es: r_es,
-        requirements_en: r_en,
-        category: b.category,
-        kind: b.kind,
-        channels,
-        protected_by_default: b.protected_by_default,
-        status: b.status,
-    };
+    let change = type_change(body.into_inner()?)?;
     let updated = write(
         &state,
         user.actor(),
@@ -548,6 +510,36 @@ pub async fn update_attention_type(
     )
     .await?;
     Ok(respond(updated, StatusCode::OK))
+}
+
+/// The change a request asks for, its texts checked.
+fn type_change(b: UpdateTypeRequest) -> Result<TypeChange, AppError> {
+    if let Some(s) = &b.status {
+        if !["active", "deprecated"].contains(&s.as_str()) {
+            return Err(AppError::invalid(
+                "body.status",
+                "active or deprecated (merging has its own operation)",
+            ));
+        }
+    }
+    let opt = |field: &str, v: &Option<String>, max: usize| {
+        v.as_deref().map(|v| text(field, v, max)).transpose()
+    };
+    Ok(TypeChange {
+        name_es: opt("body.name_es", &b.name_es, 150)?,
+        name_en: opt("body.name_en", &b.name_en, 150)?,
+        description_es: opt("body.description_es", &b.description_es, 2000)?,
+        description_en: opt("body.description_en", &b.description_en, 2000)?,
+        who_may_ask_es: opt("body.who_may_ask_es", &b.who_may_ask_es, 1000)?,
+        who_may_ask_en: opt("body.who_may_ask_en", &b.who_may_ask_en, 1000)?,
+        requirements_es: opt("body.requirements_es", &b.requirements_es, 2000)?,
+        requirements_en: opt("body.requirements_en", &b.requirements_en, 2000)?,
+        channels: b.channels.map(|c| channels_json(Some(c))).transpose()?,
+        category: b.category,
+        kind: b.kind,
+        protected_by_default: b.protected_by_default,
+        status: b.status,
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -102,38 +102,7 @@ pub async fn list_public_attention_types(
     .await?;
     let items = rows
         .into_iter()
-        .map(|t| -> Result<_, AppError> {
-            let en = lang == Lang::En;
-            let channels =
-                stored_json::<Vec<IntakeChannel>>("attention type channels", &t.channels)?;
-            Ok(PublicAttentionType {
-                category: AttentionCategory::stored(&t.category)?,
-                name: if en { t.name_en } else { t.name_es },
-                description: if en {
-                    t.description_en
-                } else {
-                    t.description_es
-                },
-                who_may_ask: if en {
-                    t.who_may_ask_en
-                } else {
-                    t.who_may_ask_es
-                },
-                requirements: if en {
-                    t.requirements_en
-                } else {
-                    t.requirements_es
-                },
-                channels: channels
-                    .into_iter()
-                    .map(|c| PublicChannel {
-                        code: c,
-                        name: if en { c.name_en() } else { c.name_es() }.to_owned(),
-                    })
-                    .collect(),
-                code: t.code,
-            })
-        })
+        .map(|t| public_type(t, lang))
         .collect::<Result<Vec<_>, _>>()?;
     let code = if lang == Lang::En { "en" } else { "es" };
     Ok(HttpResponse::Ok()
@@ -143,4 +112,26 @@ pub async fn list_public_attention_types(
             lang: code.to_owned(),
             items,
         }))
+}
+
+/// An attention type in one language.
+fn public_type(t: model::AttentionType, lang: Lang) -> Result<PublicAttentionType, AppError> {
+    let en = lang == Lang::En;
+    let pick = |es: String, english: String| if en { english } else { es };
+    let channels = stored_json::<Vec<IntakeChannel>>("attention type channels", &t.channels)?;
+    Ok(PublicAttentionType {
+        category: AttentionCategory::stored(&t.category)?,
+        name: pick(t.name_es, t.name_en),
+        description: pick(t.description_es, t.description_en),
+        who_may_ask: pick(t.who_may_ask_es, t.who_may_ask_en),
+        requirements: pick(t.requirements_es, t.requirements_en),
+        channels: channels
+            .into_iter()
+            .map(|c| PublicChannel {
+                code: c,
+                name: if en { c.name_en() } else { c.name_es() }.to_owned(),
+            })
+            .collect(),
+        code: t.code,
+    })
 }

@@ -66,7 +66,7 @@ pub async fn list_detainees(
     let q = query.into_inner();
     let window = window(q.limit, q.offset)?;
     let consulate = scoped_consulate(&user, q.consulate.map(Id));
-    let meta = RequestMeta::of(&req);
+    let (meta, viewer) = (RequestMeta::of(&req), user.viewer(false));
     let (items, total) = db::run(&state.pool, move |conn| {
         let (rows, total) =
             model::list_detentions(conn, consulate, q.include_released.unwrap_or(false), window)?;
@@ -75,22 +75,7 @@ pub async fn list_detainees(
         let mut items = Vec::with_capacity(rows.len());
         for d in rows {
             let name = match persons_model::find_person(conn, d.person_id)? {
-                Some(p) => {
-                    let view = access_service::person_access(conn, user.viewer(false), &p)?.view;
-                    let full = format!(
-                        "{} {} {}",
-                        p.given_names,
-                        p.first_surname,
-                        p.second_surname.unwrap_or_default()
-                    )
-                    .trim()
-                    .to_owned();
-                    if view == View::Full {
-                        full
-                    } else {
-                        mask_name(&full)
-                    }
-                }
+                Some(p) => p.name_as_seen(access_service::person_access(conn, viewer, &p)?.view),
                 None => String::new(),
             };
             items.push(DetaineeResponse {

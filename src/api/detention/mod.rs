@@ -21,8 +21,6 @@ use crate::api::Viewing as _;
 use crate::audit::RequestMeta;
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
-use crate::domain::access::View;
-use crate::domain::person::mask_name;
 use crate::domain::support::{LawyerKind, LegalSituation, VisitKind};
 use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};

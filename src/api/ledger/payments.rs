@@ -21,7 +21,9 @@ use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::idempotency::Idempotency;
 use crate::models::support::{self as model, Payment, PaymentFilter};
-use crate::services::ledger::{self as service, load_payment, NewPayment, PaymentChange};
+use crate::services::ledger::{
+    self as service, amount_text, load_payment, NewPayment, PaymentChange,
+};
 use crate::AppState;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -157,11 +159,10 @@ fn screen_payments(
 }
 
 fn payment_response(p: Payment, reversed_by: Option<Id>) -> Result<PaymentResponse, AppError> {
-    let exp = u32::try_from(p.currency_exponent).unwrap_or(2);
     Ok(PaymentResponse {
         kind: PaymentKind::stored(&p.kind)?,
         status: PaymentStatus::stored(&p.status)?,
-        amount: format_scaled(p.amount_minor, exp),
+        amount: amount_text(&p)?,
         pen_per_unit: format_rate(p.pen_per_unit_e9),
         usd_per_unit: format_rate(p.usd_per_unit_e9),
         amount_pen: format_scaled(p.amount_pen_cents, 2),

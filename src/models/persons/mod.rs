@@ -1,5 +1,12 @@
-//! Persons, documents, match keys, the duplicate queue, merges and the
-//! timeline.
+//! Persons: their records, documents and match keys, and searching them;
+//! the duplicate queue and merges in `duplicates`, the timeline in
+//! `timeline`.
+
+mod duplicates;
+mod timeline;
+
+pub use duplicates::*;
+pub use timeline::*;
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
@@ -35,6 +42,29 @@ pub struct Person {
     pub updated_at: Ts,
 }
 
+impl Person {
+    /// Given names and surnames, as one would write them.
+    pub fn full_name(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.given_names,
+            self.first_surname,
+            self.second_surname.as_deref().unwrap_or_default()
+        )
+        .trim()
+        .to_owned()
+    }
+
+    /// The name as a reader with `view` of the person sees it: whole, or
+    /// masked to initials.
+    pub fn name_as_seen(&self, view: crate::domain::access::View) -> String {
+        match view {
+            crate::domain::access::View::Full => self.full_name(),
+            _ => crate::domain::person::mask_name(&self.full_name()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = person_documents, treat_none_as_default_value = false)]
 pub struct Document {
@@ -44,50 +74,6 @@ pub struct Document {
     pub number: String,
     pub issuing_country: String,
     pub created_at: Ts,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = duplicate_pairs)]
-pub struct DuplicatePair {
-    pub id: Id,
-    pub person_a: Id,
-    pub person_b: Id,
-    pub score: f64,
-    pub reasons: String,
-    pub status: String,
-    pub source: String,
-    pub decided_by: Option<Id>,
-    pub decided_at: Option<Ts>,
-    pub decision_reason: Option<String>,
-    pub created_at: Ts,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = person_merges)]
-pub struct PersonMerge {
-    pub id: Id,
-    pub survivor_id: Id,
-    pub merged_id: Id,
-    pub reason: String,
-    pub actor_id: Option<Id>,
-    pub at: Ts,
-    pub snapshot: String,
-    pub undone_at: Option<Ts>,
-    pub undone_by: Option<Id>,
-}
-
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
-#[diesel(table_name = timeline_events, treat_none_as_default_value = false)]
-pub struct TimelineEvent {
-    pub id: Id,
-    pub person_id: Id,
-    pub case_id: Option<Id>,
-    pub consulate_id: Option<Id>,
-    pub kind: String,
-    pub at: Ts,
-    pub actor_id: Option<Id>,
-    pub attention_type_id: Option<Id>,
-    pub payload: String,
 }
 
 pub fn find_person(conn: &mut DbConn, id: Id) -> QueryResult<Option<Person>> {
@@ -324,259 +310,4 @@ pub fn search_persons(
         .select(Person::as_select())
         .load(conn)?;
     Ok((rows, total))
-}
-
-// --- duplicate queue -----------------------------------------------------------
-
-/// The ordered pair key: a pair is stored once whatever the order.
-pub fn ordered(a: Id, b: Id) -> (Id, Id) {
-    if a < b {
-        (a, b)
-    } else {
-        (b, a)
-    }
-}
-
-pub fn find_pair(conn: &mut DbConn, a: Id, b: Id) -> QueryResult<Option<DuplicatePair>> {
-    let (a, b) = ordered(a, b);
-    duplicate_pairs::table
-        .filter(duplicate_pairs::person_a.eq(a))
-        .filter(duplicate_pairs::person_b.eq(b))
-        .select(DuplicatePair::as_select())
-        .first(conn)
-        .optional()
-}
-
-/// Queues a pair unless it is already known (in any status). Returns true
-/// when it was added.
-pub fn queue_pair(
-    conn: &mut DbConn,
-    a: Id,
-    b: Id,
-    score: f64,
-    reasons: &[String],
-    source: &str,
-) -> QueryResult<bool> {
-    if find_pair(conn, a, b)?.is_some() {
-        return Ok(false);
-    }
-    let (a, b) = ordered(a, b);
-    diesel::insert_into(duplicate_pairs::table)
-        .values(&DuplicatePair {
-            id: Id::new(),
-            person_a: a,
-            person_b: b,
-            score,
-            reasons: serde_json::to_string(reasons).unwrap_or_else(|_| "[]".into()),
-            status: "open".into(),
-            source: source.into(),
-            decided_by: None,
-            decided_at: None,
-            decision_reason: None,
-            created_at: Ts::now(),
-        })
-        .execute(conn)?;
-    Ok(true)
-}
-
-pub fn find_pair_by_id(conn: &mut DbConn, id: Id) -> QueryResult<Option<DuplicatePair>> {
-    duplicate_pairs::table
-        .find(id)
-        .select(DuplicatePair::as_select())
-        .first(conn)
-        .optional()
-}
-
-pub fn decide_pair(
-    conn: &mut DbConn,
-    id: Id,
-    status: &str,
-    by: Option<Id>,
-    reason: Option<&str>,
-) -> QueryResult<()> {
-    diesel::update(duplicate_pairs::table.find(id))
-        .set((
-            duplicate_pairs::status.eq(status),
-            duplicate_pairs::decided_by.eq(by),
-            duplicate_pairs::decided_at.eq(by.map(|_| Ts::now())),
-            duplicate_pairs::decision_reason.eq(reason),
-        ))
-        .execute(conn)
-        .map(|_| ())
-}
-
-pub fn pairs_involving(conn: &mut DbConn, a: Id, b: Id) -> QueryResult<Option<DuplicatePair>> {
-    find_pair(conn, a, b)
-}
-
-pub fn list_pairs(
-    conn: &mut DbConn,
-    status: Option<&str>,
-    person: Option<Id>,
-    window: Window,
-) -> QueryResult<(Vec<DuplicatePair>, i64)> {
-    let build = || {
-        let mut q = duplicate_pairs::table.into_boxed::<MultiBackend>();
-        if let Some(s) = status {
-            q = q.filter(duplicate_pairs::status.eq(s.to_owned()));
-        }
-        if let Some(p) = person {
-            q = q.filter(
-                duplicate_pairs::person_a
-                    .eq(p)
-                    .or(duplicate_pairs::person_b.eq(p)),
-            );
-        }
-        q
-    };
-    let total = build().count().get_result(conn)?;
-    let rows = build()
-        .order((duplicate_pairs::score.desc(), duplicate_pairs::created_at))
-        .limit(window.limit)
-        .offset(window.offset)
-        .select(DuplicatePair::as_select())
-        .load(conn)?;
-    Ok((rows, total))
-}
-
-// --- merges ---------------------------------------------------------------------
-
-pub fn insert_merge(conn: &mut DbConn, m: &PersonMerge) -> QueryResult<()> {
-    diesel::insert_into(person_merges::table)
-        .values(m)
-        .execute(conn)
-        .map(|_| ())
-}
-
-pub fn find_merge(conn: &mut DbConn, id: Id) -> QueryResult<Option<PersonMerge>> {
-    person_merges::table
-        .find(id)
-        .select(PersonMerge::as_select())
-        .first(conn)
-        .optional()
-}
-
-pub fn mark_merge_undone(conn: &mut DbConn, id: Id, by: Id) -> QueryResult<bool> {
-    let n = diesel::update(
-        person_merges::table
-            .filter(person_merges::id.eq(id))
-            .filter(person_merges::undone_at.is_null()),
-    )
-    .set((
-        person_merges::undone_at.eq(Ts::now()),
-        person_merges::undone_by.eq(by),
-    ))
-    .execute(conn)?;
-    Ok(n == 1)
-}
-
-pub fn move_documents(conn: &mut DbConn, ids: &[Id], to: Id) -> QueryResult<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    diesel::update(person_documents::table.filter(person_documents::id.eq_any(ids.to_vec())))
-        .set(person_documents::person_id.eq(to))
-        .execute(conn)
-        .map(|_| ())
-}
-
-// --- timeline -------------------------------------------------------------------
-
-pub fn insert_event(conn: &mut DbConn, e: &TimelineEvent) -> QueryResult<()> {
-    diesel::insert_into(timeline_events::table)
-        .values(e)
-        .execute(conn)
-        .map(|_| ())
-}
-
-pub fn event_ids_of(conn: &mut DbConn, person: Id) -> QueryResult<Vec<Id>> {
-    timeline_events::table
-        .filter(timeline_events::person_id.eq(person))
-        .select(timeline_events::id)
-        .load(conn)
-}
-
-pub fn move_events(conn: &mut DbConn, ids: &[Id], to: Id) -> QueryResult<()> {
-    for chunk in ids.chunks(500) {
-        diesel::update(timeline_events::table.filter(timeline_events::id.eq_any(chunk.to_vec())))
-            .set(timeline_events::person_id.eq(to))
-            .execute(conn)?;
-    }
-    Ok(())
-}
-
-pub fn delete_event(conn: &mut DbConn, id: Id) -> QueryResult<()> {
-    diesel::delete(timeline_events::table.find(id))
-        .execute(conn)
-        .map(|_| ())
-}
-
-/// Filters of a history read.
-#[derive(Debug, Default, Clone)]
-pub struct HistoryFilter {
-    pub from: Option<Ts>,
-    pub to: Option<Ts>,
-    pub consulate: Option<Id>,
-    pub attention_type: Option<Id>,
-    pub kind: Option<String>,
-    /// Cases whose events the caller may not see (`services::access`).
-    pub hidden_cases: Vec<Id>,
-}
-
-fn history_query(
-    person: Id,
-    f: &HistoryFilter,
-) -> timeline_events::BoxedQuery<'static, MultiBackend> {
-    let mut q = timeline_events::table
-        .filter(timeline_events::person_id.eq(person))
-        .into_boxed::<MultiBackend>();
-    if let Some(from) = f.from {
-        q = q.filter(timeline_events::at.ge(from));
-    }
-    if let Some(to) = f.to {
-        q = q.filter(timeline_events::at.lt(to));
-    }
-    if let Some(c) = f.consulate {
-        q = q.filter(timeline_events::consulate_id.eq(c));
-    }
-    if let Some(t) = f.attention_type {
-        q = q.filter(timeline_events::attention_type_id.eq(t));
-    }
-    if let Some(k) = &f.kind {
-        q = q.filter(timeline_events::kind.eq(k.clone()));
-    }
-    if !f.hidden_cases.is_empty() {
-        q = q.filter(
-            timeline_events::case_id
-                .is_null()
-                .or(timeline_events::case_id.ne_all(f.hidden_cases.clone())),
-        );
-    }
-    q
-}
-
-/// A page of a person's history in time order, and the total.
-pub fn history(
-    conn: &mut DbConn,
-    person: Id,
-    f: &HistoryFilter,
-    window: Window,
-) -> QueryResult<(Vec<TimelineEvent>, i64)> {
-    let total = history_query(person, f).count().get_result(conn)?;
-    let rows = history_query(person, f)
-        .order((timeline_events::at, timeline_events::id))
-        .limit(window.limit)
-        .offset(window.offset)
-        .select(TimelineEvent::as_select())
-        .load(conn)?;
-    Ok((rows, total))
-}
-
-/// Every event of a person (for the summary), oldest first.
-pub fn all_events(conn: &mut DbConn, person: Id) -> QueryResult<Vec<TimelineEvent>> {
-    timeline_events::table
-        .filter(timeline_events::person_id.eq(person))
-        .order((timeline_events::at, timeline_events::id))
-        .select(TimelineEvent::as_select())
-        .load(conn)
 }

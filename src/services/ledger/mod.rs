@@ -8,6 +8,10 @@
 //! in errors are those of the input (`amount`, `value_date`); the API
 //! places them in the request.
 
+mod totals;
+
+pub use totals::*;
+
 use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate};
@@ -22,7 +26,7 @@ use crate::domain::money::{
 };
 use crate::domain::role::Role;
 use crate::domain::support::{PaymentKind, PaymentStatus};
-use crate::domain::Stored;
+use crate::domain::{Stored, UnknownStored};
 use crate::error::AppError;
 use crate::models::cases::{self as cases_model, Case};
 use crate::models::support::{self as model, ExchangeRate, Payment};
@@ -137,15 +141,23 @@ fn price(
     Ok(())
 }
 
-/// The entry's amount as an exact decimal in its currency.
-pub fn amount_text(p: &Payment) -> String {
-    format_scaled(
-        p.amount_minor,
-        u32::try_from(p.currency_exponent).unwrap_or(2),
-    )
+/// The entry's amount as an exact decimal in its currency; a stored
+/// exponent below zero is an error.
+pub fn amount_text(p: &Payment) -> Result<String, UnknownStored> {
+    let exponent = u32::try_from(p.currency_exponent).map_err(|_| UnknownStored {
+        what: "currency exponent",
+        value: p.currency_exponent.to_string(),
+    })?;
+    Ok(format_scaled(p.amount_minor, exponent))
 }
 
-fn payment_event(journal: &mut Journal, case: &Case, kind: &str, user: Id, p: &Payment) {
+fn payment_event(
+    journal: &mut Journal,
+    case: &Case,
+    kind: &str,
+    user: Id,
+    p: &Payment,
+) -> Result<(), AppError> {
     journal.case_event(
         case,
         kind,
@@ -154,12 +166,13 @@ fn payment_event(journal: &mut Journal, case: &Case, kind: &str, user: Id, p: &P
         serde_json::json!({
             "payment_id": p.id,
             "kind": p.kind,
-            "amount": amount_text(p),
+            "amount": amount_text(p)?,
             "currency": p.currency,
             "amount_pen": format_scaled(p.amount_pen_cents, 2),
             "status": p.status,
         }),
     );
+    Ok(())
 }
 
 /// A payment the caller may act on, with its case.
@@ -264,11 +277,11 @@ pub fn request(
     let value_date = new.value_date.unwrap_or(now.0.date_naive());
     price(conn, &mut p, &new.amount, &new.currency, value_date)?;
     model::insert_payment(conn, &p)?;
-    payment_event(journal, case, "payment.requested", user.user_id, &p);
+    payment_event(journal, case, "payment.requested", user.user_id, &p)?;
     journal.audit(
         Event::new("payment.request", "payment", Some(p.id.to_string()))
             .subject(case.person_id)
-            .details(serde_json::json!({ "amount": amount_text(&p), "currency": p.currency, "kind": new.kind })),
+            .details(serde_json::json!({ "amount": amount_text(&p)?, "currency": p.currency, "kind": new.kind })),
     );
     Ok(p)
 }
@@ -311,9 +324,10 @@ pub fn update(
         next.description = text("description", d, 4000)?;
     }
     if change.amount.is_some() || change.currency.is_some() || change.value_date.is_some() {
-        let amount = change
-            .amount
-            .unwrap_or_else(|| DecimalInput::Text(amount_text(&current)));
+        let amount = match change.amount {
+            Some(amount) => amount,
+            None => DecimalInput::Text(amount_text(&current)?),
+        };
         let currency = change.currency.unwrap_or_else(|| current.currency.clone());
         let value_date = change.value_date.unwrap_or(current.value_date);
         price(conn, &mut next, &amount, &currency, value_date)?;
@@ -388,7 +402,7 @@ pub fn decide(
         return Err(changed_meanwhile());
     }
     let kind = format!("payment.{}", next.status);
-    payment_event(journal, &case, &kind, user.user_id, &next);
+    payment_event(journal, &case, &kind, user.user_id, &next)?;
     journal.audit(
         Event::new("payment.decide", "payment", Some(next.id.to_string()))
             .subject(case.person_id)
@@ -427,7 +441,7 @@ pub fn mark_paid(
     if !model::update_unpaid_payment(conn, &next, current.version)? {
         return Err(changed_meanwhile());
     }
-    payment_event(journal, &case, "payment.paid", user.user_id, &next);
+    payment_event(journal, &case, "payment.paid", user.user_id, &next)?;
     journal.audit(
         Event::new("payment.paid", "payment", Some(next.id.to_string())).subject(case.person_id),
     );
@@ -484,116 +498,11 @@ pub fn reverse(
         ..original.clone()
     };
     model::insert_payment(conn, &reversal)?;
-    payment_event(journal, &case, "payment.reversed", user.user_id, &reversal);
+    payment_event(journal, &case, "payment.reversed", user.user_id, &reversal)?;
     journal.audit(
         Event::new("payment.reverse", "payment", Some(original.id.to_string()))
             .subject(case.person_id)
             .details(serde_json::json!({ "reversal_id": reversal.id })),
     );
     Ok(reversal)
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TotalsGroup {
-    pub consulate_id: Id,
-    pub year: i32,
-    pub kind: PaymentKind,
-    pub currency: String,
-    pub entries: i64,
-    /// Exact sum in the currency.
-    pub amount: String,
-    /// Sum of the entries' PEN amounts.
-    pub amount_pen: String,
-    pub amount_usd: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CurrencyTotal {
-    pub currency: String,
-    pub entries: i64,
-    pub amount: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TotalsResponse {
-    pub year: Option<i32>,
-    /// The statuses added up.
-    pub statuses: Vec<PaymentStatus>,
-    /// Per consulate, year, kind and currency.
-    pub groups: Vec<TotalsGroup>,
-    pub by_currency: Vec<CurrencyTotal>,
-    pub entries: i64,
-    pub total_pen: String,
-    pub total_usd: String,
-}
-
-/// Exact totals of the entries a filter selects (`statuses` as asked),
-/// per consulate, year, kind and currency, and per currency: each the sum
-/// of the entries it covers, PEN and USD as the entries' own conversions.
-pub fn totals(
-    conn: &mut DbConn,
-    filter: &model::PaymentFilter,
-    statuses: Vec<PaymentStatus>,
-    year: Option<i32>,
-) -> Result<TotalsResponse, AppError> {
-    let lines = model::ledger_lines(conn, filter)?;
-    type Key = (Id, i32, String, String);
-    let mut groups: BTreeMap<Key, (i64, i32, i128, i128, i128)> = BTreeMap::new();
-    let mut currencies: BTreeMap<String, (i64, i32, i128)> = BTreeMap::new();
-    let (mut pen, mut usd, mut entries) = (0_i128, 0_i128, 0_i64);
-    for l in lines {
-        let g = groups
-            .entry((
-                l.consulate_id,
-                l.value_date.year(),
-                l.kind.clone(),
-                l.currency.clone(),
-            ))
-            .or_insert((0, l.currency_exponent, 0, 0, 0));
-        g.0 += 1;
-        g.2 += i128::from(l.amount_minor);
-        g.3 += i128::from(l.amount_pen_cents);
-        g.4 += i128::from(l.amount_usd_cents);
-        let c = currencies
-            .entry(l.currency.clone())
-            .or_insert((0, l.currency_exponent, 0));
-        c.0 += 1;
-        c.2 += i128::from(l.amount_minor);
-        pen += i128::from(l.amount_pen_cents);
-        usd += i128::from(l.amount_usd_cents);
-        entries += 1;
-    }
-    let fmt = |v: i128, exp: i32| format_scaled(v, u32::try_from(exp).unwrap_or(2));
-    Ok(TotalsResponse {
-        year,
-        statuses,
-        groups: groups
-            .into_iter()
-            .map(
-                |((consulate_id, year, kind, currency), (n, exp, amount, p, u))| {
-                    Ok(TotalsGroup {
-                        consulate_id,
-                        year,
-                        kind: PaymentKind::stored(&kind)?,
-                        currency,
-                        entries: n,
-                        amount: fmt(amount, exp),
-                        amount_pen: fmt(p, 2),
-                        amount_usd: fmt(u, 2),
-                    })
-                },
-            )
-            .collect::<Result<_, AppError>>()?,
-        by_currency: currencies
-            .into_iter()
-            .map(|(currency, (n, exp, amount))| CurrencyTotal {
-                currency,
-                entries: n,
-                amount: fmt(amount, exp),
-            })
-            .collect(),
-        entries,
-        total_pen: fmt(pen, 2),
-        total_usd: fmt(usd, 2),
-    })
 }
