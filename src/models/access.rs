@@ -48,7 +48,27 @@ pub fn granted(conn: &mut DbConn, person: Id) -> QueryResult<Vec<(Id, String)>> 
         .load(conn)
 }
 
-/// A person's cases as (consulate, protected), one row per case.
+/// Whether any case of `person` is protected (index `cases_person_protected_idx`).
+pub fn has_protected_case(conn: &mut DbConn, person: Id) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        cases::table
+            .filter(cases::person_id.eq(person))
+            .filter(cases::protected.eq(true)),
+    ))
+    .get_result(conn)
+}
+
+/// Whether `person` has a case at `consulate` (index `cases_person_idx`).
+pub fn has_case_at(conn: &mut DbConn, person: Id, consulate: Id) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        cases::table
+            .filter(cases::person_id.eq(person))
+            .filter(cases::consulate_id.eq(consulate)),
+    ))
+    .get_result(conn)
+}
+
+/// A person's cases as (case, consulate, protected), one row per case.
 pub fn case_places(conn: &mut DbConn, person: Id) -> QueryResult<Vec<(Id, Id, bool)>> {
     cases::table
         .filter(cases::person_id.eq(person))

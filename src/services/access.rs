@@ -55,8 +55,17 @@ pub struct PersonAccess {
     /// The caller's consulate holds a `protected` grant.
     protecting: bool,
     viewer: Viewer,
-    /// (case, consulate, protected) of each of the person's cases.
-    cases: Vec<(Id, Id, bool)>,
+    person: Id,
+}
+
+/// What the access rules need of a person's cases: two indexed lookups,
+/// whatever the number of cases.
+#[derive(Debug, Clone, Copy)]
+struct CaseFacts {
+    /// Any of the person's cases is protected.
+    protected: bool,
+    /// The viewer's consulate has a case of the person.
+    at_own: bool,
 }
 
 /// The scope function: what `viewer` may see of `person`.
@@ -65,30 +74,42 @@ pub fn person_access(
     viewer: Viewer,
     person: &Person,
 ) -> QueryResult<PersonAccess> {
-    let cases = model::case_places(conn, person.id)?;
+    let own = own_consulate(viewer);
+    let facts = CaseFacts {
+        protected: model::has_protected_case(conn, person.id)?,
+        at_own: match own {
+            Some(c) => model::has_case_at(conn, person.id, c)?,
+            None => false,
+        },
+    };
     let grants = model::granted(conn, person.id)?;
     Ok(decide(
         viewer,
+        person.id,
         person.registered_consulate_id,
-        cases,
+        facts,
         &grants,
     ))
 }
 
+/// The consulate whose holdings count for `viewer`: a consulate role's own.
+fn own_consulate(viewer: Viewer) -> Option<Id> {
+    viewer
+        .consulate
+        .filter(|_| viewer.role.is_consulate_scoped())
+}
+
 fn decide(
     viewer: Viewer,
+    person: Id,
     registered_at: Option<Id>,
-    cases: Vec<(Id, Id, bool)>,
+    cases: CaseFacts,
     grants: &[(Id, String)],
 ) -> PersonAccess {
-    let protected = cases.iter().any(|&(_, _, p)| p);
-    let own = viewer
-        .consulate
-        .filter(|_| viewer.role.is_consulate_scoped());
+    let protected = cases.protected;
+    let own = own_consulate(viewer);
     let holds = own.is_some_and(|c| {
-        registered_at == Some(c)
-            || cases.iter().any(|&(_, at, _)| at == c)
-            || grants.iter().any(|(at, _)| *at == c)
+        registered_at == Some(c) || cases.at_own || grants.iter().any(|(at, _)| *at == c)
     });
     let protecting = own.is_some_and(|c| {
         grants
@@ -109,7 +130,7 @@ fn decide(
         protected,
         protecting,
         viewer,
-        cases,
+        person,
     }
 }
 
@@ -132,9 +153,15 @@ impl PersonAccess {
     }
 
     /// The person's cases whose free text the caller may not read: their
-    /// timeline events are left out of the history altogether.
-    pub fn hidden_cases(&self) -> Vec<Id> {
-        self.cases
+    /// timeline events are left out of the history altogether. Reads every
+    /// case of the person (the history reads all their events anyway).
+    pub fn hidden_cases(&self, conn: &mut DbConn) -> QueryResult<Vec<Id>> {
+        Ok(self.hidden_among(&model::case_places(conn, self.person)?))
+    }
+
+    /// Of (case, consulate, protected), the cases whose text is hidden.
+    fn hidden_among(&self, cases: &[(Id, Id, bool)]) -> Vec<Id> {
+        cases
             .iter()
             .filter(|&&(_, at, protected)| !self.case_text(at, protected))
             .map(|&(id, _, _)| id)
@@ -278,6 +305,21 @@ mod tests {
     const A: u128 = 1;
     const B: u128 = 2;
 
+    /// `decide` with the facts the database would give for these cases.
+    fn decide_on(
+        viewer: Viewer,
+        registered_at: Option<Id>,
+        cases: &[(Id, Id, bool)],
+        grants: &[(Id, String)],
+    ) -> PersonAccess {
+        let own = own_consulate(viewer);
+        let facts = CaseFacts {
+            protected: cases.iter().any(|&(_, _, p)| p),
+            at_own: cases.iter().any(|&(_, at, _)| Some(at) == own),
+        };
+        decide(viewer, id(99), registered_at, facts, grants)
+    }
+
     fn officer(at: u128) -> Viewer {
         Viewer {
             role: Role::Officer,
@@ -291,19 +333,19 @@ mod tests {
         // Registered at A, protected at A; B has nothing: not held at all.
         let cases = vec![(id(10), id(A), true)];
         let grants = vec![(id(A), "protected".to_owned())];
-        let b = decide(officer(B), Some(id(A)), cases.clone(), &grants);
+        let b = decide_on(officer(B), Some(id(A)), &cases, &grants);
         assert_eq!(b.view, View::NotHeld);
         // Had B a case of its own (protected or not) it would hold the
         // person, but see it masked without a protected grant, and never
         // A's protected case text.
         let mut with_b = cases.clone();
         with_b.push((id(11), id(B), true));
-        let b = decide(officer(B), Some(id(A)), with_b, &grants);
+        let b = decide_on(officer(B), Some(id(A)), &with_b, &grants);
         assert_eq!(b.view, View::Masked);
         assert!(!b.case_text(id(A), true));
         assert!(b.case_text(id(B), true), "its own case");
-        assert_eq!(b.hidden_cases(), vec![id(10)]);
-        let a = decide(officer(A), Some(id(A)), cases, &grants);
+        assert_eq!(b.hidden_among(&with_b), vec![id(10)]);
+        let a = decide_on(officer(A), Some(id(A)), &cases, &grants);
         assert_eq!(a.view, View::Full);
         assert!(a.may_change());
     }
@@ -316,12 +358,12 @@ mod tests {
             consulate: None,
             justified,
         };
-        let plain = decide(hq(false), None, cases.clone(), &[]);
+        let plain = decide_on(hq(false), None, &cases, &[]);
         assert_eq!(plain.view, View::Masked);
-        assert_eq!(plain.hidden_cases(), vec![id(10)]);
+        assert_eq!(plain.hidden_among(&cases), vec![id(10)]);
         assert!(!plain.may_change());
-        let justified = decide(hq(true), None, cases, &[]);
+        let justified = decide_on(hq(true), None, &cases, &[]);
         assert_eq!(justified.view, View::Full);
-        assert!(justified.hidden_cases().is_empty());
+        assert!(justified.hidden_among(&cases).is_empty());
     }
 }

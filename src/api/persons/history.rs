@@ -82,7 +82,7 @@ pub async fn get_person_history(
             &meta,
             Event::new("person.history", "person", Some(p.id.to_string())).subject(p.id),
         )?;
-        Ok((p.id, seen.view, seen.hidden_cases()))
+        Ok((p.id, seen.view, seen.hidden_cases(conn)?))
     })
     .await?;
     filter.hidden_cases = hidden;
