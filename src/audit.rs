@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::schema::{audit_head, audit_log};
 use crate::db::{DbConn, Id, Ts};
+use crate::domain::audit::AuditAction;
 use crate::domain::role::Role;
 
 /// How an audited act ended.
@@ -52,7 +53,7 @@ pub struct RequestMeta {
 /// One audited act.
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
-    pub action: &'a str,
+    pub action: AuditAction,
     pub resource_type: &'a str,
     pub resource_id: Option<String>,
     /// The person whose data is involved, when personal data is.
@@ -63,7 +64,7 @@ pub struct Event<'a> {
 }
 
 impl<'a> Event<'a> {
-    pub fn new(action: &'a str, resource_type: &'a str, resource_id: Option<String>) -> Self {
+    pub fn new(action: AuditAction, resource_type: &'a str, resource_id: Option<String>) -> Self {
         Event {
             action,
             resource_type,
@@ -272,7 +273,7 @@ pub fn record(
         actor_username: actor.map(|a| a.username.clone()),
         actor_role: actor.map(|a| a.role.as_str().to_owned()),
         actor_consulate_id: actor.and_then(|a| a.consulate_id),
-        action: event.action.to_owned(),
+        action: event.action.as_str().to_owned(),
         resource_type: event.resource_type.to_owned(),
         resource_id: event.resource_id,
         subject_person_id: event.subject_person_id,
@@ -445,7 +446,7 @@ pub fn lookups_since(
     since: Ts,
 ) -> QueryResult<Vec<(Option<Id>, Option<String>, Option<Id>, String, i64)>> {
     audit_log::table
-        .filter(audit_log::action.eq("person.search"))
+        .filter(audit_log::action.eq(AuditAction::PersonSearch.as_str()))
         .filter(audit_log::at.ge(since))
         .filter(audit_log::details.like("%\"by\":\"document\"%"))
         .group_by((

@@ -20,6 +20,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use crate::api::RequestOrigin as _;
+use crate::domain::audit::AuditAction;
 use crate::error::{problem_response, AppError, Problem, PROBLEM_JSON};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -163,7 +164,7 @@ async fn audit_refusal(res: &ServiceResponse<BoxBody>) {
                     request_id: None,
                     client_addr: Some(b.addr.clone()),
                 },
-                crate::audit::Event::new("access.denied_burst", "route", None)
+                crate::audit::Event::new(AuditAction::AccessDeniedBurst, "route", None)
                     .outcome(crate::audit::Outcome::Denied)
                     .details(serde_json::json!({
                         "status": 401,
@@ -179,7 +180,7 @@ async fn audit_refusal(res: &ServiceResponse<BoxBody>) {
                 conn,
                 actor.as_ref(),
                 &meta,
-                crate::audit::Event::new("access.denied", "route", Some(route))
+                crate::audit::Event::new(AuditAction::AccessDenied, "route", Some(route))
                     .outcome(crate::audit::Outcome::Denied)
                     .details(details),
             )?;

@@ -1,6 +1,7 @@
 //! Reading the audit log (administrators). Nothing here or anywhere else
 //! updates or deletes audit rows.
 
+use crate::domain::audit::AuditAction;
 use crate::domain::stored_json;
 use actix_web::{get, web, HttpRequest};
 use serde::{Deserialize, Serialize};
@@ -100,7 +101,7 @@ pub async fn list_audit(
     let (rows, total) = db::run(&state.pool, move |conn| {
         // Reading the log is itself a read of personal data (subjects,
         // justifications): it is logged, with the filter asked for.
-        let mut event = Event::new("audit.list", "audit_log", None).details(
+        let mut event = Event::new(AuditAction::AuditList, "audit_log", None).details(
             serde_json::json!({ "action": filter.action, "resource_type": filter.resource_type }),
         );
         if let Some(s) = filter.subject_person_id {

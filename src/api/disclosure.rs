@@ -7,6 +7,7 @@ use crate::api::Viewing as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{DbConn, Id};
+use crate::domain::audit::AuditAction;
 use crate::error::AppError;
 use crate::services::access::CaseTexts;
 
@@ -20,7 +21,7 @@ pub fn screen<T>(
     conn: &mut DbConn,
     user: &AuthUser,
     meta: &RequestMeta,
-    action: &str,
+    action: AuditAction,
     rows: &mut [T],
     case_of: impl Fn(&T) -> Id,
     withhold: impl Fn(&mut T),

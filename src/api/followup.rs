@@ -12,6 +12,7 @@ use crate::api::RequestOrigin as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, Id, Ts};
+use crate::domain::audit::AuditAction;
 use crate::domain::case::Flag;
 use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
@@ -177,7 +178,7 @@ pub async fn list_tasks(
             conn,
             &user,
             &meta,
-            "task.list",
+            AuditAction::TaskList,
             &mut items,
             |t| t.case_id,
             |t| {
@@ -499,7 +500,7 @@ pub async fn list_transfers(
             conn,
             Some(&actor),
             &meta,
-            Event::new("transfer.list", "case_transfer", None)
+            Event::new(AuditAction::TransferList, "case_transfer", None)
                 .details(serde_json::json!({ "results": total }))
                 .subjects(persons),
         )?;

@@ -13,6 +13,7 @@ use crate::api::RequestOrigin as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, Id};
+use crate::domain::audit::AuditAction;
 use crate::error::{AppError, Problem};
 use crate::extract::QueryParams;
 use crate::services::legacy::jobs::{self, ImportResponse};
@@ -300,7 +301,11 @@ pub async fn list_import_rejections(
             conn,
             Some(&actor),
             &meta,
-            Event::new("import.rejections", "import", Some(id.to_string())),
+            Event::new(
+                AuditAction::ImportRejections,
+                "import",
+                Some(id.to_string()),
+            ),
         )?;
         jobs::rejections(conn, id, w)
     })
@@ -336,7 +341,7 @@ pub async fn get_data_quality(
             conn,
             Some(&actor),
             &meta,
-            Event::new("data_quality.read", "data_quality", None),
+            Event::new(AuditAction::DataQualityRead, "data_quality", None),
         )?;
         quality::live(conn, today)
     })

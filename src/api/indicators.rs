@@ -16,6 +16,7 @@ use crate::api::RequestOrigin as _;
 use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Ts};
+use crate::domain::audit::AuditAction;
 use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::models::indicators::Target;
@@ -416,7 +417,7 @@ pub async fn export_oei05(
             conn,
             Some(&actor),
             &meta,
-            Event::new("oei05.export", "oei05_year", Some(q.year.to_string())).details(
+            Event::new(AuditAction::Oei05Export, "oei05_year", Some(q.year.to_string())).details(
                 serde_json::json!({ "format": format.extension(), "suppress_below": suppress, "top": q.top }),
             ),
         )?;

@@ -16,6 +16,7 @@ use crate::audit::{self, Event, RequestMeta};
 use crate::auth::AuthUser;
 use crate::db::{self, Id, Ts};
 use crate::domain::access::{AccessLevel, AccessStatus};
+use crate::domain::audit::AuditAction;
 use crate::domain::role::Role;
 use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
@@ -211,7 +212,7 @@ pub async fn list_person_access(
             conn,
             Some(&actor),
             &meta,
-            Event::new("person_access.list", "person_access", None)
+            Event::new(AuditAction::PersonAccessList, "person_access", None)
                 .details(serde_json::json!({ "results": total }))
                 .subjects(rows.iter().map(|r| r.person_id)),
         )?;

@@ -2,6 +2,7 @@
 //! transfer of remains: each with its own steps, costs from the ledger, and
 //! the return date.
 
+use crate::domain::audit::AuditAction;
 use crate::domain::Stored;
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
@@ -282,7 +283,7 @@ pub async fn list_case_repatriations(
             conn,
             &user,
             &meta,
-            "repatriation.list",
+            AuditAction::RepatriationList,
             &mut items,
             |r| r.case_id,
             withhold_repatriation,
@@ -323,7 +324,7 @@ pub async fn get_repatriation(
             conn,
             &user,
             &meta,
-            "repatriation.read",
+            AuditAction::RepatriationRead,
             &mut items,
             |r| r.case_id,
             withhold_repatriation,

@@ -3,6 +3,7 @@
 //! chain's verification and checkpoints.
 
 use super::*;
+use crate::domain::audit::AuditAction;
 
 pub(super) fn write_openapi(output: &PathBuf, check: bool) -> ExitCode {
     let json = openapi::spec_json();
@@ -71,7 +72,7 @@ pub(super) fn create_user_cli(
             consulate: consulate.map(str::to_owned),
             password,
         },
-        "user.create_cli",
+        AuditAction::UserCreateCli,
     )
     .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
     println!("created user {username} ({role}) with id {id}");
@@ -141,7 +142,7 @@ pub(super) fn bootstrap_admin(conn: &mut db::DbConn) -> anyhow::Result<()> {
             consulate: None,
             password: password.clone(),
         },
-        "user.bootstrap",
+        AuditAction::UserBootstrap,
     )
     .map_err(|e| anyhow::anyhow!("MAPCE_ADMIN_PASSWORD: {}", describe(&e)))?;
     if generated {

@@ -2,6 +2,7 @@
 //! progress bar, the data-quality report, the duplicate scan and demo data.
 
 use super::*;
+use crate::domain::audit::AuditAction;
 
 pub(super) fn demo_data(
     settings: &Settings,
@@ -152,7 +153,7 @@ pub(super) fn dedup_scan(settings: &Settings) -> anyhow::Result<()> {
         &mut conn,
         None,
         &crate::audit::RequestMeta::default(),
-        crate::audit::Event::new("duplicate.scan", "duplicate_pair", None).details(serde_json::json!({
+        crate::audit::Event::new(AuditAction::DuplicateScan, "duplicate_pair", None).details(serde_json::json!({
             "persons": report.persons, "likely_pairs": report.likely_pairs, "queued": report.queued,
         })),
     )?;

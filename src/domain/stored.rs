@@ -101,6 +101,39 @@ macro_rules! vocabulary {
     };
 }
 
+/// A closed set of codes the system writes but no client sends (audit
+/// actions, timeline event kinds): the enum, its codes and [`Stored`],
+/// without the serde and schema of [`vocabulary!`].
+macro_rules! codes {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl $crate::domain::stored::Stored for $name {
+            const WHAT: &'static str = stringify!($name);
+            const VALUES: &'static [Self] = $name::ALL;
+            fn code(self) -> &'static str {
+                self.as_str()
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

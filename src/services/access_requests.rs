@@ -9,6 +9,7 @@ use crate::audit::Event;
 use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::access::{AccessLevel, AccessStatus, View};
+use crate::domain::audit::AuditAction;
 use crate::domain::role::Role;
 use crate::error::AppError;
 use crate::models::access::{self as model, PersonAccessRow};
@@ -47,7 +48,7 @@ pub fn request(
     model::insert(conn, &row)?;
     journal.audit(
         Event::new(
-            "person_access.request",
+            AuditAction::PersonAccessRequest,
             "person_access",
             Some(row.id.to_string()),
         )
@@ -111,7 +112,7 @@ pub fn decide(
     }
     journal.audit(
         Event::new(
-            "person_access.decision",
+            AuditAction::PersonAccessDecision,
             "person_access",
             Some(id.to_string()),
         )
@@ -150,7 +151,7 @@ pub fn revoke(
         ));
     }
     journal.audit(
-        Event::new("person_access.revoke", "person_access", Some(id.to_string()))
+        Event::new(AuditAction::PersonAccessRevoke, "person_access", Some(id.to_string()))
             .subject(row.person_id)
             .details(serde_json::json!({ "consulate": row.consulate_id, "level": row.level, "reason": reason })),
     );

@@ -14,7 +14,9 @@ use rand::{Rng, SeedableRng};
 
 use crate::db::schema::{attention_types, consulates, payments, tasks, users};
 use crate::db::{DbConn, Id, Ts};
+use crate::domain::audit::AuditAction;
 use crate::domain::person::name_key;
+use crate::domain::timeline::TimelineKind;
 use crate::models::cases::{Attention, Case, Task};
 use crate::models::persons::{Person, TimelineEvent};
 use crate::models::support::Payment;
@@ -339,7 +341,7 @@ fn demo_account(conn: &mut DbConn) -> anyhow::Result<Id> {
             consulate: None,
             password,
         },
-        "user.create_cli",
+        AuditAction::UserCreateCli,
     )
     .map_err(|e| anyhow::anyhow!("demo account: {e}"))?;
     diesel::update(users::table.find(id))
@@ -492,7 +494,7 @@ pub fn generate(conn: &mut DbConn, spec: &Spec) -> anyhow::Result<DemoReport> {
                 person_id: person.id,
                 case_id: Some(case.id),
                 consulate_id: Some(consulate),
-                kind: "case.opened".into(),
+                kind: TimelineKind::CaseOpened.as_str().into(),
                 at: opened,
                 actor_id: None,
                 attention_type_id: None,
@@ -532,7 +534,7 @@ pub fn generate(conn: &mut DbConn, spec: &Spec) -> anyhow::Result<DemoReport> {
                 person_id: person.id,
                 case_id: Some(case.id),
                 consulate_id: Some(consulate),
-                kind: "attention.recorded".into(),
+                kind: TimelineKind::AttentionRecorded.as_str().into(),
                 at,
                 actor_id: None,
                 attention_type_id: Some(type_id),

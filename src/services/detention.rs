@@ -11,7 +11,9 @@ use chrono::{Duration, NaiveDate, NaiveTime};
 use crate::audit::Event;
 use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
+use crate::domain::audit::AuditAction;
 use crate::domain::support::{LawyerKind, LegalSituation, VisitKind, FIRST_CONTACT_HOURS};
+use crate::domain::timeline::TimelineKind;
 use crate::error::AppError;
 use crate::models::cases::{self as cases_model, Case, Task};
 use crate::models::support::{self as model, Detention, Hearing, Visit};
@@ -66,7 +68,7 @@ fn follow_up_task(
     cases_model::insert_task(conn, &task)?;
     journal.case_event(
         case,
-        "task.created",
+        TimelineKind::TaskCreated,
         Some(user),
         None,
         serde_json::json!({ "task_id": task.id, "title": task.title, "due_at": task.due_at }),
@@ -214,7 +216,7 @@ pub fn open(
     }
     journal.case_event(
         case,
-        "detention.opened",
+        TimelineKind::DetentionOpened,
         Some(user.user_id),
         None,
         serde_json::json!({
@@ -227,7 +229,12 @@ pub fn open(
         }),
     );
     journal.audit(
-        Event::new("detention.open", "detention", Some(d.id.to_string())).subject(case.person_id),
+        Event::new(
+            AuditAction::DetentionOpen,
+            "detention",
+            Some(d.id.to_string()),
+        )
+        .subject(case.person_id),
     );
     Ok(d)
 }
@@ -298,15 +305,19 @@ pub fn update(
     let changes = field_changes(&current, &next, &["version", "updated_at"]);
     journal.case_event(
         &case,
-        "detention.updated",
+        TimelineKind::DetentionUpdated,
         Some(user.user_id),
         None,
         serde_json::json!({ "detention_id": next.id, "changes": changes }),
     );
     journal.audit(
-        Event::new("detention.update", "detention", Some(next.id.to_string()))
-            .subject(case.person_id)
-            .details(serde_json::json!({ "fields": changes.keys().collect::<Vec<_>>() })),
+        Event::new(
+            AuditAction::DetentionUpdate,
+            "detention",
+            Some(next.id.to_string()),
+        )
+        .subject(case.person_id)
+        .details(serde_json::json!({ "fields": changes.keys().collect::<Vec<_>>() })),
     );
     Ok(next)
 }
@@ -393,7 +404,7 @@ pub fn add_visit(
     }
     journal.case_event(
         &case,
-        "detention.visit",
+        TimelineKind::DetentionVisit,
         Some(user.user_id),
         None,
         serde_json::json!({
@@ -405,8 +416,12 @@ pub fn add_visit(
         }),
     );
     journal.audit(
-        Event::new("detention.visit", "detention", Some(next.id.to_string()))
-            .subject(case.person_id),
+        Event::new(
+            AuditAction::DetentionVisit,
+            "detention",
+            Some(next.id.to_string()),
+        )
+        .subject(case.person_id),
     );
     Ok(next)
 }
@@ -463,7 +478,7 @@ pub fn add_hearing(
     }
     journal.case_event(
         &case,
-        "detention.hearing",
+        TimelineKind::DetentionHearing,
         Some(user.user_id),
         None,
         serde_json::json!({
@@ -476,8 +491,12 @@ pub fn add_hearing(
         }),
     );
     journal.audit(
-        Event::new("detention.hearing", "detention", Some(next.id.to_string()))
-            .subject(case.person_id),
+        Event::new(
+            AuditAction::DetentionHearing,
+            "detention",
+            Some(next.id.to_string()),
+        )
+        .subject(case.person_id),
     );
     Ok(next)
 }

@@ -9,8 +9,10 @@ use crate::audit::Event;
 use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::access::AccessLevel;
+use crate::domain::audit::AuditAction;
 use crate::domain::case::Flag;
 use crate::domain::role::Role;
+use crate::domain::timeline::TimelineKind;
 use crate::error::AppError;
 use crate::models::cases::{self as model, Case, Task, Transfer};
 use crate::models::reference::{self as reference_model, ConsulateKey};
@@ -59,9 +61,9 @@ pub fn correct(
     }
     let changes = field_changes(&current, &next, &["version", "updated_at"]);
     let kind = if changes.keys().all(|k| k == "assigned_officer_id") && !changes.is_empty() {
-        "case.reassigned"
+        TimelineKind::CaseReassigned
     } else {
-        "case.updated"
+        TimelineKind::CaseUpdated
     };
     journal.case_event(
         &next,
@@ -71,7 +73,7 @@ pub fn correct(
         serde_json::json!({ "changes": changes }),
     );
     journal.audit(
-        Event::new("case.update", "case", Some(next.id.to_string()))
+        Event::new(AuditAction::CaseUpdate, "case", Some(next.id.to_string()))
             .subject(next.person_id)
             .details(serde_json::json!({ "fields": changes.keys().collect::<Vec<_>>() })),
     );
@@ -161,13 +163,14 @@ pub fn add_task(
     model::insert_task(conn, &task)?;
     journal.case_event(
         &case,
-        "task.created",
+        TimelineKind::TaskCreated,
         Some(user.user_id),
         None,
         serde_json::json!({ "task_id": task.id, "title": task.title, "due_at": task.due_at }),
     );
     journal.audit(
-        Event::new("task.create", "task", Some(task.id.to_string())).subject(case.person_id),
+        Event::new(AuditAction::TaskCreate, "task", Some(task.id.to_string()))
+            .subject(case.person_id),
     );
     Ok(task)
 }
@@ -195,12 +198,14 @@ pub fn complete_task(
     let case = model::find_case(conn, task.case_id)?.ok_or_else(|| AppError::not_found("case"))?;
     journal.case_event(
         &case,
-        "task.done",
+        TimelineKind::TaskDone,
         Some(user.user_id),
         None,
         serde_json::json!({ "task_id": id, "title": task.title }),
     );
-    journal.audit(Event::new("task.done", "task", Some(id.to_string())).subject(case.person_id));
+    journal.audit(
+        Event::new(AuditAction::TaskDone, "task", Some(id.to_string())).subject(case.person_id),
+    );
     model::find_task(conn, id)?.ok_or_else(missing)
 }
 
@@ -250,15 +255,19 @@ pub fn request_transfer(
     model::insert_transfer(conn, &t)?;
     journal.case_event(
         &case,
-        "case.transfer_requested",
+        TimelineKind::CaseTransferRequested,
         Some(user.user_id),
         None,
         serde_json::json!({ "transfer_id": t.id, "to": target.consulate.code, "reason": reason }),
     );
     journal.audit(
-        Event::new("case.transfer_request", "case", Some(case.id.to_string()))
-            .subject(case.person_id)
-            .details(serde_json::json!({ "to": target.consulate.code })),
+        Event::new(
+            AuditAction::CaseTransferRequest,
+            "case",
+            Some(case.id.to_string()),
+        )
+        .subject(case.person_id)
+        .details(serde_json::json!({ "to": target.consulate.code })),
     );
     Ok(t)
 }
@@ -291,9 +300,9 @@ pub fn decide_transfer(
         move_case(conn, user, &t, &mut case)?;
     }
     let kind = if accept {
-        "case.transferred"
+        TimelineKind::CaseTransferred
     } else {
-        "case.transfer_rejected"
+        TimelineKind::CaseTransferRejected
     };
     journal.case_event(
         &case,
@@ -303,9 +312,13 @@ pub fn decide_transfer(
         serde_json::json!({ "transfer_id": t.id, "from": t.from_consulate_id, "to": t.to_consulate_id }),
     );
     journal.audit(
-        Event::new("case.transfer_decision", "case", Some(case.id.to_string()))
-            .subject(case.person_id)
-            .details(serde_json::json!({ "decision": status })),
+        Event::new(
+            AuditAction::CaseTransferDecision,
+            "case",
+            Some(case.id.to_string()),
+        )
+        .subject(case.person_id)
+        .details(serde_json::json!({ "decision": status })),
     );
     model::find_transfer(conn, id)?.ok_or_else(missing)
 }

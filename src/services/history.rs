@@ -7,7 +7,8 @@ use utoipa::ToSchema;
 
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::access::View;
-use crate::domain::stored_json;
+use crate::domain::timeline::TimelineKind;
+use crate::domain::{stored_json, Stored};
 use crate::error::AppError;
 use crate::models::persons::{self as model, HistoryFilter, TimelineEvent};
 use crate::models::reference::Window;
@@ -84,7 +85,7 @@ fn shown(e: TimelineEvent, view: View) -> Result<HistoryEvent, AppError> {
     Ok(HistoryEvent {
         id: e.id,
         at: e.at,
-        kind: e.kind,
+        kind: TimelineKind::stored(&e.kind)?.as_str().to_owned(),
         case_id: e.case_id,
         consulate_id: e.consulate_id,
         attention_type_id: e.attention_type_id,
@@ -99,7 +100,8 @@ fn summary(all: &[TimelineEvent]) -> HistorySummary {
     let mut by_type: Vec<CountByType> = Vec::new();
     let mut consulates: Vec<Id> = Vec::new();
     for e in all {
-        if let (Some(t), "attention.recorded") = (e.attention_type_id, e.kind.as_str()) {
+        let recorded = e.kind == TimelineKind::AttentionRecorded.as_str();
+        if let (Some(t), true) = (e.attention_type_id, recorded) {
             match by_type.iter_mut().find(|c| c.attention_type_id == t) {
                 Some(c) => c.count += 1,
                 None => by_type.push(CountByType {

@@ -8,6 +8,7 @@
 
 use crate::audit::{self, Actor, Event, RequestMeta};
 use crate::db::{self, DbConn, Id, Ts};
+use crate::domain::timeline::TimelineKind;
 use crate::error::AppError;
 use crate::models::cases::Case;
 use crate::models::persons::{self as persons, TimelineEvent};
@@ -26,7 +27,7 @@ impl Journal {
     pub fn case_event(
         &mut self,
         case: &Case,
-        kind: &str,
+        kind: TimelineKind,
         actor: Option<Id>,
         attention_type: Option<Id>,
         payload: serde_json::Value,
@@ -41,7 +42,7 @@ impl Journal {
         &mut self,
         case: &Case,
         at: Ts,
-        kind: &str,
+        kind: TimelineKind,
         actor: Option<Id>,
         attention_type: Option<Id>,
         payload: serde_json::Value,
@@ -51,7 +52,7 @@ impl Journal {
             person_id: case.person_id,
             case_id: Some(case.id),
             consulate_id: Some(case.consulate_id),
-            kind: kind.to_owned(),
+            kind: kind.as_str().to_owned(),
             at,
             actor_id: actor,
             attention_type_id: attention_type,
@@ -63,7 +64,7 @@ impl Journal {
     pub fn person_event(
         &mut self,
         person: Id,
-        kind: &str,
+        kind: TimelineKind,
         consulate: Option<Id>,
         actor: Option<Id>,
         payload: serde_json::Value,
@@ -74,7 +75,7 @@ impl Journal {
             person_id: person,
             case_id: None,
             consulate_id: consulate,
-            kind: kind.to_owned(),
+            kind: kind.as_str().to_owned(),
             at: Ts::now(),
             actor_id: actor,
             attention_type_id: None,

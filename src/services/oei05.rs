@@ -16,6 +16,7 @@ use super::indicators::{
 };
 use crate::audit::Event;
 use crate::db::{DbConn, Id, Ts};
+use crate::domain::audit::AuditAction;
 use crate::domain::{stored_json, Stored};
 use crate::error::AppError;
 use crate::models::indicators::{self as model, Snapshot, Target};
@@ -250,7 +251,7 @@ pub struct CloseResponse {
 pub fn put_target(conn: &mut DbConn, journal: &mut Journal, t: Target) -> Result<Target, AppError> {
     let previous = model::put_target(conn, &t)?;
     journal.audit(
-        Event::new("oei05.target", "oei05_target", Some(t.year.to_string())).details(
+        Event::new(AuditAction::Oei05Target, "oei05_target", Some(t.year.to_string())).details(
             serde_json::json!({
                 "target": t.target,
                 "sense": t.sense,
@@ -312,7 +313,7 @@ pub fn close_year(
     };
     model::insert_snapshot(conn, &snap, &persons)?;
     journal.audit(
-        Event::new("oei05.close", "oei05_year", Some(year.to_string())).details(
+        Event::new(AuditAction::Oei05Close, "oei05_year", Some(year.to_string())).details(
             serde_json::json!({ "snapshot_id": snap.id, "persons": snap.persons, "attentions": snap.attentions }),
         ),
     );
@@ -337,8 +338,12 @@ pub fn reopen_year(
         .ok_or_else(|| AppError::not_found(format!("{year} is not closed")))?;
     model::reopen_snapshot(conn, snap.id, user, reason)?;
     journal.audit(
-        Event::new("oei05.reopen", "oei05_year", Some(year.to_string()))
-            .details(serde_json::json!({ "snapshot_id": snap.id, "reason": reason })),
+        Event::new(
+            AuditAction::Oei05Reopen,
+            "oei05_year",
+            Some(year.to_string()),
+        )
+        .details(serde_json::json!({ "snapshot_id": snap.id, "reason": reason })),
     );
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 use crate::audit::Event;
 use crate::db::{DbConn, Id, Ts};
+use crate::domain::audit::AuditAction;
 use crate::domain::reference::ConsulateKind;
 use crate::error::{AppError, FieldError};
 use crate::models::reference::{self as model, ConsulateDetail, ConsulateKey};
@@ -92,8 +93,12 @@ pub fn create(
     };
     model::insert_consulate(conn, &row, &jurisdiction)?;
     journal.audit(
-        Event::new("consulate.create", "consulate", Some(row.id.to_string()))
-            .details(serde_json::json!({ "code": row.code, "jurisdiction": jurisdiction })),
+        Event::new(
+            AuditAction::ConsulateCreate,
+            "consulate",
+            Some(row.id.to_string()),
+        )
+        .details(serde_json::json!({ "code": row.code, "jurisdiction": jurisdiction })),
     );
     model::find_consulate(conn, &ConsulateKey::Id(row.id))?
         .ok_or_else(|| AppError::not_found("no such consulate"))
@@ -183,8 +188,12 @@ pub fn update(
         model::replace_jurisdiction(conn, c.id, &jurisdiction)?;
     }
     journal.audit(
-        Event::new("consulate.update", "consulate", Some(c.id.to_string()))
-            .details(serde_json::json!({ "changes": diff })),
+        Event::new(
+            AuditAction::ConsulateUpdate,
+            "consulate",
+            Some(c.id.to_string()),
+        )
+        .details(serde_json::json!({ "changes": diff })),
     );
     model::find_consulate(conn, &ConsulateKey::Id(c.id))?
         .ok_or_else(|| AppError::not_found("no such consulate"))

@@ -6,6 +6,7 @@
 use crate::audit::{self, Actor, Event, RequestMeta};
 use crate::db::{DbConn, Id};
 use crate::domain::access::View;
+use crate::domain::audit::AuditAction;
 use crate::error::AppError;
 use crate::models::persons::{self as model, Document, Person, PersonSearch};
 use crate::models::reference::Window;
@@ -75,7 +76,7 @@ pub fn search(
     let ids: Vec<Id> = rows.iter().map(|p| p.id).collect();
     let documents = model::documents_of(conn, &ids)?;
     // Every person on the page, including those seen only as an id.
-    let event = Event::new("person.search", "person", None)
+    let event = Event::new(AuditAction::PersonSearch, "person", None)
         .details(serde_json::json!({ "by": label, "results": total }))
         .subjects(ids.iter().copied());
     audit::record_alone(conn, Some(actor), meta, event)?;
@@ -103,7 +104,7 @@ pub fn refuse_lookup(
         conn,
         Some(actor),
         meta,
-        Event::new("person.search", "person", None)
+        Event::new(AuditAction::PersonSearch, "person", None)
             .outcome(audit::Outcome::Denied)
             .details(
                 serde_json::json!({ "by": "document", "throttled": true, "limit_per_hour": limit }),

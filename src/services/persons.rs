@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::Event;
 use crate::db::{DbConn, Id, Ts};
+use crate::domain::audit::AuditAction;
 use crate::domain::person::{likeness, match_keys, probe_keys, Comparable, Likeness};
+use crate::domain::timeline::TimelineKind;
 use crate::error::AppError;
 use crate::models::persons::{self as model, Person, PersonMerge, TimelineEvent};
 use crate::services::journal::Journal;
@@ -101,7 +103,7 @@ pub fn same_name_duplicates(
 pub fn record_event(
     conn: &mut DbConn,
     person: Id,
-    kind: &str,
+    kind: TimelineKind,
     consulate: Option<Id>,
     actor: Option<Id>,
     payload: serde_json::Value,
@@ -111,7 +113,7 @@ pub fn record_event(
         person_id: person,
         case_id: None,
         consulate_id: consulate,
-        kind: kind.to_owned(),
+        kind: kind.as_str().to_owned(),
         at: Ts::now(),
         actor_id: actor,
         attention_type_id: None,
@@ -232,7 +234,7 @@ pub fn merge(
     let merge_event = record_event(
         conn,
         survivor.id,
-        "person.merged",
+        TimelineKind::PersonMerged,
         None,
         Some(actor),
         serde_json::json!({ "merged_person_id": merged.id, "merge_id": merge_id, "reason": reason }),
@@ -390,7 +392,7 @@ pub fn decide_not_duplicate(
     model::decide_pair(conn, id, "not_duplicate", Some(actor), Some(reason))?;
     journal.audit(
         Event::new(
-            "duplicate.not_duplicate",
+            AuditAction::DuplicateNotDuplicate,
             "duplicate_pair",
             Some(id.to_string()),
         )
@@ -411,7 +413,7 @@ pub fn merge_recorded(
 ) -> Result<PersonMerge, AppError> {
     let m = merge(conn, merged, survivor, reason, actor)?;
     journal.audit(
-        Event::new("person.merge", "person", Some(merged.to_string()))
+        Event::new(AuditAction::PersonMerge, "person", Some(merged.to_string()))
             .subject(survivor)
             .details(serde_json::json!({ "merged": merged, "survivor": survivor, "merge_id": m.id, "reason": reason })),
     );
@@ -428,7 +430,7 @@ pub fn undo_recorded(
     let m = undo(conn, merge_id, actor)?;
     journal.audit(
         Event::new(
-            "person.merge_undo",
+            AuditAction::PersonMergeUndo,
             "person_merge",
             Some(merge_id.to_string()),
         )

@@ -15,11 +15,13 @@ use crate::audit::Event;
 use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::access::View;
+use crate::domain::audit::AuditAction;
 use crate::domain::person::{
     self as rules, clean_name, document_number_problem, mask_name, name_key,
     normalize_document_number, DocumentType, Sex,
 };
 use crate::domain::stored_json;
+use crate::domain::timeline::TimelineKind;
 use crate::error::{AppError, FieldError};
 use crate::models::persons::{self as model, Document, Person};
 use crate::models::reference as reference_model;
@@ -335,15 +337,19 @@ pub fn register(
     }
     journal.person_event(
         person.id,
-        "person.registered",
+        TimelineKind::PersonRegistered,
         user.consulate_id,
         Some(user.user_id),
         serde_json::json!({}),
     );
     journal.audit(
-        Event::new("person.create", "person", Some(person.id.to_string()))
-            .subject(person.id)
-            .details(serde_json::json!({ "possible_duplicates_confirmed": likely.len() })),
+        Event::new(
+            AuditAction::PersonCreate,
+            "person",
+            Some(person.id.to_string()),
+        )
+        .subject(person.id)
+        .details(serde_json::json!({ "possible_duplicates_confirmed": likely.len() })),
     );
     Ok(person)
 }
@@ -571,15 +577,19 @@ pub fn correct(
     }
     journal.person_event(
         next.id,
-        "person.updated",
+        TimelineKind::PersonUpdated,
         user.consulate_id,
         Some(user.user_id),
         serde_json::json!({ "changes": changes }),
     );
     journal.audit(
-        Event::new("person.update", "person", Some(next.id.to_string()))
-            .subject(next.id)
-            .details(serde_json::json!({ "fields": changes.keys().collect::<Vec<_>>() })),
+        Event::new(
+            AuditAction::PersonUpdate,
+            "person",
+            Some(next.id.to_string()),
+        )
+        .subject(next.id)
+        .details(serde_json::json!({ "fields": changes.keys().collect::<Vec<_>>() })),
     );
     Ok(next)
 }

@@ -11,7 +11,9 @@ use chrono::NaiveDate;
 use crate::audit::Event;
 use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
+use crate::domain::audit::AuditAction;
 use crate::domain::support::{RepatriationKind, RepatriationStatus, StepStatus};
+use crate::domain::timeline::TimelineKind;
 use crate::domain::Stored;
 use crate::error::AppError;
 use crate::models::cases::{self as cases_model, Case};
@@ -110,14 +112,14 @@ pub fn create(
     model::insert_repatriation(conn, &r, &steps)?;
     journal.case_event(
         case,
-        "repatriation.created",
+        TimelineKind::RepatriationCreated,
         Some(user.user_id),
         None,
         serde_json::json!({ "repatriation_id": r.id, "kind": r.kind, "destination": r.destination }),
     );
     journal.audit(
         Event::new(
-            "repatriation.create",
+            AuditAction::RepatriationCreate,
             "repatriation",
             Some(r.id.to_string()),
         )
@@ -179,14 +181,14 @@ pub fn update(
     let changes = field_changes(&current, &next, &["version", "updated_at"]);
     journal.case_event(
         &case,
-        "repatriation.updated",
+        TimelineKind::RepatriationUpdated,
         Some(user.user_id),
         None,
         serde_json::json!({ "repatriation_id": next.id, "changes": changes }),
     );
     journal.audit(
         Event::new(
-            "repatriation.update",
+            AuditAction::RepatriationUpdate,
             "repatriation",
             Some(next.id.to_string()),
         )
@@ -331,7 +333,7 @@ pub fn decide_step(
     }
     journal.case_event(
         &case,
-        "repatriation.step",
+        TimelineKind::RepatriationStep,
         Some(user.user_id),
         None,
         serde_json::json!({
@@ -344,7 +346,7 @@ pub fn decide_step(
     );
     journal.audit(
         Event::new(
-            "repatriation.step",
+            AuditAction::RepatriationStep,
             "repatriation",
             Some(next.id.to_string()),
         )

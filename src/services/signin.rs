@@ -11,6 +11,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::session::{self, RefreshRefusal, SessionTokens};
 use crate::auth::{sealed, totp};
 use crate::db::{self, DbConn, Id, Ts};
+use crate::domain::audit::AuditAction;
 use crate::error::AppError;
 use crate::models::users::{self as model, User};
 
@@ -69,7 +70,7 @@ pub fn record_failure(
     conn: &mut DbConn,
     username: &str,
     meta: &RequestMeta,
-    action: &str,
+    action: AuditAction,
     reason: &str,
 ) -> Result<(), AppError> {
     db::write_tx::<_, AppError, _>(conn, |conn| {
@@ -98,7 +99,7 @@ pub fn lookup_for_login(
             conn,
             None,
             meta,
-            Event::new("auth.login", "session", None)
+            Event::new(AuditAction::AuthLogin, "session", None)
                 .outcome(Outcome::Denied)
                 .details(serde_json::json!({ "username": model::normalize_username(username), "reason": "throttled" })),
         )?;
@@ -159,8 +160,12 @@ pub fn open_session(
             conn,
             Some(&user_actor(user)?),
             meta,
-            Event::new("auth.login", "session", Some(session.id.to_string()))
-                .details(serde_json::json!({ "second_factor": second_factor })),
+            Event::new(
+                AuditAction::AuthLogin,
+                "session",
+                Some(session.id.to_string()),
+            )
+            .details(serde_json::json!({ "second_factor": second_factor })),
         )?;
         Ok(tokens)
     })
@@ -215,7 +220,7 @@ pub fn complete_second_factor(
             conn,
             &user.username,
             meta,
-            "auth.second_factor",
+            AuditAction::AuthSecondFactor,
             "invalid_code",
         )?;
         return Err(AppError::unauthorized(
@@ -248,8 +253,12 @@ pub fn change_password(
             conn,
             Some(actor),
             meta,
-            Event::new("user.password_change", "user", Some(id.to_string()))
-                .details(serde_json::json!({ "sessions_ended": ended.len() })),
+            Event::new(
+                AuditAction::UserPasswordChange,
+                "user",
+                Some(id.to_string()),
+            )
+            .details(serde_json::json!({ "sessions_ended": ended.len() })),
         )?;
         Ok(())
     })
@@ -280,7 +289,7 @@ pub fn enrol_totp(
             conn,
             Some(actor),
             meta,
-            Event::new("user.totp_enrol", "user", Some(id.to_string())),
+            Event::new(AuditAction::UserTotpEnrol, "user", Some(id.to_string())),
         )?;
         Ok(())
     })
@@ -333,7 +342,7 @@ pub fn confirm_totp(
             conn,
             Some(actor),
             meta,
-            Event::new("user.totp_confirm", "user", Some(id.to_string())),
+            Event::new(AuditAction::UserTotpConfirm, "user", Some(id.to_string())),
         )?;
         Ok(Confirmation::Confirmed)
     })
@@ -349,7 +358,7 @@ pub fn disable_totp(conn: &mut DbConn, actor: &Actor, meta: &RequestMeta) -> Res
             conn,
             Some(actor),
             meta,
-            Event::new("user.totp_disable", "user", Some(id.to_string())),
+            Event::new(AuditAction::UserTotpDisable, "user", Some(id.to_string())),
         )?;
         Ok(())
     })
@@ -370,8 +379,12 @@ pub fn refresh(
                 conn,
                 None,
                 meta,
-                Event::new("auth.refresh_reuse", "session", Some(session.to_string()))
-                    .outcome(Outcome::Denied),
+                Event::new(
+                    AuditAction::AuthRefreshReuse,
+                    "session",
+                    Some(session.to_string()),
+                )
+                .outcome(Outcome::Denied),
             )?;
         }
         Ok(result)
@@ -391,7 +404,11 @@ pub fn logout(
             conn,
             Some(actor),
             meta,
-            Event::new("auth.logout", "session", Some(session.to_string())),
+            Event::new(
+                AuditAction::AuthLogout,
+                "session",
+                Some(session.to_string()),
+            ),
         )?;
         Ok(())
     })

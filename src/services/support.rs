@@ -11,10 +11,12 @@ use chrono::NaiveDate;
 use crate::audit::Event;
 use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
+use crate::domain::audit::AuditAction;
 use crate::domain::catalogue::AttentionCategory;
 use crate::domain::role::Role;
 use crate::domain::support::{OrganisationKind, ReferralStatus};
 use crate::domain::text::fold_key;
+use crate::domain::timeline::TimelineKind;
 use crate::domain::Stored;
 use crate::error::AppError;
 use crate::models::cases::Case;
@@ -204,7 +206,7 @@ pub fn create_organisation(
     model::insert_organisation(conn, &o, &serving)?;
     journal.audit(
         Event::new(
-            "organisation.create",
+            AuditAction::OrganisationCreate,
             "organisation",
             Some(o.id.to_string()),
         )
@@ -289,7 +291,7 @@ pub fn update_organisation(
     }
     journal.audit(
         Event::new(
-            "organisation.update",
+            AuditAction::OrganisationUpdate,
             "organisation",
             Some(next.id.to_string()),
         )
@@ -362,7 +364,7 @@ pub fn verify_organisation(
     }
     journal.audit(
         Event::new(
-            "organisation.verify",
+            AuditAction::OrganisationVerify,
             "organisation",
             Some(next.id.to_string()),
         )
@@ -439,7 +441,7 @@ pub fn refer(
     model::insert_referral(conn, &r)?;
     journal.case_event(
         case,
-        "referral.sent",
+        TimelineKind::ReferralSent,
         Some(user.user_id),
         None,
         serde_json::json!({
@@ -451,9 +453,13 @@ pub fn refer(
         }),
     );
     journal.audit(
-        Event::new("referral.create", "referral", Some(r.id.to_string()))
-            .subject(case.person_id)
-            .details(serde_json::json!({ "case_id": case.id, "organisation_id": org.id })),
+        Event::new(
+            AuditAction::ReferralCreate,
+            "referral",
+            Some(r.id.to_string()),
+        )
+        .subject(case.person_id)
+        .details(serde_json::json!({ "case_id": case.id, "organisation_id": org.id })),
     );
     Ok(r)
 }
@@ -528,7 +534,7 @@ pub fn answer(
     }
     journal.case_event(
         &case,
-        "referral.status_changed",
+        TimelineKind::ReferralStatusChanged,
         Some(user.user_id),
         None,
         serde_json::json!({
@@ -541,9 +547,13 @@ pub fn answer(
         }),
     );
     journal.audit(
-        Event::new("referral.status", "referral", Some(next.id.to_string()))
-            .subject(case.person_id)
-            .details(serde_json::json!({ "from": from.as_str(), "to": answer.status.as_str() })),
+        Event::new(
+            AuditAction::ReferralStatus,
+            "referral",
+            Some(next.id.to_string()),
+        )
+        .subject(case.person_id)
+        .details(serde_json::json!({ "from": from.as_str(), "to": answer.status.as_str() })),
     );
     Ok(next)
 }

@@ -7,6 +7,7 @@ use crate::audit::{self, Event, RequestMeta};
 use crate::auth::password::{check_new_password, HashCost, PasswordService};
 use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
+use crate::domain::audit::AuditAction;
 use crate::domain::role::Role;
 use crate::error::{AppError, FieldError};
 use crate::models::reference::{self as reference_model, ConsulateKey};
@@ -49,7 +50,7 @@ pub fn create(
     conn: &mut DbConn,
     cost: HashCost,
     account: NewAccount,
-    action: &str,
+    action: AuditAction,
 ) -> Result<Id, AppError> {
     let username = model::normalize_username(&account.username);
     if !(3..=64).contains(&username.len())
@@ -198,9 +199,11 @@ pub fn create_account(
     );
     model::insert_user(conn, &user)?;
     journal.audit(
-        Event::new("user.create", "user", Some(user.id.to_string())).details(serde_json::json!({
-            "username": user.username, "role": user.role, "consulate_id": user.consulate_id,
-        })),
+        Event::new(AuditAction::UserCreate, "user", Some(user.id.to_string())).details(
+            serde_json::json!({
+                "username": user.username, "role": user.role, "consulate_id": user.consulate_id,
+            }),
+        ),
     );
     let created =
         model::find_user(conn, user.id)?.ok_or_else(|| AppError::not_found("no such user"))?;
@@ -338,7 +341,7 @@ pub fn update(
             0
         };
         journal.audit(
-            Event::new("user.update", "user", Some(id.to_string()))
+            Event::new(AuditAction::UserUpdate, "user", Some(id.to_string()))
                 .details(serde_json::json!({ "changes": changes, "sessions_ended": ended })),
         );
         let updated =
@@ -367,7 +370,7 @@ pub fn reset_password(
         }
         let ended = model::revoke_user_sessions(conn, id, "password_reset")?;
         journal.audit(
-            Event::new("user.password_reset", "user", Some(id.to_string()))
+            Event::new(AuditAction::UserPasswordReset, "user", Some(id.to_string()))
                 .details(serde_json::json!({ "reset_second_factor": reset_second_factor, "sessions_ended": ended.len() })),
         );
         Ok(())

@@ -302,7 +302,7 @@ impl TestApp {
                 consulate: consulate.map(str::to_owned),
                 password: TEST_PASSWORD.to_owned(),
             },
-            "user.create_cli",
+            mapce::domain::audit::AuditAction::UserCreateCli,
         )
         .expect("user created")
     }

@@ -5,6 +5,7 @@ mod workflow;
 
 pub use workflow::*;
 
+use crate::domain::audit::AuditAction;
 use crate::domain::{stored_json, Stored};
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
@@ -447,7 +448,7 @@ pub async fn list_cases(
             conn,
             Some(&actor),
             &meta,
-            Event::new("case.list", "case", None)
+            Event::new(AuditAction::CaseList, "case", None)
                 .details(serde_json::json!({ "results": total, "person": q.person }))
                 .subjects(
                     items
@@ -534,7 +535,7 @@ pub async fn get_case(
             conn,
             Some(&actor),
             &meta,
-            Event::new("case.read", "case", Some(c.id.to_string())).subject(c.person_id),
+            Event::new(AuditAction::CaseRead, "case", Some(c.id.to_string())).subject(c.person_id),
         )?;
         case_response(conn, &user, c)
     })

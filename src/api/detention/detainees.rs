@@ -2,6 +2,7 @@
 //! whether a visit or the first contact is overdue.
 
 use super::*;
+use crate::domain::audit::AuditAction;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -101,7 +102,7 @@ pub async fn list_detainees(
             conn,
             &user,
             &meta,
-            "detention.list",
+            AuditAction::DetentionList,
             &mut items,
             |d| d.case_id,
             |d| {

@@ -6,6 +6,7 @@ mod detainees;
 
 pub use detainees::*;
 
+use crate::domain::audit::AuditAction;
 use crate::domain::Stored;
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
@@ -363,7 +364,7 @@ pub async fn get_detention(
             conn,
             &user,
             &meta,
-            "detention.read",
+            AuditAction::DetentionRead,
             &mut one,
             |d| d.case_id,
             withhold_detention,

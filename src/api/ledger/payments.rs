@@ -14,6 +14,7 @@ use crate::api::{access, if_match_version, optional_text, text, window, Page, Re
 use crate::audit::RequestMeta;
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
+use crate::domain::audit::AuditAction;
 use crate::domain::money::{self, format_rate, format_scaled, DecimalInput};
 use crate::domain::support::{PaymentKind, PaymentStatus};
 use crate::domain::Stored;
@@ -140,7 +141,7 @@ fn screen_payments(
     conn: &mut DbConn,
     user: &AuthUser,
     meta: &RequestMeta,
-    action: &str,
+    action: AuditAction,
     items: &mut [PaymentResponse],
 ) -> Result<(), AppError> {
     crate::api::disclosure::screen(
@@ -462,7 +463,7 @@ pub async fn get_payment(
         let (p, _) = load_payment(conn, &user, &raw)?;
         let reversed_by = model::reversal_of(conn, p.id)?;
         let mut one = [payment_response(p, reversed_by)?];
-        screen_payments(conn, &user, &meta, "payment.read", &mut one)?;
+        screen_payments(conn, &user, &meta, AuditAction::PaymentRead, &mut one)?;
         let [response] = one;
         Ok::<_, AppError>(response)
     })
@@ -568,7 +569,7 @@ pub async fn list_payments(
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut items = items;
-        screen_payments(conn, &user, &meta, "payment.list", &mut items)?;
+        screen_payments(conn, &user, &meta, AuditAction::PaymentList, &mut items)?;
         Ok::<_, AppError>((items, total))
     })
     .await?;

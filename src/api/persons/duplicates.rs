@@ -1,6 +1,7 @@
 //! The duplicate queue, decisions on it, and reversible merges.
 
 use super::*;
+use crate::domain::audit::AuditAction;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DuplicatePairResponse {
@@ -93,7 +94,7 @@ pub async fn list_duplicates(
             conn,
             Some(&actor),
             &meta,
-            Event::new("duplicate.list", "duplicate_pair", None)
+            Event::new(AuditAction::DuplicateList, "duplicate_pair", None)
                 .details(serde_json::json!({ "results": total }))
                 .subjects(rows.iter().flat_map(|p| [p.person_a, p.person_b])),
         )?;

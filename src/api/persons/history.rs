@@ -1,6 +1,7 @@
 //! A person's individual history across consulates and years.
 
 use super::*;
+use crate::domain::audit::AuditAction;
 use crate::services::history::{self, HistoryEvent, HistorySummary};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -80,7 +81,7 @@ pub async fn get_person_history(
             conn,
             Some(&actor),
             &meta,
-            Event::new("person.history", "person", Some(p.id.to_string())).subject(p.id),
+            Event::new(AuditAction::PersonHistory, "person", Some(p.id.to_string())).subject(p.id),
         )?;
         Ok((p.id, seen.view, seen.hidden_cases(conn)?))
     })

@@ -8,6 +8,7 @@ mod history;
 pub use duplicates::*;
 pub use history::*;
 
+use crate::domain::audit::AuditAction;
 use crate::domain::{stored_json, Stored};
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
@@ -215,7 +216,7 @@ fn person_for_read(
         conn,
         Some(&user.actor()),
         meta,
-        Event::new("person.unmask", "person", Some(p.id.to_string()))
+        Event::new(AuditAction::PersonUnmask, "person", Some(p.id.to_string()))
             .subject(p.id)
             .details(serde_json::json!({ "justification": reason })),
     )?;
@@ -453,7 +454,7 @@ pub async fn get_person(
             conn,
             Some(&actor),
             &meta,
-            Event::new("person.read", "person", Some(p.id.to_string())).subject(p.id),
+            Event::new(AuditAction::PersonRead, "person", Some(p.id.to_string())).subject(p.id),
         )?;
         shape_person(p, &docs, seen.view)
     })

@@ -12,6 +12,7 @@ use crate::api::{access, window, Page, RequestOrigin as _};
 use crate::audit::RequestMeta;
 use crate::auth::AuthUser;
 use crate::db::{self, DbConn, Id, Ts};
+use crate::domain::audit::AuditAction;
 use crate::domain::support::ReferralStatus;
 use crate::domain::Stored;
 use crate::error::{AppError, Problem};
@@ -266,7 +267,7 @@ pub async fn list_referrals(
             conn,
             &user,
             &meta,
-            "referral.list",
+            AuditAction::ReferralList,
             &mut items,
             |r| r.case_id,
             |r| {

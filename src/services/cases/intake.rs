@@ -2,6 +2,8 @@
 //! requester, the channel, and the attentions given at intake.
 
 use super::*;
+use crate::domain::audit::AuditAction;
+use crate::domain::timeline::TimelineKind;
 
 /// An attention as a request gives it.
 pub struct AttentionInput {
@@ -214,7 +216,7 @@ pub fn open(
     }
     journal.case_event(
         &case,
-        "case.opened",
+        TimelineKind::CaseOpened,
         Some(user.user_id),
         None,
         serde_json::json!({ "channel": case.channel, "flags": flags }),
@@ -231,7 +233,9 @@ pub fn open(
             &mut steps,
         )?);
     }
-    journal.audit(Event::new("case.create", "case", Some(case.id.to_string())).subject(person.id));
+    journal.audit(
+        Event::new(AuditAction::CaseCreate, "case", Some(case.id.to_string())).subject(person.id),
+    );
     Ok(Opened {
         case,
         person,

@@ -7,6 +7,7 @@ mod workflow;
 pub use intake::*;
 pub use workflow::*;
 
+use crate::domain::timeline::TimelineKind;
 use crate::domain::Stored;
 use chrono::NaiveDate;
 
@@ -187,7 +188,7 @@ fn add_attention(
     journal.case_event_at(
         case,
         at,
-        "attention.recorded",
+        TimelineKind::AttentionRecorded,
         Some(actor),
         Some(attention.attention_type_id),
         serde_json::json!({

@@ -3,6 +3,8 @@
 //! recipe.
 
 use super::*;
+use crate::domain::audit::AuditAction;
+use crate::domain::timeline::TimelineKind;
 
 pub(super) fn changed_meanwhile_retry() -> AppError {
     AppError::PreconditionFailed("the case changed meanwhile; retry".into())
@@ -49,7 +51,12 @@ pub fn record_attention(
         return Err(changed_meanwhile_retry());
     }
     journal.audit(
-        Event::new("attention.create", "attention", Some(a.id.to_string())).subject(case.person_id),
+        Event::new(
+            AuditAction::AttentionCreate,
+            "attention",
+            Some(a.id.to_string()),
+        )
+        .subject(case.person_id),
     );
     Ok(case)
 }
@@ -86,15 +93,19 @@ pub fn void_attention(
     }
     journal.case_event(
         &case,
-        "attention.voided",
+        TimelineKind::AttentionVoided,
         Some(user.user_id),
         Some(a.attention_type_id),
         serde_json::json!({ "attention_id": a.id, "reason": reason }),
     );
     journal.audit(
-        Event::new("attention.void", "attention", Some(a.id.to_string()))
-            .subject(case.person_id)
-            .details(serde_json::json!({ "reason": reason })),
+        Event::new(
+            AuditAction::AttentionVoid,
+            "attention",
+            Some(a.id.to_string()),
+        )
+        .subject(case.person_id)
+        .details(serde_json::json!({ "reason": reason })),
     );
     Ok(case)
 }
@@ -145,15 +156,19 @@ pub fn move_case(
     save(conn, &mut case, expected)?;
     journal.case_event(
         &case,
-        "case.status_changed",
+        TimelineKind::CaseStatusChanged,
         Some(user.user_id),
         None,
         change.clone(),
     );
     journal.audit(
-        Event::new("case.transition", "case", Some(case.id.to_string()))
-            .subject(case.person_id)
-            .details(change),
+        Event::new(
+            AuditAction::CaseTransition,
+            "case",
+            Some(case.id.to_string()),
+        )
+        .subject(case.person_id)
+        .details(change),
     );
     Ok(case)
 }
@@ -200,13 +215,13 @@ pub fn decide_step(
     let details = serde_json::json!({ "step": step.title_es, "status": status, "reason": reason });
     journal.case_event(
         &case,
-        "case.step_decided",
+        TimelineKind::CaseStepDecided,
         Some(user.user_id),
         Some(step.attention_type_id),
         details.clone(),
     );
     journal.audit(
-        Event::new("case.step", "case", Some(case.id.to_string()))
+        Event::new(AuditAction::CaseStep, "case", Some(case.id.to_string()))
             .subject(case.person_id)
             .details(details),
     );
@@ -224,12 +239,14 @@ pub fn add_note(
     let case = load_scoped(conn, user, raw)?;
     journal.case_event(
         &case,
-        "case.note",
+        TimelineKind::CaseNote,
         Some(user.user_id),
         None,
         serde_json::json!({ "text": note }),
     );
-    journal
-        .audit(Event::new("case.note", "case", Some(case.id.to_string())).subject(case.person_id));
+    journal.audit(
+        Event::new(AuditAction::CaseNote, "case", Some(case.id.to_string()))
+            .subject(case.person_id),
+    );
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! merges by name and protocols, each through the write recipe.
 
 use super::*;
+use crate::domain::audit::AuditAction;
 
 /// Adds a type (its texts already checked) with its names, code and aliases
 /// as spellings; a spelling or code another type has is a 409 naming it.
@@ -47,7 +48,7 @@ pub fn create_type(
     }
     journal.audit(
         Event::new(
-            "attention_type.create",
+            AuditAction::AttentionTypeCreate,
             "attention_type",
             Some(row.id.to_string()),
         )
@@ -156,7 +157,7 @@ pub fn update_type(
     let changes = field_changes(&Shown::of(&current)?, &Shown::of(&row)?, &[]);
     journal.audit(
         Event::new(
-            "attention_type.update",
+            AuditAction::AttentionTypeUpdate,
             "attention_type",
             Some(row.id.to_string()),
         )
@@ -226,7 +227,7 @@ pub fn add_alias(
     if added > 0 {
         journal.audit(
             Event::new(
-                "attention_type.alias_add",
+                AuditAction::AttentionTypeAliasAdd,
                 "attention_type",
                 Some(t.id.to_string()),
             )
@@ -254,7 +255,7 @@ pub fn merge_named(
     let m = merge(conn, &duplicate, &survivor, reason, Some(actor))?;
     journal.audit(
         Event::new(
-            "attention_type.merge",
+            AuditAction::AttentionTypeMerge,
             "attention_type",
             Some(duplicate.id.to_string()),
         )
@@ -282,7 +283,7 @@ pub fn put_protocol(
     let pv = model::insert_protocol(conn, t.id, Some(actor), steps)?;
     journal.audit(
         Event::new(
-            "attention_type.protocol",
+            AuditAction::AttentionTypeProtocol,
             "attention_type",
             Some(t.id.to_string()),
         )

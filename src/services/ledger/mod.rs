@@ -21,11 +21,13 @@ use utoipa::ToSchema;
 use crate::audit::Event;
 use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
+use crate::domain::audit::AuditAction;
 use crate::domain::money::{
     self, convert_to_cents, format_rate, format_scaled, Currency, DecimalInput, RATE_SCALE,
 };
 use crate::domain::role::Role;
 use crate::domain::support::{PaymentKind, PaymentStatus};
+use crate::domain::timeline::TimelineKind;
 use crate::domain::{Stored, UnknownStored};
 use crate::error::AppError;
 use crate::models::cases::{self as cases_model, Case};
@@ -89,7 +91,7 @@ pub fn put_rate(
     let previous = model::put_exchange_rate(conn, &rate)?;
     journal.audit(
         Event::new(
-            "exchange_rate.put",
+            AuditAction::ExchangeRatePut,
             "exchange_rate",
             Some(format!("{}/{}", rate.currency, rate.rate_date)),
         )
@@ -154,7 +156,7 @@ pub fn amount_text(p: &Payment) -> Result<String, UnknownStored> {
 fn payment_event(
     journal: &mut Journal,
     case: &Case,
-    kind: &str,
+    kind: TimelineKind,
     user: Id,
     p: &Payment,
 ) -> Result<(), AppError> {
@@ -277,9 +279,15 @@ pub fn request(
     let value_date = new.value_date.unwrap_or(now.0.date_naive());
     price(conn, &mut p, &new.amount, &new.currency, value_date)?;
     model::insert_payment(conn, &p)?;
-    payment_event(journal, case, "payment.requested", user.user_id, &p)?;
+    payment_event(
+        journal,
+        case,
+        TimelineKind::PaymentRequested,
+        user.user_id,
+        &p,
+    )?;
     journal.audit(
-        Event::new("payment.request", "payment", Some(p.id.to_string()))
+        Event::new(AuditAction::PaymentRequest, "payment", Some(p.id.to_string()))
             .subject(case.person_id)
             .details(serde_json::json!({ "amount": amount_text(&p)?, "currency": p.currency, "kind": new.kind })),
     );
@@ -341,15 +349,19 @@ pub fn update(
         crate::services::input::field_changes(&current, &next, &["version", "updated_at"]);
     journal.case_event(
         &case,
-        "payment.updated",
+        TimelineKind::PaymentUpdated,
         Some(user.user_id),
         None,
         serde_json::json!({ "payment_id": next.id, "changes": changes }),
     );
     journal.audit(
-        Event::new("payment.update", "payment", Some(next.id.to_string()))
-            .subject(case.person_id)
-            .details(serde_json::json!({ "changes": changes })),
+        Event::new(
+            AuditAction::PaymentUpdate,
+            "payment",
+            Some(next.id.to_string()),
+        )
+        .subject(case.person_id)
+        .details(serde_json::json!({ "changes": changes })),
     );
     Ok(next)
 }
@@ -401,12 +413,20 @@ pub fn decide(
     if !model::update_unpaid_payment(conn, &next, current.version)? {
         return Err(changed_meanwhile());
     }
-    let kind = format!("payment.{}", next.status);
-    payment_event(journal, &case, &kind, user.user_id, &next)?;
+    let kind = if approve {
+        TimelineKind::PaymentApproved
+    } else {
+        TimelineKind::PaymentRejected
+    };
+    payment_event(journal, &case, kind, user.user_id, &next)?;
     journal.audit(
-        Event::new("payment.decide", "payment", Some(next.id.to_string()))
-            .subject(case.person_id)
-            .details(serde_json::json!({ "status": next.status })),
+        Event::new(
+            AuditAction::PaymentDecide,
+            "payment",
+            Some(next.id.to_string()),
+        )
+        .subject(case.person_id)
+        .details(serde_json::json!({ "status": next.status })),
     );
     Ok(next)
 }
@@ -441,9 +461,20 @@ pub fn mark_paid(
     if !model::update_unpaid_payment(conn, &next, current.version)? {
         return Err(changed_meanwhile());
     }
-    payment_event(journal, &case, "payment.paid", user.user_id, &next)?;
+    payment_event(
+        journal,
+        &case,
+        TimelineKind::PaymentPaid,
+        user.user_id,
+        &next,
+    )?;
     journal.audit(
-        Event::new("payment.paid", "payment", Some(next.id.to_string())).subject(case.person_id),
+        Event::new(
+            AuditAction::PaymentPaid,
+            "payment",
+            Some(next.id.to_string()),
+        )
+        .subject(case.person_id),
     );
     Ok(next)
 }
@@ -498,11 +529,21 @@ pub fn reverse(
         ..original.clone()
     };
     model::insert_payment(conn, &reversal)?;
-    payment_event(journal, &case, "payment.reversed", user.user_id, &reversal)?;
+    payment_event(
+        journal,
+        &case,
+        TimelineKind::PaymentReversed,
+        user.user_id,
+        &reversal,
+    )?;
     journal.audit(
-        Event::new("payment.reverse", "payment", Some(original.id.to_string()))
-            .subject(case.person_id)
-            .details(serde_json::json!({ "reversal_id": reversal.id })),
+        Event::new(
+            AuditAction::PaymentReverse,
+            "payment",
+            Some(original.id.to_string()),
+        )
+        .subject(case.person_id)
+        .details(serde_json::json!({ "reversal_id": reversal.id })),
     );
     Ok(reversal)
 }

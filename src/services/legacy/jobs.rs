@@ -12,6 +12,7 @@ use super::{Options, Report};
 use crate::audit::{Actor, Event};
 use crate::db::schema::{import_rejections, imports};
 use crate::db::{DbConn, DbPool, Id, Ts};
+use crate::domain::audit::AuditAction;
 use crate::domain::stored_json;
 use crate::error::AppError;
 use crate::models::reference::Window;
@@ -146,7 +147,7 @@ pub fn queue(
 ) -> Result<ImportResponse, AppError> {
     insert_row(conn, job, "queued", Some(actor.user_id))?;
     journal.audit(
-        Event::new("import.requested", "import", Some(job.id.to_string())).details(
+        Event::new(AuditAction::ImportRequested, "import", Some(job.id.to_string())).details(
             serde_json::json!({ "name": job.name, "bytes": job.bytes, "dry_run": job.dry_run, "atomic": job.atomic }),
         ),
     );

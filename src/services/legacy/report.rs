@@ -3,6 +3,7 @@
 //! the closing of a run (counts, audit, the `imports` row).
 
 use super::*;
+use crate::domain::audit::AuditAction;
 
 /// A label no attention type has, with how often it came and the closest types.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -175,15 +176,18 @@ pub(super) fn finish(
                 conn,
                 st.actor.as_ref(),
                 &RequestMeta::default(),
-                Event::new("import.finished", "import", Some(st.import_id.to_string())).details(
-                    serde_json::json!({
-                        "rows": st.report.rows,
-                        "imported": st.report.rows_imported,
-                        "already_imported": st.report.rows_already_imported,
-                        "rejected": st.report.rows_rejected,
-                        "persons_new": st.report.persons_new,
-                    }),
-                ),
+                Event::new(
+                    AuditAction::ImportFinished,
+                    "import",
+                    Some(st.import_id.to_string()),
+                )
+                .details(serde_json::json!({
+                    "rows": st.report.rows,
+                    "imported": st.report.rows_imported,
+                    "already_imported": st.report.rows_already_imported,
+                    "rejected": st.report.rows_rejected,
+                    "persons_new": st.report.persons_new,
+                })),
             )?;
             Ok(())
         })?;

@@ -3,6 +3,7 @@
 //! fingerprint that makes a second run of the same file add nothing.
 
 use super::*;
+use crate::domain::timeline::TimelineKind;
 use crate::domain::Stored;
 
 /// The identity a row names, hashed: its document when it has one, else
@@ -346,7 +347,7 @@ fn add_row(st: &mut State, b: &mut Batch, p: Parsed, fp: String, person_id: Id, 
                     person_id,
                     case_id: Some(case.id),
                     consulate_id: Some(p.consulate_id),
-                    kind: "case.imported".into(),
+                    kind: TimelineKind::CaseImported.as_str().into(),
                     at: case.opened_at,
                     actor_id: st.actor.as_ref().map(|a| a.user_id),
                     attention_type_id: None,
@@ -384,7 +385,7 @@ fn add_row(st: &mut State, b: &mut Batch, p: Parsed, fp: String, person_id: Id, 
         person_id,
         case_id: Some(case_id),
         consulate_id: Some(p.consulate_id),
-        kind: "attention.recorded".into(),
+        kind: TimelineKind::AttentionRecorded.as_str().into(),
         at,
         actor_id: st.actor.as_ref().map(|a| a.user_id),
         attention_type_id: Some(p.type_id),

@@ -3,6 +3,7 @@
 //! causes.
 
 use super::*;
+use crate::domain::audit::AuditAction;
 
 /// Why an alias was not added.
 #[derive(Debug)]
@@ -113,7 +114,7 @@ pub fn add_alias(
     };
     journal.audit(
         Event::new(
-            "vocabulary.alias_add",
+            AuditAction::VocabularyAliasAdd,
             "vocabulary_alias",
             Some(alias.id.to_string()),
         )
@@ -126,7 +127,7 @@ pub fn add_alias(
     if recoded.attentions > 0 || recoded.cases > 0 {
         journal.audit(
             Event::new(
-                "legacy.channel_recode",
+                AuditAction::LegacyChannelRecode,
                 "vocabulary_alias",
                 Some(alias.id.to_string()),
             )
@@ -165,7 +166,7 @@ pub fn remove_alias(
     }
     journal.audit(
         Event::new(
-            "vocabulary.alias_remove",
+            AuditAction::VocabularyAliasRemove,
             "vocabulary_alias",
             Some(id.to_string()),
         )

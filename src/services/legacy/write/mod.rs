@@ -7,6 +7,7 @@ mod references;
 pub(super) use references::*;
 
 use super::*;
+use crate::domain::audit::AuditAction;
 
 /// Where resolved batches go: written at once on the reading connection, or
 /// handed to the writer thread (which has its own connection).
@@ -135,7 +136,12 @@ pub(super) fn write_batch(
         conn,
         pending.actor.as_ref(),
         &RequestMeta::default(),
-        Event::new("import.batch", "import", Some(import_id.to_string())).details(counts),
+        Event::new(
+            AuditAction::ImportBatch,
+            "import",
+            Some(import_id.to_string()),
+        )
+        .details(counts),
     )?;
     Ok(queued)
 }

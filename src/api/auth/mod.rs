@@ -1,5 +1,9 @@
 //! Login, second factor, refresh, logout, own account and TOTP enrolment.
 
+mod second_factor;
+
+pub use second_factor::*;
+
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,6 +16,7 @@ use crate::auth::password::{check_new_password, Verification};
 use crate::auth::session::{RefreshRefusal, SessionTokens};
 use crate::auth::{totp, AuthUser};
 use crate::db::{self, Id};
+use crate::domain::audit::AuditAction;
 use crate::domain::role::Role;
 use crate::error::{AppError, Problem};
 use crate::extract::JsonBody;
@@ -77,7 +82,7 @@ async fn secret_check_failed(
     state: &AppState,
     user: &AuthUser,
     meta: &RequestMeta,
-    action: &'static str,
+    action: AuditAction,
 ) -> Result<(), AppError> {
     let (username, meta) = (user.username.clone(), meta.clone());
     db::run(&state.pool, move |conn| {
@@ -93,7 +98,7 @@ async fn own_password_is(
     user: &AuthUser,
     meta: &RequestMeta,
     password: String,
-    action: &'static str,
+    action: AuditAction,
 ) -> Result<bool, AppError> {
     let id = user.user_id;
     let stored = db::run(&state.pool, move |conn| signin::password_hash(conn, id)).await?;
@@ -188,7 +193,13 @@ async fn check_password(
         _ => {
             let meta = meta.clone();
             db::run(&state.pool, move |conn| {
-                signin::record_failure(conn, &username, &meta, "auth.login", "invalid_credentials")
+                signin::record_failure(
+                    conn,
+                    &username,
+                    &meta,
+                    AuditAction::AuthLogin,
+                    "invalid_credentials",
+                )
             })
             .await?;
             Err(AppError::unauthorized(
@@ -433,7 +444,7 @@ pub async fn change_password(
     check_new_password("body.new_password", &body.new_password, &user.username)?;
     let meta = RequestMeta::of(&req);
     before_secret_check(&state, &user, &meta).await?;
-    let action = "user.password_change";
+    let action = AuditAction::UserPasswordChange;
     if !own_password_is(&state, &user, &meta, body.current_password, action).await? {
         return Err(AppError::invalid(
             "body.current_password",
@@ -444,149 +455,6 @@ pub async fn change_password(
     let actor = user.actor();
     db::run(&state.pool, move |conn| {
         signin::change_password(conn, &actor, &meta, hash)
-    })
-    .await?;
-    state.auth_cache.evict_user(user.user_id);
-    Ok(HttpResponse::NoContent().finish())
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TotpEnrolment {
-    /// Base32 secret, for manual entry.
-    pub secret: String,
-    /// `otpauth://` URI for a QR code.
-    pub otpauth_uri: String,
-}
-
-/// Start TOTP enrolment: a new secret, pending until confirmed with a code.
-#[utoipa::path(
-    tag = "auth",
-    operation_id = "enrol_totp",
-    security(("bearer" = [])),
-    responses(
-        (status = 200, body = TotpEnrolment),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already enrolled", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[post("/auth/totp/enrol")]
-pub async fn enrol_totp(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    user: AuthUser,
-) -> Result<web::Json<TotpEnrolment>, AppError> {
-    user.require(&access::ENROL_TOTP)?;
-    let secret = totp::generate_secret();
-    let uri = totp::otpauth_uri("MAPCE", &user.username, &secret);
-    let (meta, actor, staged) = (RequestMeta::of(&req), user.actor(), secret.clone());
-    db::run(&state.pool, move |conn| {
-        signin::enrol_totp(conn, &actor, &meta, &staged)
-    })
-    .await?;
-    Ok(web::Json(TotpEnrolment {
-        secret,
-        otpauth_uri: uri,
-    }))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ConfirmTotpRequest {
-    pub code: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RecoveryCodes {
-    /// Shown once; each works once in place of a TOTP code.
-    pub recovery_codes: Vec<String>,
-}
-
-/// Confirm enrolment with a current code; returns one-time recovery codes.
-/// The current session counts as having passed the second factor.
-#[utoipa::path(
-    tag = "auth",
-    operation_id = "confirm_totp",
-    security(("bearer" = [])),
-    request_body = ConfirmTotpRequest,
-    responses(
-        (status = 200, body = RecoveryCodes),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many wrong passwords or codes for this account lately; see Retry-After", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[post("/auth/totp/confirm")]
-pub async fn confirm_totp(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    user: AuthUser,
-    body: JsonBody<ConfirmTotpRequest>,
-) -> Result<web::Json<RecoveryCodes>, AppError> {
-    user.require(&access::CONFIRM_TOTP)?;
-    let code = body.into_inner()?.code;
-    let codes = totp::generate_recovery_codes();
-    let hashes: Vec<String> = codes.iter().map(|c| totp::recovery_code_hash(c)).collect();
-    let (session, meta, actor) = (user.session_id, RequestMeta::of(&req), user.actor());
-    before_secret_check(&state, &user, &meta).await?;
-    let checking = meta.clone();
-    let confirmation = db::run(&state.pool, move |conn| {
-        signin::confirm_totp(conn, &actor, &meta, session, &code, &hashes)
-    })
-    .await?;
-    if confirmation == Confirmation::WrongCode {
-        secret_check_failed(&state, &user, &checking, "user.totp_confirm").await?;
-        return Err(AppError::invalid(
-            "body.code",
-            "is not the current code of the enrolled secret",
-        ));
-    }
-    state.auth_cache.evict(&[session]);
-    Ok(web::Json(RecoveryCodes {
-        recovery_codes: codes,
-    }))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DisableTotpRequest {
-    pub password: String,
-}
-
-/// Turn the second factor off (only for roles where it is optional).
-#[utoipa::path(
-    tag = "auth",
-    operation_id = "disable_totp",
-    security(("bearer" = [])),
-    request_body = DisableTotpRequest,
-    responses(
-        (status = 204, description = "Disabled"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many wrong passwords or codes for this account lately; see Retry-After", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[post("/auth/totp/disable")]
-pub async fn disable_totp(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    user: AuthUser,
-    body: JsonBody<DisableTotpRequest>,
-) -> Result<HttpResponse, AppError> {
-    user.require(&access::DISABLE_TOTP)?;
-    let meta = RequestMeta::of(&req);
-    before_secret_check(&state, &user, &meta).await?;
-    let password = body.into_inner()?.password;
-    if !own_password_is(&state, &user, &meta, password, "user.totp_disable").await? {
-        return Err(AppError::invalid(
-            "body.password",
-            "is not your current password",
-        ));
-    }
-    let actor = user.actor();
-    db::run(&state.pool, move |conn| {
-        signin::disable_totp(conn, &actor, &meta)
     })
     .await?;
     state.auth_cache.evict_user(user.user_id);
