@@ -5,6 +5,7 @@
 //! problem body, and logs the cause of a 500 once; the body of a 5xx never
 //! carries internal text.
 
+use crate::domain::error_code::ErrorCode;
 use std::borrow::Cow;
 
 use actix_web::http::{header, StatusCode};
@@ -76,16 +77,16 @@ pub enum AppError {
     /// 400: the request cannot be read at all (malformed JSON, bad query).
     #[error("{detail}")]
     BadRequest {
-        code: &'static str,
+        code: ErrorCode,
         detail: String,
         errors: Vec<FieldError>,
     },
     /// 401: no valid credentials. Answered with `WWW-Authenticate: Bearer`.
     #[error("{detail}")]
-    Unauthorized { code: &'static str, detail: String },
+    Unauthorized { code: ErrorCode, detail: String },
     /// 403: authenticated, but the role may not do this.
     #[error("{detail}")]
-    Forbidden { code: &'static str, detail: String },
+    Forbidden { code: ErrorCode, detail: String },
     /// 404: no such resource.
     #[error("{0}")]
     NotFound(String),
@@ -119,7 +120,7 @@ pub enum AppError {
     /// 409: the request conflicts with the current state.
     #[error("{detail}")]
     Conflict {
-        code: &'static str,
+        code: ErrorCode,
         detail: String,
         errors: Vec<FieldError>,
     },
@@ -157,21 +158,21 @@ impl AppError {
         AppError::NotFound(what.into())
     }
 
-    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn unauthorized(code: ErrorCode, detail: impl Into<String>) -> Self {
         AppError::Unauthorized {
             code,
             detail: detail.into(),
         }
     }
 
-    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn forbidden(code: ErrorCode, detail: impl Into<String>) -> Self {
         AppError::Forbidden {
             code,
             detail: detail.into(),
         }
     }
 
-    pub fn conflict(code: &'static str, field: Option<&str>, detail: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, field: Option<&str>, detail: impl Into<String>) -> Self {
         let detail = detail.into();
         AppError::Conflict {
             code,
@@ -188,7 +189,10 @@ impl AppError {
             // Failed logins and refresh-token reuse are audited by their
             // handlers with more context.
             AppError::Unauthorized { code, .. } => {
-                matches!(*code, "unauthenticated" | "invalid_token" | "session_ended")
+                matches!(
+                    *code,
+                    ErrorCode::Unauthenticated | ErrorCode::InvalidToken | ErrorCode::SessionEnded
+                )
             }
             AppError::Forbidden { .. } | AppError::OutOfScope(_) => true,
             _ => false,
@@ -228,7 +232,7 @@ impl AppError {
     pub fn bad_query(field: impl Into<String>, reason: impl Into<String>) -> Self {
         let error = FieldError::new(field, reason);
         AppError::BadRequest {
-            code: "invalid_query",
+            code: ErrorCode::InvalidQuery,
             detail: format!("{}: {}", error.field, error.reason),
             errors: vec![error],
         }
@@ -239,25 +243,25 @@ impl AppError {
     }
 
     /// The stable machine code of this error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             AppError::BadRequest { code, .. }
             | AppError::Conflict { code, .. }
             | AppError::Unauthorized { code, .. }
-            | AppError::Forbidden { code, .. } => code,
-            AppError::NotFound(_) | AppError::OutOfScope(_) => "not_found",
-            AppError::TooManyRequests { .. } => "too_many_requests",
-            AppError::UnknownLabel { .. } => "unknown_label",
-            AppError::PossibleDuplicates { .. } => "possible_duplicates",
-            AppError::Exists { .. } => "already_exists",
-            AppError::MethodNotAllowed { .. } => "method_not_allowed",
-            AppError::PreconditionFailed(_) => "stale_version",
-            AppError::PayloadTooLarge { .. } => "payload_too_large",
-            AppError::UnsupportedMediaType(_) => "unsupported_media_type",
-            AppError::Validation { .. } => "validation_failed",
-            AppError::PreconditionRequired(_) => "precondition_required",
-            AppError::Unavailable { .. } => "service_unavailable",
-            AppError::Internal(_) => "internal_error",
+            | AppError::Forbidden { code, .. } => *code,
+            AppError::NotFound(_) | AppError::OutOfScope(_) => ErrorCode::NotFound,
+            AppError::TooManyRequests { .. } => ErrorCode::TooManyRequests,
+            AppError::UnknownLabel { .. } => ErrorCode::UnknownLabel,
+            AppError::PossibleDuplicates { .. } => ErrorCode::PossibleDuplicates,
+            AppError::Exists { .. } => ErrorCode::AlreadyExists,
+            AppError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            AppError::PreconditionFailed(_) => ErrorCode::StaleVersion,
+            AppError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            AppError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            AppError::Validation { .. } => ErrorCode::ValidationFailed,
+            AppError::PreconditionRequired(_) => ErrorCode::PreconditionRequired,
+            AppError::Unavailable { .. } => ErrorCode::ServiceUnavailable,
+            AppError::Internal(_) => ErrorCode::InternalError,
         }
     }
 
@@ -318,7 +322,7 @@ impl AppError {
 
     /// The problem document for this error, without request context.
     pub fn problem(&self) -> Problem {
-        let code = self.code();
+        let code = self.code().as_str();
         Problem {
             type_uri: format!("urn:mapce:problem:{code}"),
             title: self.title().to_string(),
@@ -413,7 +417,7 @@ impl From<diesel::result::Error> for AppError {
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
                 let field = constraint_field(info.constraint_name(), info.message());
                 AppError::Conflict {
-                    code: "already_exists",
+                    code: ErrorCode::AlreadyExists,
                     detail: format!("a record with this {field} already exists"),
                     errors: vec![FieldError::new(format!("body.{field}"), "already in use")],
                 }
@@ -494,7 +498,7 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        let conflict = AppError::conflict("taken", Some("code"), "in use").under("body");
+        let conflict = AppError::conflict(ErrorCode::Taken, Some("code"), "in use").under("body");
         match conflict {
             AppError::Conflict { detail, errors, .. } => {
                 assert_eq!(detail, "in use");

@@ -12,6 +12,7 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
 
+use crate::domain::error_code::ErrorCode;
 use crate::error::{AppError, FieldError};
 
 /// Largest JSON body accepted: 256 KiB.
@@ -71,7 +72,7 @@ fn json_error(path: &str, err: &serde_json::Error) -> AppError {
     use serde_json::error::Category;
     match err.classify() {
         Category::Syntax | Category::Eof | Category::Io => AppError::BadRequest {
-            code: "malformed_json",
+            code: ErrorCode::MalformedJson,
             detail: format!("the body is not valid JSON: {err}"),
             errors: vec![FieldError::new("body", err.to_string())],
         },
@@ -134,12 +135,12 @@ fn payload_error(err: Option<&actix_web::error::PayloadError>) -> AppError {
             AppError::PayloadTooLarge { limit: JSON_LIMIT }
         }
         None => AppError::BadRequest {
-            code: "unreadable_body",
+            code: ErrorCode::UnreadableBody,
             detail: "the request body could not be read".into(),
             errors: vec![],
         },
         Some(other) => AppError::BadRequest {
-            code: "unreadable_body",
+            code: ErrorCode::UnreadableBody,
             detail: format!("the request body could not be read: {other}"),
             errors: vec![],
         },

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::schema::idempotency_keys;
 use crate::db::{self, DbConn, DbPool, Id, Ts};
+use crate::domain::error_code::ErrorCode;
 use crate::error::AppError;
 
 pub const HEADER: &str = "Idempotency-Key";
@@ -47,7 +48,7 @@ impl Idempotency {
                 let k = v.to_str().unwrap_or("").trim().to_owned();
                 if k.is_empty() || k.len() > 200 || !k.bytes().all(|b| b.is_ascii_graphic()) {
                     return Err(AppError::BadRequest {
-                        code: "invalid_header",
+                        code: ErrorCode::InvalidHeader,
                         detail: "Idempotency-Key must be 1 to 200 visible ASCII characters".into(),
                         errors: vec![crate::error::FieldError::new(
                             "header.Idempotency-Key",
@@ -97,7 +98,7 @@ impl Idempotency {
                         errors: vec![crate::error::FieldError::new("header.Idempotency-Key", "already used for a different request")],
                     }),
                     Some((_, 0, _, created)) if (chrono::Utc::now() - created.0).num_seconds() < ABANDONED_SECS => {
-                        Err(AppError::conflict("request_in_progress", None, "the first request with this Idempotency-Key is still running; retry shortly"))
+                        Err(AppError::conflict(ErrorCode::RequestInProgress, None, "the first request with this Idempotency-Key is still running; retry shortly"))
                     }
                     Some((_, 0, _, created)) => {
                         // Taken over from a request that died (or is late:
@@ -111,7 +112,7 @@ impl Idempotency {
                         .set(idempotency_keys::created_at.eq(lease))
                         .execute(conn)?;
                         if taken == 0 {
-                            return Err(AppError::conflict("request_in_progress", None, "the first request with this Idempotency-Key is still running; retry shortly"));
+                            return Err(AppError::conflict(ErrorCode::RequestInProgress, None, "the first request with this Idempotency-Key is still running; retry shortly"));
                         }
                         Ok(None)
                     }
@@ -138,8 +139,8 @@ impl Idempotency {
         .await
         .map_err(|e| match e {
             // Two first attempts raced to insert the marker.
-            AppError::Conflict { code: "already_exists", .. } => {
-                AppError::conflict("request_in_progress", None, "the first request with this Idempotency-Key is still running; retry shortly")
+            AppError::Conflict { code: ErrorCode::AlreadyExists, .. } => {
+                AppError::conflict(ErrorCode::RequestInProgress, None, "the first request with this Idempotency-Key is still running; retry shortly")
             }
             other => other,
         })?;
@@ -184,7 +185,7 @@ impl Idempotency {
             // a retry took the key over while this request ran: its work
             // counts, this one's rolls back with the transaction
             return Err(AppError::conflict(
-                "request_in_progress",
+                ErrorCode::RequestInProgress,
                 None,
                 "a retry with this Idempotency-Key took over; this attempt was rolled back",
             ));

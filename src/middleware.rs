@@ -135,7 +135,7 @@ async fn audit_refusal(res: &ServiceResponse<BoxBody>) {
     );
     let mut details = serde_json::json!({
         "status": res.status().as_u16(),
-        "code": error.code(),
+        "code": error.code().as_str(),
     });
     let mut bursts = Vec::new();
     if actor.is_none() {

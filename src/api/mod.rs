@@ -32,6 +32,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::domain::error_code::ErrorCode;
 use crate::error::AppError;
 use crate::models::reference::Window;
 
@@ -406,7 +407,7 @@ pub fn if_match_version(req: &HttpRequest) -> Result<i32, AppError> {
     let digits = (1..=9).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit());
     let parsed = if digits { t.parse::<i32>().ok() } else { None };
     parsed.ok_or_else(|| AppError::BadRequest {
-        code: "invalid_header",
+        code: ErrorCode::InvalidHeader,
         detail: format!("If-Match `{raw}` is not an ETag this API issued"),
         errors: vec![crate::error::FieldError::new(
             "header.If-Match",
@@ -528,7 +529,7 @@ mod tests {
                 matches!(
                     version(value),
                     Err(AppError::BadRequest {
-                        code: "invalid_header",
+                        code: crate::domain::error_code::ErrorCode::InvalidHeader,
                         ..
                     })
                 ),

@@ -17,6 +17,7 @@ use crate::auth::AuthUser;
 use crate::db::{self, Id, Ts};
 use crate::domain::access::{AccessLevel, AccessStatus};
 use crate::domain::audit::AuditAction;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::role::Role;
 use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
@@ -126,9 +127,9 @@ pub async fn request_person_access(
     let b = body.into_inner()?;
     let reason = reason_of("body.reason", &b.reason)?;
     let level = b.level.unwrap_or(AccessLevel::Holder);
-    let consulate = user
-        .consulate_id
-        .ok_or_else(|| AppError::forbidden("forbidden", "only consulate staff ask for access"))?;
+    let consulate = user.consulate_id.ok_or_else(|| {
+        AppError::forbidden(ErrorCode::Forbidden, "only consulate staff ask for access")
+    })?;
     let created = write(
         &state,
         user.actor(),

@@ -13,6 +13,7 @@ use crate::audit::RequestMeta;
 use crate::auth::password::check_new_password;
 use crate::auth::AuthUser;
 use crate::db::{self, Id, Ts};
+use crate::domain::error_code::ErrorCode;
 use crate::domain::role::Role;
 use crate::error::{AppError, Problem};
 use crate::extract::{JsonBody, QueryParams};
@@ -322,13 +323,13 @@ pub async fn update_user(
     let body = body.into_inner()?;
     if id == user.user_id && body.role.is_some_and(|r| r != user.role) {
         return Err(AppError::forbidden(
-            "own_role",
+            ErrorCode::OwnRole,
             "you cannot change your own role",
         ));
     }
     if id == user.user_id && body.active == Some(false) {
         return Err(AppError::forbidden(
-            "own_account",
+            ErrorCode::OwnAccount,
             "you cannot deactivate your own account",
         ));
     }

@@ -14,6 +14,7 @@ use crate::api::RequestOrigin as _;
 use crate::audit::RequestMeta;
 use crate::auth::{AuthUser, Policy};
 use crate::db::{self, Id, Ts};
+use crate::domain::error_code::ErrorCode;
 use crate::domain::vocabulary::Vocabulary;
 use crate::error::{AppError, FieldError, Problem};
 use crate::extract::{JsonBody, QueryParams};
@@ -110,7 +111,7 @@ async fn add(
                             AppError::invalid("body.spelling", "has no letters or digits")
                         }
                         AliasError::Taken { spelling, names } => AppError::Conflict {
-                            code: "alias_taken",
+                            code: ErrorCode::AliasTaken,
                             detail: format!("`{spelling}` already names {names}"),
                             errors: vec![FieldError::new(
                                 "body.spelling",

@@ -24,6 +24,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::audit::Actor;
 use crate::db::{self, Id, Ts};
+use crate::domain::error_code::ErrorCode;
 use crate::domain::role::Role;
 use crate::error::AppError;
 use crate::models::users as model;
@@ -59,13 +60,13 @@ impl AuthUser {
     pub fn require(&self, policy: &Policy) -> Result<&Self, AppError> {
         if !policy.roles.contains(&self.role) {
             return Err(AppError::forbidden(
-                "forbidden",
+                ErrorCode::Forbidden,
                 format!("the {} role may not {}", self.role, policy.operation),
             ));
         }
         if !self.second_factor_done && !policy.before_second_factor {
             return Err(AppError::forbidden(
-                "second_factor_enrolment_required",
+                ErrorCode::SecondFactorEnrolmentRequired,
                 "this role needs a second factor: enrol with POST /api/v1/auth/totp/enrol and confirm it",
             ));
         }
@@ -193,7 +194,7 @@ async fn authenticate(req: HttpRequest) -> Result<AuthUser, AppError> {
         .clone();
     let token = bearer_token(&req).ok_or_else(|| {
         AppError::unauthorized(
-            "unauthenticated",
+            ErrorCode::Unauthenticated,
             "send a bearer access token (POST /api/v1/auth/login)",
         )
     })?;
@@ -201,10 +202,16 @@ async fn authenticate(req: HttpRequest) -> Result<AuthUser, AppError> {
         .jwt
         .verify(&token, jwt::TokenType::Access)
         .map_err(|_| {
-            AppError::unauthorized("invalid_token", "the access token is invalid or expired")
+            AppError::unauthorized(
+                ErrorCode::InvalidToken,
+                "the access token is invalid or expired",
+            )
         })?;
     let session_id = uuid::Uuid::parse_str(&claims.sid).map(Id).map_err(|_| {
-        AppError::unauthorized("invalid_token", "the access token is invalid or expired")
+        AppError::unauthorized(
+            ErrorCode::InvalidToken,
+            "the access token is invalid or expired",
+        )
     })?;
     let entry = match state.auth_cache.get(session_id) {
         Some(entry) => entry,
@@ -214,7 +221,12 @@ async fn authenticate(req: HttpRequest) -> Result<AuthUser, AppError> {
             entry
         }
     };
-    let revoked = || AppError::unauthorized("session_ended", "the session has ended; log in again");
+    let revoked = || {
+        AppError::unauthorized(
+            ErrorCode::SessionEnded,
+            "the session has ended; log in again",
+        )
+    };
     let user = entry.user.ok_or_else(revoked)?;
     if entry.expires_at <= Ts::now() || user.user_id.to_string() != claims.sub {
         return Err(revoked());

@@ -9,6 +9,7 @@ pub mod access;
 pub mod audit;
 pub mod case;
 pub mod catalogue;
+pub mod error_code;
 pub mod money;
 pub mod person;
 pub mod reference;

@@ -10,6 +10,7 @@ use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::access::{AccessLevel, AccessStatus, View};
 use crate::domain::audit::AuditAction;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::role::Role;
 use crate::error::AppError;
 use crate::models::access::{self as model, PersonAccessRow};
@@ -105,7 +106,7 @@ pub fn decide(
     }
     if !model::decide(conn, id, status.as_str(), user.user_id, reason)? {
         return Err(AppError::conflict(
-            "already_decided",
+            ErrorCode::AlreadyDecided,
             None,
             format!("this request is already `{}`", row.status),
         ));
@@ -142,7 +143,7 @@ pub fn revoke(
     }
     if !model::revoke(conn, id, user.user_id, reason)? {
         return Err(AppError::conflict(
-            "not_granted",
+            ErrorCode::NotGranted,
             None,
             format!(
                 "only a granted access can be revoked; this one is `{}`",

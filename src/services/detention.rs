@@ -12,6 +12,7 @@ use crate::audit::Event;
 use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::audit::AuditAction;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::support::{LawyerKind, LegalSituation, VisitKind, FIRST_CONTACT_HOURS};
 use crate::domain::timeline::TimelineKind;
 use crate::error::AppError;
@@ -166,7 +167,7 @@ pub fn open(
 ) -> Result<Detention, AppError> {
     if model::detention_of_case(conn, case.id)?.is_some() {
         return Err(AppError::conflict(
-            "detention_exists",
+            ErrorCode::DetentionExists,
             None,
             "the case already has a detention record; change it with PATCH",
         ));

@@ -11,6 +11,7 @@ use crate::db::{DbConn, Id, Ts};
 use crate::domain::access::AccessLevel;
 use crate::domain::audit::AuditAction;
 use crate::domain::case::Flag;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::role::Role;
 use crate::domain::timeline::TimelineKind;
 use crate::error::AppError;
@@ -190,7 +191,7 @@ pub fn complete_task(
     }
     if !model::complete_task(conn, id)? {
         return Err(AppError::conflict(
-            "already_done",
+            ErrorCode::AlreadyDone,
             None,
             "this task is already done",
         ));
@@ -235,7 +236,7 @@ pub fn request_transfer(
     }
     if model::pending_transfer_of(conn, case.id)?.is_some() {
         return Err(AppError::conflict(
-            "transfer_pending",
+            ErrorCode::TransferPending,
             None,
             "a transfer of this case is already waiting for an answer",
         ));
@@ -290,7 +291,7 @@ pub fn decide_transfer(
     }
     if !model::decide_transfer(conn, id, status, user.user_id)? {
         return Err(AppError::conflict(
-            "already_decided",
+            ErrorCode::AlreadyDecided,
             None,
             "this transfer was already decided",
         ));

@@ -17,6 +17,7 @@ use super::indicators::{
 use crate::audit::Event;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::audit::AuditAction;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::{stored_json, Stored};
 use crate::error::AppError;
 use crate::models::indicators::{self as model, Snapshot, Target};
@@ -272,7 +273,7 @@ pub fn close_year(
 ) -> Result<CloseResponse, AppError> {
     if model::live_snapshot(conn, year)?.is_some() {
         return Err(AppError::conflict(
-            "year_closed",
+            ErrorCode::YearClosed,
             None,
             format!("{year} is already closed; an admin may reopen it"),
         ));

@@ -9,6 +9,7 @@
 use crate::audit::Event;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::audit::AuditAction;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::reference::ConsulateKind;
 use crate::error::{AppError, FieldError};
 use crate::models::reference::{self as model, ConsulateDetail, ConsulateKey};
@@ -67,7 +68,7 @@ pub fn create(
     }
     if model::find_consulate(conn, &ConsulateKey::Code(new.code.clone()))?.is_some() {
         return Err(AppError::Conflict {
-            code: "already_exists",
+            code: ErrorCode::AlreadyExists,
             detail: format!("the consulate code `{}` is taken", new.code),
             errors: vec![FieldError::new("body.code", "already in use")],
         });

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::Event;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::audit::AuditAction;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::person::{likeness, match_keys, probe_keys, Comparable, Likeness};
 use crate::domain::timeline::TimelineKind;
 use crate::error::AppError;
@@ -172,7 +173,7 @@ pub fn merge(
         .ok_or_else(|| AppError::invalid("body.into", format!("no person `{survivor_id}`")))?;
     if merged.merged_into_id.is_some() {
         return Err(AppError::conflict(
-            "already_merged",
+            ErrorCode::AlreadyMerged,
             None,
             "this person was already merged",
         ));
@@ -220,7 +221,7 @@ pub fn merge(
         || !model::update_person(conn, &m, merged.version)?
     {
         return Err(AppError::conflict(
-            "concurrent_change",
+            ErrorCode::ConcurrentChange,
             None,
             "one of the persons changed meanwhile; try again",
         ));
@@ -272,7 +273,7 @@ pub fn undo(conn: &mut DbConn, merge_id: Id, actor: Id) -> Result<PersonMerge, A
         .ok_or_else(|| AppError::not_found(format!("no merge `{merge_id}`")))?;
     if record.undone_at.is_some() {
         return Err(AppError::conflict(
-            "already_undone",
+            ErrorCode::AlreadyUndone,
             None,
             "this merge was already undone",
         ));
@@ -284,7 +285,7 @@ pub fn undo(conn: &mut DbConn, merge_id: Id, actor: Id) -> Result<PersonMerge, A
         .ok_or_else(|| AppError::not_found("merged person"))?;
     if survivor.version != snap.survivor.version + 1 || merged.version != snap.merged.version + 1 {
         return Err(AppError::conflict(
-            "changed_since_merge",
+            ErrorCode::ChangedSinceMerge,
             None,
             "a person involved changed after the merge; undoing it now would lose that change",
         ));
@@ -311,7 +312,7 @@ pub fn undo(conn: &mut DbConn, merge_id: Id, actor: Id) -> Result<PersonMerge, A
     }
     if !model::mark_merge_undone(conn, merge_id, actor)? {
         return Err(AppError::conflict(
-            "already_undone",
+            ErrorCode::AlreadyUndone,
             None,
             "this merge was already undone",
         ));
@@ -384,7 +385,7 @@ pub fn decide_not_duplicate(
     let pair = model::find_pair_by_id(conn, id)?.ok_or_else(missing)?;
     if pair.status != "open" {
         return Err(AppError::conflict(
-            "already_decided",
+            ErrorCode::AlreadyDecided,
             None,
             format!("this pair is already `{}`", pair.status),
         ));

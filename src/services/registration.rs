@@ -16,6 +16,7 @@ use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::access::View;
 use crate::domain::audit::AuditAction;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::person::{
     self as rules, clean_name, document_number_problem, mask_name, name_key,
     normalize_document_number, DocumentType, Sex,
@@ -449,14 +450,14 @@ fn changeable(
     }
     if !seen.may_change() {
         return Err(AppError::forbidden(
-            "protected_person",
+            ErrorCode::ProtectedPerson,
             "this person is protected by another consulate; ask for access with POST /api/v1/persons/{id}/access-requests",
         ));
     }
     let expected = expected?;
     if current.merged_into_id.is_some() {
         return Err(AppError::conflict(
-            "merged",
+            ErrorCode::Merged,
             None,
             "this person was merged; correct the survivor",
         ));

@@ -12,6 +12,7 @@ use crate::audit::Event;
 use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::audit::AuditAction;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::support::{RepatriationKind, RepatriationStatus, StepStatus};
 use crate::domain::timeline::TimelineKind;
 use crate::domain::Stored;
@@ -42,7 +43,7 @@ pub fn load(
 fn refuse_when_finished(r: &Repatriation) -> Result<(), AppError> {
     if r.status == "completed" || r.status == "cancelled" {
         return Err(AppError::conflict(
-            "repatriation_finished",
+            ErrorCode::RepatriationFinished,
             None,
             format!("the repatriation is {}", r.status),
         ));
@@ -68,7 +69,7 @@ pub fn create(
 ) -> Result<Repatriation, AppError> {
     if case.status == "closed" {
         return Err(AppError::conflict(
-            "case_closed",
+            ErrorCode::CaseClosed,
             None,
             "the case is closed; reopen it first",
         ));
@@ -237,7 +238,7 @@ fn move_status(
     let from = RepatriationStatus::stored(&current.status)?;
     if to != from && !from.allowed_next().contains(&to) {
         return Err(AppError::conflict(
-            "invalid_transition",
+            ErrorCode::InvalidTransition,
             Some("status"),
             format!(
                 "a {} repatriation cannot become {}",
@@ -251,7 +252,7 @@ fn move_status(
         let last_done = steps.last().is_some_and(|l| l.status == "done");
         if !last_done {
             return Err(AppError::conflict(
-                "steps_pending",
+                ErrorCode::StepsPending,
                 Some("status"),
                 format!(
                     "the last step ({}) must be done to complete it",

@@ -12,6 +12,7 @@ use crate::auth::session::{self, RefreshRefusal, SessionTokens};
 use crate::auth::{sealed, totp};
 use crate::db::{self, DbConn, Id, Ts};
 use crate::domain::audit::AuditAction;
+use crate::domain::error_code::ErrorCode;
 use crate::error::AppError;
 use crate::models::users::{self as model, User};
 
@@ -115,14 +116,14 @@ pub fn store_rehash(conn: &mut DbConn, id: Id, hash: String) -> Result<(), AppEr
 
 fn challenge_used() -> AppError {
     AppError::unauthorized(
-        "invalid_token",
+        ErrorCode::InvalidToken,
         "the challenge was already used; log in again",
     )
 }
 
 fn invalid_challenge() -> AppError {
     AppError::unauthorized(
-        "invalid_token",
+        ErrorCode::InvalidToken,
         "the challenge is invalid or expired; log in again",
     )
 }
@@ -224,7 +225,7 @@ pub fn complete_second_factor(
             "invalid_code",
         )?;
         return Err(AppError::unauthorized(
-            "invalid_second_factor",
+            ErrorCode::InvalidSecondFactor,
             "the code is wrong or was already used",
         ));
     }
@@ -266,7 +267,7 @@ pub fn change_password(
 
 fn already_enabled() -> AppError {
     AppError::conflict(
-        "totp_already_enabled",
+        ErrorCode::TotpAlreadyEnabled,
         None,
         "a second factor is already enabled",
     )
@@ -322,7 +323,7 @@ pub fn confirm_totp(
             (_, true) => return Err(already_enabled()),
             (None, false) => {
                 return Err(AppError::conflict(
-                    "totp_not_enrolled",
+                    ErrorCode::TotpNotEnrolled,
                     None,
                     "start with POST /api/v1/auth/totp/enrol",
                 ))

@@ -13,6 +13,7 @@ use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::audit::AuditAction;
 use crate::domain::catalogue::AttentionCategory;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::role::Role;
 use crate::domain::support::{OrganisationKind, ReferralStatus};
 use crate::domain::text::fold_key;
@@ -92,7 +93,7 @@ fn serving_consulates(
             .ok_or_else(|| AppError::invalid(&field, format!("no consulate `{key}`")))?;
         if user.role.is_consulate_scoped() && Some(c.consulate.id) != user.consulate_id {
             return Err(AppError::forbidden(
-                "forbidden",
+                ErrorCode::Forbidden,
                 format!("{field}: a supervisor maintains only their own consulate's entries"),
             ));
         }
@@ -137,7 +138,7 @@ pub fn load_visible(
 fn require_maintainer(user: &AuthUser, serving: &[Id]) -> Result<(), AppError> {
     if user.role.is_consulate_scoped() && !user.consulate_id.is_some_and(|c| serving.contains(&c)) {
         return Err(AppError::forbidden(
-            "forbidden",
+            ErrorCode::Forbidden,
             "only supervisors of a consulate this organisation serves (or admins) may change it",
         ));
     }
@@ -264,7 +265,7 @@ pub fn update_organisation(
     if let Some(c) = &change.consulates {
         if user.role != Role::Admin {
             return Err(AppError::forbidden(
-                "forbidden",
+                ErrorCode::Forbidden,
                 "consulates: only admins change which consulates an organisation serves",
             ));
         }
@@ -391,7 +392,7 @@ pub fn refer(
 ) -> Result<Referral, AppError> {
     if case.status == "closed" {
         return Err(AppError::conflict(
-            "case_closed",
+            ErrorCode::CaseClosed,
             None,
             "the case is closed; reopen it to refer the person",
         ));
@@ -488,7 +489,7 @@ pub fn answer(
     let from = ReferralStatus::stored(&current.status)?;
     if !from.allowed_next().contains(&answer.status) {
         return Err(AppError::conflict(
-            "invalid_transition",
+            ErrorCode::InvalidTransition,
             Some("status"),
             format!(
                 "a referral that is {} cannot become {}",

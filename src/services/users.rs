@@ -8,6 +8,7 @@ use crate::auth::password::{check_new_password, HashCost, PasswordService};
 use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::audit::AuditAction;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::role::Role;
 use crate::error::{AppError, FieldError};
 use crate::models::reference::{self as reference_model, ConsulateKey};
@@ -99,7 +100,7 @@ pub fn create(
         }
         if model::find_user_by_username(conn, &username)?.is_some() {
             return Err(AppError::conflict(
-                "already_exists",
+                ErrorCode::AlreadyExists,
                 Some("username"),
                 format!("the username `{username}` is taken"),
             ));
@@ -185,7 +186,7 @@ pub fn create_account(
     check_role_consulate(new.role, consulate)?;
     if model::find_user_by_username(conn, &new.username)?.is_some() {
         return Err(AppError::Conflict {
-            code: "already_exists",
+            code: ErrorCode::AlreadyExists,
             detail: format!("the username `{}` is taken", new.username),
             errors: vec![FieldError::new("body.username", "already in use")],
         });

@@ -17,6 +17,7 @@ use crate::auth::session::{RefreshRefusal, SessionTokens};
 use crate::auth::{totp, AuthUser};
 use crate::db::{self, Id};
 use crate::domain::audit::AuditAction;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::role::Role;
 use crate::error::{AppError, Problem};
 use crate::extract::JsonBody;
@@ -142,7 +143,7 @@ pub async fn login(
     let LoginRequest { username, password } = body.into_inner()?;
     if username.trim().is_empty() || username.len() > 200 || password.len() > 1024 {
         return Err(AppError::unauthorized(
-            "invalid_credentials",
+            ErrorCode::InvalidCredentials,
             INVALID_CREDENTIALS,
         ));
     }
@@ -203,7 +204,7 @@ async fn check_password(
             })
             .await?;
             Err(AppError::unauthorized(
-                "invalid_credentials",
+                ErrorCode::InvalidCredentials,
                 INVALID_CREDENTIALS,
             ))
         }
@@ -271,7 +272,7 @@ pub async fn login_second_factor(
     }
     let invalid = || {
         AppError::unauthorized(
-            "invalid_token",
+            ErrorCode::InvalidToken,
             "the challenge is invalid or expired; log in again",
         )
     };
@@ -331,16 +332,16 @@ pub async fn refresh_session(
         Err(RefreshRefusal::Reused { session, .. }) => {
             state.auth_cache.evict(&[session]);
             Err(AppError::unauthorized(
-                "refresh_token_reused",
+                ErrorCode::RefreshTokenReused,
                 "this refresh token was already used; the session is revoked",
             ))
         }
         Err(RefreshRefusal::Ended) => Err(AppError::unauthorized(
-            "session_ended",
+            ErrorCode::SessionEnded,
             "the session has ended; log in again",
         )),
         Err(RefreshRefusal::Unknown) => Err(AppError::unauthorized(
-            "invalid_token",
+            ErrorCode::InvalidToken,
             "unknown refresh token",
         )),
     }

@@ -9,6 +9,7 @@ pub use duplicates::*;
 pub use history::*;
 
 use crate::domain::audit::AuditAction;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::{stored_json, Stored};
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
@@ -202,7 +203,7 @@ fn person_for_read(
     };
     if user.role != crate::domain::role::Role::HqAnalyst {
         return Err(AppError::forbidden(
-            "forbidden",
+            ErrorCode::Forbidden,
             "only hq_analyst may unmask a protected person",
         ));
     }

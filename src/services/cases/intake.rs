@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::domain::audit::AuditAction;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::timeline::TimelineKind;
 
 /// An attention as a request gives it.
@@ -140,9 +141,9 @@ pub fn open(
     user: &AuthUser,
     new: NewCase,
 ) -> Result<Opened, AppError> {
-    let consulate = user
-        .consulate_id
-        .ok_or_else(|| AppError::forbidden("forbidden", "only consulate staff open cases"))?;
+    let consulate = user.consulate_id.ok_or_else(|| {
+        AppError::forbidden(ErrorCode::Forbidden, "only consulate staff open cases")
+    })?;
     let person = person_for_case(conn, user, new.person_id)?;
     let ch = channel("body.channel", &new.channel)?;
     let summary = text("body.summary", &new.summary, 4000)?;

@@ -7,6 +7,7 @@ mod workflow;
 pub use intake::*;
 pub use workflow::*;
 
+use crate::domain::error_code::ErrorCode;
 use crate::domain::timeline::TimelineKind;
 use crate::domain::Stored;
 use chrono::NaiveDate;
@@ -216,7 +217,7 @@ pub fn transition(
     if !from.allowed_next().contains(&to) {
         let allowed: Vec<&str> = from.allowed_next().iter().map(|s| s.as_str()).collect();
         return Err(AppError::Conflict {
-            code: "invalid_transition",
+            code: ErrorCode::InvalidTransition,
             detail: format!(
                 "a case that is {} can go to: {}",
                 from.as_str(),
@@ -238,7 +239,7 @@ pub fn transition(
                 .count();
             if live == 0 {
                 return Err(AppError::conflict(
-                    "no_attention",
+                    ErrorCode::NoAttention,
                     None,
                     "a case closes only after at least one attention is recorded",
                 ));
@@ -250,7 +251,7 @@ pub fn transition(
                 .collect();
             if !pending.is_empty() {
                 return Err(AppError::Conflict {
-                    code: "protocol_steps_pending",
+                    code: ErrorCode::ProtocolStepsPending,
                     detail: format!("required protocol steps are pending: {}; mark them done or waive them with a reason", pending.join("; ")),
                     errors: pending.iter().map(|p| FieldError::new("steps", p.clone())).collect(),
                 });

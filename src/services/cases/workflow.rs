@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::domain::audit::AuditAction;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::timeline::TimelineKind;
 
 pub(super) fn changed_meanwhile_retry() -> AppError {
@@ -21,7 +22,7 @@ pub fn record_attention(
     let mut case = load_scoped(conn, user, raw)?;
     if case.status == CaseStatus::Closed.as_str() {
         return Err(AppError::conflict(
-            "case_closed",
+            ErrorCode::CaseClosed,
             None,
             "reopen the case before recording attentions",
         ));
@@ -80,7 +81,7 @@ pub fn void_attention(
         .ok_or_else(missing)?;
     if !model::void_attention(conn, a.id, user.user_id, &reason)? {
         return Err(AppError::conflict(
-            "already_voided",
+            ErrorCode::AlreadyVoided,
             None,
             "this attention is already voided",
         ));
@@ -206,7 +207,7 @@ pub fn decide_step(
         .ok_or_else(missing)?;
     if !model::decide_step(conn, step.id, status, reason.as_deref(), user.user_id)? {
         return Err(AppError::conflict(
-            "already_decided",
+            ErrorCode::AlreadyDecided,
             None,
             format!("this step is already {}", step.status),
         ));

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::domain::audit::AuditAction;
+use crate::domain::error_code::ErrorCode;
 
 /// Adds a type (its texts already checked) with its names, code and aliases
 /// as spellings; a spelling or code another type has is a 409 naming it.
@@ -14,7 +15,7 @@ pub fn create_type(
 ) -> Result<(), AppError> {
     if model::find_type(conn, &TypeKey::Code(row.code.clone()))?.is_some() {
         return Err(AppError::Conflict {
-            code: "already_exists",
+            code: ErrorCode::AlreadyExists,
             detail: format!("the code `{}` is taken", row.code),
             errors: vec![FieldError::new("body.code", "already in use")],
         });
@@ -132,7 +133,7 @@ pub fn update_type(
     crate::services::input::check_version(current.version, expected, "type")?;
     if current.status == "merged" {
         return Err(AppError::conflict(
-            "merged",
+            ErrorCode::Merged,
             None,
             format!("{} was merged; change its survivor instead", current.code),
         ));
@@ -201,7 +202,7 @@ pub(super) fn live_type(
         .ok_or_else(|| AppError::not_found(format!("no attention type `{raw}`")))?;
     if t.status == "merged" {
         return Err(AppError::conflict(
-            "merged",
+            ErrorCode::Merged,
             None,
             format!("{} was merged{instead}", t.code),
         ));

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::audit::Event;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::catalogue::{AttentionCategory, AttentionKind, IntakeChannel};
+use crate::domain::error_code::ErrorCode;
 use crate::domain::stored_json;
 use crate::domain::text::fold_key;
 use crate::error::{AppError, FieldError};
@@ -46,7 +47,7 @@ pub fn add_labels(
                 let owner = model::find_type(conn, &TypeKey::Id(existing.attention_type_id))?;
                 let (code, name) = owner.map(|t| (t.code, t.name_es)).unwrap_or_default();
                 return Err(AppError::Conflict {
-                    code: "duplicate_label",
+                    code: ErrorCode::DuplicateLabel,
                     detail: format!(
                         "`{label}` is the same label as `{}` of the existing type {code} ({name})",
                         existing.label
@@ -150,7 +151,7 @@ pub fn merge(
     }
     if duplicate.status == "merged" {
         return Err(AppError::conflict(
-            "already_merged",
+            ErrorCode::AlreadyMerged,
             None,
             format!("{} was already merged", duplicate.code),
         ));

@@ -22,6 +22,7 @@ use crate::audit::Event;
 use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
 use crate::domain::audit::AuditAction;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::money::{
     self, convert_to_cents, format_rate, format_scaled, Currency, DecimalInput, RATE_SCALE,
 };
@@ -195,7 +196,7 @@ pub fn load_payment(
 
 fn immutable(p: &Payment) -> AppError {
     AppError::conflict(
-        "payment_immutable",
+        ErrorCode::PaymentImmutable,
         None,
         format!(
             "a {} entry cannot be changed; a paid entry is corrected by POST /api/v1/payments/{}/reversal",
@@ -230,7 +231,7 @@ pub fn request(
 ) -> Result<Payment, AppError> {
     if case.status == "closed" {
         return Err(AppError::conflict(
-            "case_closed",
+            ErrorCode::CaseClosed,
             None,
             "the case is closed; reopen it to request a payment",
         ));
@@ -379,19 +380,19 @@ pub fn decide(
     let (current, case) = load_payment(conn, user, raw)?;
     if current.requested_by == user.user_id {
         return Err(AppError::forbidden(
-            "four_eyes",
+            ErrorCode::FourEyes,
             "the approver must not be the requester: another supervisor of the consulate decides",
         ));
     }
     if user.role != Role::Supervisor || user.consulate_id != Some(current.consulate_id) {
         return Err(AppError::forbidden(
-            "forbidden",
+            ErrorCode::Forbidden,
             "only a supervisor of the payment's consulate decides it",
         ));
     }
     if current.status != PaymentStatus::Requested.as_str() {
         return Err(AppError::conflict(
-            "payment_decided",
+            ErrorCode::PaymentDecided,
             None,
             format!("the payment is already {}", current.status),
         ));
@@ -442,7 +443,7 @@ pub fn mark_paid(
     let (current, case) = load_payment(conn, user, raw)?;
     if current.status != PaymentStatus::Approved.as_str() {
         return Err(AppError::conflict(
-            "payment_not_approved",
+            ErrorCode::PaymentNotApproved,
             None,
             format!(
                 "only an approved payment can be paid; this one is {}",
@@ -491,7 +492,7 @@ pub fn reverse(
     let (original, case) = load_payment(conn, user, raw)?;
     if original.status != PaymentStatus::Paid.as_str() {
         return Err(AppError::conflict(
-            "payment_not_paid",
+            ErrorCode::PaymentNotPaid,
             None,
             format!(
                 "only a paid entry is reversed; this one is {}",
@@ -501,7 +502,7 @@ pub fn reverse(
     }
     if let Some(existing) = model::reversal_of(conn, original.id)? {
         return Err(AppError::conflict(
-            "already_reversed",
+            ErrorCode::AlreadyReversed,
             None,
             format!("the entry is already reversed by {existing}"),
         ));

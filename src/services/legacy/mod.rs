@@ -47,6 +47,7 @@ use crate::db::schema::{
     attentions, imports, legacy_cases, legacy_rows, person_documents, persons,
 };
 use crate::db::{Code, DbConn, Id, Ts};
+use crate::domain::error_code::ErrorCode;
 use crate::domain::person::name_key;
 use crate::domain::text::fold_key;
 use crate::domain::vocabulary::Vocabulary;
@@ -297,7 +298,7 @@ fn run_atomic(
         reader.read_all(conn, st, &Sink::Inline, progress)?;
         if st.report.rows_rejected > 0 {
             return Err(AppError::conflict(
-                "import_rolled_back",
+                ErrorCode::ImportRolledBack,
                 None,
                 "rows were refused",
             ));
@@ -306,7 +307,7 @@ fn run_atomic(
     });
     match outcome {
         Err(AppError::Conflict {
-            code: "import_rolled_back",
+            code: ErrorCode::ImportRolledBack,
             ..
         }) => {
             st.report.rolled_back = true;
