@@ -216,6 +216,7 @@ impl AppError {
             AppError::Validation { detail, errors }
             | AppError::Conflict { detail, errors, .. }
             | AppError::BadRequest { detail, errors, .. } => place(errors, detail),
+            AppError::Exists { field, .. } => *field = format!("{prefix}.{field}"),
             _ => {}
         }
         self

@@ -481,7 +481,7 @@ pub async fn create_consulate(
         &state,
         user.actor(),
         RequestMeta::of(&req),
-        move |conn, j| offices::create(conn, j, new),
+        move |conn, j| offices::create(conn, j, new).map_err(|e| e.under("body")),
     )
     .await?;
     Ok(ConsulateResponse::try_from(created)?.respond(StatusCode::CREATED))
@@ -574,7 +574,9 @@ pub async fn update_consulate(
         &state,
         user.actor(),
         RequestMeta::of(&req),
-        move |conn, j| offices::update(conn, j, &key, &raw, expected, change),
+        move |conn, j| {
+            offices::update(conn, j, &key, &raw, expected, change).map_err(|e| e.under("body"))
+        },
     )
     .await?;
     Ok(ConsulateResponse::try_from(updated)?.respond(StatusCode::OK))

@@ -141,7 +141,7 @@ pub async fn create_user(
         &state,
         user.actor(),
         RequestMeta::of(&req),
-        move |conn, j| service::create_account(conn, j, new),
+        move |conn, j| service::create_account(conn, j, new).map_err(|e| e.under("body")),
     )
     .await?;
     Ok(user_response(
@@ -347,7 +347,7 @@ pub async fn update_user(
     };
     let actor = user.actor();
     let (updated, sessions_ended) = write(&state, actor, meta, move |conn, j| {
-        service::update(conn, j, &user, id, &raw, expected, change)
+        service::update(conn, j, &user, id, &raw, expected, change).map_err(|e| e.under("body"))
     })
     .await?;
     if sessions_ended > 0 {

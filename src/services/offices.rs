@@ -3,8 +3,8 @@
 //! always among them), names generated from kind and city unless given,
 //! and every change audited field by field.
 //!
-//! Writes run inside [`crate::services::journal::commit`]. The field paths
-//! in errors are still the request's (`body.…`).
+//! Writes run inside [`crate::services::journal::commit`]. Field names in
+//! errors are those of the input; the API places them in the request.
 
 use crate::audit::Event;
 use crate::db::{DbConn, Id, Ts};
@@ -25,7 +25,7 @@ fn resolve_jurisdiction(
     for (i, code) in codes.iter().enumerate() {
         let country = model::find_country_by_code(conn, code)?.ok_or_else(|| {
             AppError::invalid(
-                format!("body.jurisdiction[{i}]"),
+                format!("jurisdiction[{i}]"),
                 format!("unknown country code `{code}`"),
             )
         })?;
@@ -55,14 +55,11 @@ pub fn create(
     new: NewOffice,
 ) -> Result<ConsulateDetail, AppError> {
     let country = model::find_country_by_code(conn, &new.country)?.ok_or_else(|| {
-        AppError::invalid(
-            "body.country",
-            format!("unknown country code `{}`", new.country),
-        )
+        AppError::invalid("country", format!("unknown country code `{}`", new.country))
     })?;
     if !new.code.starts_with(&format!("{}-", country.alpha2)) {
         return Err(AppError::invalid(
-            "body.code",
+            "code",
             format!("must start with the country code `{}-`", country.alpha2),
         ));
     }
@@ -70,7 +67,7 @@ pub fn create(
         return Err(AppError::Conflict {
             code: ErrorCode::AlreadyExists,
             detail: format!("the consulate code `{}` is taken", new.code),
-            errors: vec![FieldError::new("body.code", "already in use")],
+            errors: vec![FieldError::new("code", "already in use")],
         });
     }
     let jurisdiction = resolve_jurisdiction(conn, &country.alpha2, &new.jurisdiction)?;

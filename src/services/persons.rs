@@ -163,14 +163,14 @@ pub fn merge(
 ) -> Result<PersonMerge, AppError> {
     if merged_id == survivor_id {
         return Err(AppError::invalid(
-            "body.into",
+            "into",
             "a person cannot be merged into themselves",
         ));
     }
     let merged = model::find_person(conn, merged_id)?
         .ok_or_else(|| AppError::not_found(format!("no person `{merged_id}`")))?;
     let survivor = model::find_person(conn, survivor_id)?
-        .ok_or_else(|| AppError::invalid("body.into", format!("no person `{survivor_id}`")))?;
+        .ok_or_else(|| AppError::invalid("into", format!("no person `{survivor_id}`")))?;
     if merged.merged_into_id.is_some() {
         return Err(AppError::conflict(
             ErrorCode::AlreadyMerged,
@@ -180,7 +180,7 @@ pub fn merge(
     }
     if survivor.merged_into_id.is_some() {
         return Err(AppError::invalid(
-            "body.into",
+            "into",
             "the survivor was merged into someone else; merge into that person",
         ));
     }

@@ -4,8 +4,8 @@
 //! unless the officer confirms a different person, and stay queued for
 //! review), and every correction kept in the person's history.
 //!
-//! Writes run inside [`crate::services::journal::commit`]. The field paths
-//! in errors are still the request's (`body.…`).
+//! Writes run inside [`crate::services::journal::commit`]. Field names in
+//! errors are those of the input; the API places them in the request.
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -160,27 +160,23 @@ fn check_identity(
     documents_field: &str,
 ) -> Result<Checked, AppError> {
     let mut errors = Vec::new();
-    let given_names = collect(&mut errors, "body.given_names", clean_name(id.given_names));
-    let first_surname = collect(
-        &mut errors,
-        "body.first_surname",
-        clean_name(id.first_surname),
-    );
+    let given_names = collect(&mut errors, "given_names", clean_name(id.given_names));
+    let first_surname = collect(&mut errors, "first_surname", clean_name(id.first_surname));
     let second_surname = match id.second_surname.filter(|s| !s.trim().is_empty()) {
-        Some(s) => collect(&mut errors, "body.second_surname", clean_name(s)),
+        Some(s) => collect(&mut errors, "second_surname", clean_name(s)),
         None => None,
     };
     if let Some(d) = id.birth_date {
         if let Some(problem) = rules::birth_date_problem(d, chrono::Utc::now().date_naive()) {
-            errors.push(FieldError::new("body.birth_date", problem));
+            errors.push(FieldError::new("birth_date", problem));
         }
     }
     let phone = match id.phone.filter(|s| !s.trim().is_empty()) {
-        Some(p) => collect(&mut errors, "body.phone", rules::normalize_phone(p)),
+        Some(p) => collect(&mut errors, "phone", rules::normalize_phone(p)),
         None => None,
     };
     let email = match id.email.filter(|s| !s.trim().is_empty()) {
-        Some(e) => collect(&mut errors, "body.email", rules::normalize_email(e)),
+        Some(e) => collect(&mut errors, "email", rules::normalize_email(e)),
         None => None,
     };
     let address = id
@@ -189,7 +185,7 @@ fn check_identity(
         .filter(|a| !a.is_empty());
     if address.as_ref().is_some_and(|a| a.chars().count() > 300) {
         errors.push(FieldError::new(
-            "body.address_abroad",
+            "address_abroad",
             "must be at most 300 characters",
         ));
     }
@@ -200,15 +196,14 @@ fn check_identity(
         .iter()
         .enumerate()
     {
-        if let Some(code) = country_code(conn, &mut errors, &format!("body.nationalities[{i}]"), n)?
-        {
+        if let Some(code) = country_code(conn, &mut errors, &format!("nationalities[{i}]"), n)? {
             if !nats.contains(&code) {
                 nats.push(code);
             }
         }
     }
     if nats.is_empty() && errors.is_empty() {
-        errors.push(FieldError::new("body.nationalities", "name at least one"));
+        errors.push(FieldError::new("nationalities", "name at least one"));
     }
     let documents = check_documents(conn, &mut errors, documents, documents_field)?;
     if !errors.is_empty() {
@@ -265,13 +260,13 @@ pub fn register(
             nationalities: new.nationalities.as_deref(),
         },
         &new.documents,
-        "body.documents",
+        "documents",
     )?;
     for (i, (t, n, country)) in c.documents.iter().enumerate() {
         if let Some(existing) = model::find_document(conn, t.as_str(), n, country)? {
             return Err(AppError::Exists {
                 detail: format!("this {} is already registered to person {}; a person known at another consulate is reached with POST /api/v1/persons/{}/access-requests", t.as_str(), existing.person_id, existing.person_id),
-                field: format!("body.documents[{i}].number"),
+                field: format!("documents[{i}].number"),
                 existing_id: existing.person_id.to_string(),
             });
         }
@@ -306,7 +301,7 @@ pub fn register(
             None => return Err(possible_duplicates(conn, user, &likely)?),
             Some(reason) if reason.is_empty() => {
                 return Err(AppError::invalid(
-                    "body.confirm_new_person.reason",
+                    "confirm_new_person.reason",
                     "say why this is a different person",
                 ));
             }
@@ -511,7 +506,7 @@ pub fn correct(
             nationalities: Some(&nationalities),
         },
         &change.add_documents,
-        "body.add_documents",
+        "add_documents",
     )?;
     for (i, (t, n, country)) in c.documents.iter().enumerate() {
         if let Some(existing) = model::find_document(conn, t.as_str(), n, country)? {
@@ -521,7 +516,7 @@ pub fn correct(
                     t.as_str(),
                     existing.person_id
                 ),
-                field: format!("body.add_documents[{i}].number"),
+                field: format!("add_documents[{i}].number"),
                 existing_id: existing.person_id.to_string(),
             });
         }

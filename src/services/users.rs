@@ -181,14 +181,14 @@ pub fn create_account(
     let consulate = new
         .consulate
         .as_deref()
-        .map(|c| resolve_consulate(conn, "body.consulate", c))
+        .map(|c| resolve_consulate(conn, "consulate", c))
         .transpose()?;
     check_role_consulate(new.role, consulate)?;
     if model::find_user_by_username(conn, &new.username)?.is_some() {
         return Err(AppError::Conflict {
             code: ErrorCode::AlreadyExists,
             detail: format!("the username `{}` is taken", new.username),
-            errors: vec![FieldError::new("body.username", "already in use")],
+            errors: vec![FieldError::new("username", "already in use")],
         });
     }
     let user = new_user(
@@ -231,11 +231,11 @@ pub fn resolve_consulate(conn: &mut DbConn, field: &str, raw: &str) -> Result<Id
 pub fn check_role_consulate(role: Role, consulate: Option<Id>) -> Result<(), AppError> {
     match (role.is_consulate_scoped(), consulate.is_some()) {
         (true, false) => Err(AppError::invalid(
-            "body.consulate",
+            "consulate",
             format!("required for the {role} role"),
         )),
         (false, true) => Err(AppError::invalid(
-            "body.consulate",
+            "consulate",
             format!("not allowed for the {role} role, which is national"),
         )),
         _ => Ok(()),
@@ -293,7 +293,7 @@ pub fn update(
         let consulate = match &change.consulate {
             None => current.consulate_id,
             Some(None) => None,
-            Some(Some(c)) => Some(resolve_consulate(conn, "body.consulate", c)?),
+            Some(Some(c)) => Some(resolve_consulate(conn, "consulate", c)?),
         };
         check_role_consulate(role, consulate)?;
         let active = change.active.unwrap_or(current.active);

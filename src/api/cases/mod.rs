@@ -349,7 +349,7 @@ pub async fn create_case(
         idem,
         StatusCode::CREATED,
         move |conn, j| {
-            let o = service::open(conn, j, &user, new)?;
+            let o = service::open(conn, j, &user, new).map_err(|e| e.under("body"))?;
             let seen = access_service::person_access(conn, user.viewer(false), &o.person)?;
             build_case_response(&seen, o.case, &o.person, o.attentions, o.steps, Vec::new())
         },

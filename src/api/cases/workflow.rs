@@ -40,7 +40,8 @@ pub async fn add_attention(
         idem,
         StatusCode::CREATED,
         move |conn, j| {
-            let case = service::record_attention(conn, j, &user, &raw, input)?;
+            let case = service::record_attention(conn, j, &user, &raw, input)
+                .map_err(|e| e.under("body"))?;
             case_response(conn, &user, case)
         },
     )
@@ -147,7 +148,8 @@ pub async fn transition_case(
                 outcome: b.outcome,
                 reason: b.reason.as_deref(),
             };
-            let case = service::move_case(conn, j, &user, &raw, expected, to)?;
+            let case = service::move_case(conn, j, &user, &raw, expected, to)
+                .map_err(|e| e.under("body"))?;
             case_response(conn, &user, case)
         },
     )

@@ -89,7 +89,8 @@ pub async fn merge_attention_type(
         user.actor(),
         RequestMeta::of(&req),
         move |conn, j| {
-            let m = service::merge_named(conn, j, &raw, &b.into, &reason, actor)?;
+            let m = service::merge_named(conn, j, &raw, &b.into, &reason, actor)
+                .map_err(|e| e.under("body"))?;
             merge_response(conn, m)
         },
     )

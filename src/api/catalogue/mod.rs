@@ -429,7 +429,7 @@ pub async fn create_attention_type(
         user.actor(),
         RequestMeta::of(&req),
         move |conn, j| {
-            service::create_type(conn, j, &row, &aliases)?;
+            service::create_type(conn, j, &row, &aliases).map_err(|e| e.under("body"))?;
             load_response(conn, &TypeKey::Id(row.id), &row.code)
         },
     )
@@ -504,7 +504,8 @@ pub async fn update_attention_type(
         user.actor(),
         RequestMeta::of(&req),
         move |conn, j| {
-            let row = service::update_type(conn, j, &key, &raw, expected, change)?;
+            let row = service::update_type(conn, j, &key, &raw, expected, change)
+                .map_err(|e| e.under("body"))?;
             load_response(conn, &TypeKey::Id(row.id), &raw)
         },
     )
@@ -583,7 +584,7 @@ pub async fn add_attention_type_alias(
         user.actor(),
         RequestMeta::of(&req),
         move |conn, j| {
-            let t = service::add_alias(conn, j, &key, &raw, &label)?;
+            let t = service::add_alias(conn, j, &key, &raw, &label).map_err(|e| e.under("body"))?;
             load_response(conn, &TypeKey::Id(t.id), &raw)
         },
     )

@@ -254,7 +254,8 @@ pub async fn merge_person(
         user.actor(),
         RequestMeta::of(&req),
         move |conn, j| {
-            let m = service::merge_recorded(conn, j, merged_id, survivor_id, &reason, actor)?;
+            let m = service::merge_recorded(conn, j, merged_id, survivor_id, &reason, actor)
+                .map_err(|e| e.under("body"))?;
             Ok(merge_response(m))
         },
     )

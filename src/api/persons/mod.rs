@@ -311,7 +311,8 @@ pub async fn create_person(
         user.actor(),
         RequestMeta::of(&req),
         move |conn, j| {
-            let person = registration::register(conn, j, &user, new)?;
+            let person =
+                registration::register(conn, j, &user, new).map_err(|e| e.under("body"))?;
             let docs = model::documents_of(conn, &[person.id])?;
             person_response(person, &docs)
         },
@@ -543,7 +544,8 @@ pub async fn update_person(
         user.actor(),
         RequestMeta::of(&req),
         move |conn, j| {
-            let next = registration::correct(conn, j, &user, &raw, expected, change)?;
+            let next = registration::correct(conn, j, &user, &raw, expected, change)
+                .map_err(|e| e.under("body"))?;
             let docs = model::documents_of(conn, &[next.id])?;
             person_response(next, &docs)
         },

@@ -24,7 +24,7 @@ pub(super) fn channel(field: &str, raw: &str) -> Result<IntakeChannel, AppError>
 }
 
 /// Resolves and validates attentions; `base` is where the request carries
-/// them (`body.attentions`, or empty for one attention as the body).
+/// them (`attentions`, or empty for one attention as the whole input).
 pub(super) fn prepare_attentions(
     conn: &mut DbConn,
     inputs: &[AttentionInput],
@@ -36,7 +36,7 @@ pub(super) fn prepare_attentions(
     for (i, a) in inputs.iter().enumerate() {
         let field = |f: &str| {
             if base.is_empty() {
-                format!("body.{f}")
+                f.to_owned()
             } else {
                 format!("{base}[{i}].{f}")
             }
@@ -114,7 +114,7 @@ pub(super) fn person_for_case(
 ) -> Result<Person, AppError> {
     let no_such = || {
         AppError::invalid(
-            "body.person_id",
+            "person_id",
             "no person your consulate holds has this id; a person known at another consulate is reached with POST /api/v1/persons/{id}/access-requests",
         )
     };
@@ -125,7 +125,7 @@ pub(super) fn person_for_case(
     }
     if let Some(survivor) = person.merged_into_id {
         return Err(AppError::invalid(
-            "body.person_id",
+            "person_id",
             format!("this person was merged into {survivor}; use that id"),
         ));
     }
@@ -145,13 +145,13 @@ pub fn open(
         AppError::forbidden(ErrorCode::Forbidden, "only consulate staff open cases")
     })?;
     let person = person_for_case(conn, user, new.person_id)?;
-    let ch = channel("body.channel", &new.channel)?;
-    let summary = text("body.summary", &new.summary, 4000)?;
+    let ch = channel("channel", &new.channel)?;
+    let summary = text("summary", &new.summary, 4000)?;
     let country = match &new.country {
         Some(code) => {
             reference_model::find_country_by_code(conn, code)?
                 .ok_or_else(|| {
-                    AppError::invalid("body.country", format!("unknown country code `{code}`"))
+                    AppError::invalid("country", format!("unknown country code `{code}`"))
                 })?
                 .alpha2
         }
@@ -160,14 +160,14 @@ pub fn open(
     let relationship = new.requester.relationship.as_deref().map(str::trim);
     if new.requester.kind == RequesterKind::Relative && relationship.unwrap_or("").is_empty() {
         return Err(AppError::invalid(
-            "body.requester.relationship",
+            "requester.relationship",
             "say how the relative is related",
         ));
     }
     if let Some(officer) = new.assigned_officer_id {
         if !is_officer_of(conn, officer, consulate)? {
             return Err(AppError::invalid(
-                "body.assigned_officer_id",
+                "assigned_officer_id",
                 "not an active officer of this consulate",
             ));
         }
@@ -205,7 +205,7 @@ pub fn open(
         created_at: now,
         updated_at: now,
     };
-    let attentions = prepare_attentions(conn, &new.attentions, "body.attentions", ch, now)?;
+    let attentions = prepare_attentions(conn, &new.attentions, "attentions", ch, now)?;
     // Final protection known before the insert: no second write.
     case.protected = case.protected
         || attentions

@@ -89,7 +89,7 @@ fn add_attention(
             None => "it is deprecated",
         };
         return Err(AppError::invalid(
-            "body.attention_type",
+            "attention_type",
             format!(
                 "{} cannot take new attentions: {hint}",
                 new.attention_type.code
@@ -224,15 +224,15 @@ pub fn transition(
                 allowed.join(", ")
             ),
             errors: vec![FieldError::new(
-                "body.to",
+                "to",
                 format!("allowed: {}", allowed.join(", ")),
             )],
         });
     }
     match to {
         CaseStatus::Closed => {
-            let outcome = outcome
-                .ok_or_else(|| AppError::invalid("body.outcome", "closing needs an outcome"))?;
+            let outcome =
+                outcome.ok_or_else(|| AppError::invalid("outcome", "closing needs an outcome"))?;
             let live = model::attentions_of(conn, &[case.id])?
                 .into_iter()
                 .filter(|a| a.voided_at.is_none())
@@ -263,7 +263,7 @@ pub fn transition(
             let reason = reason
                 .map(str::trim)
                 .filter(|r| !r.is_empty())
-                .ok_or_else(|| AppError::invalid("body.reason", "reopening needs a reason"))?;
+                .ok_or_else(|| AppError::invalid("reason", "reopening needs a reason"))?;
             case.closed_at = None;
             case.outcome = None;
             let _ = reason;

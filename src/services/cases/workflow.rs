@@ -30,7 +30,7 @@ pub fn record_attention(
     let default = RecordedChannel::stored(&case.channel)?.intake();
     if default.is_none() && input.channel.is_none() {
         return Err(AppError::invalid(
-            "body.channel",
+            "channel",
             "the case's channel is not recorded: say how this request came",
         ));
     }

@@ -17,7 +17,7 @@ pub fn create_type(
         return Err(AppError::Conflict {
             code: ErrorCode::AlreadyExists,
             detail: format!("the code `{}` is taken", row.code),
-            errors: vec![FieldError::new("body.code", "already in use")],
+            errors: vec![FieldError::new("code", "already in use")],
         });
     }
     model::insert_type(conn, row)?;
@@ -25,26 +25,21 @@ pub fn create_type(
         conn,
         row.id,
         &[(SOURCE_NAME_ES, row.name_es.clone())],
-        "body.name_es",
+        "name_es",
     )?;
     add_labels(
         conn,
         row.id,
         &[(SOURCE_NAME_EN, row.name_en.clone())],
-        "body.name_en",
+        "name_en",
     )?;
-    add_labels(
-        conn,
-        row.id,
-        &[(SOURCE_CODE, row.code.clone())],
-        "body.code",
-    )?;
+    add_labels(conn, row.id, &[(SOURCE_CODE, row.code.clone())], "code")?;
     for (i, alias) in aliases.iter().enumerate() {
         add_labels(
             conn,
             row.id,
             &[(SOURCE_ALIAS, alias.clone())],
-            &format!("body.aliases[{i}]"),
+            &format!("aliases[{i}]"),
         )?;
     }
     journal.audit(
@@ -140,11 +135,11 @@ pub fn update_type(
     }
     let mut row = current.clone();
     if let Some(n) = &change.name_es {
-        add_labels(conn, row.id, &[(SOURCE_NAME_ES, n.clone())], "body.name_es")?;
+        add_labels(conn, row.id, &[(SOURCE_NAME_ES, n.clone())], "name_es")?;
         row.name_es = n.clone();
     }
     if let Some(n) = &change.name_en {
-        add_labels(conn, row.id, &[(SOURCE_NAME_EN, n.clone())], "body.name_en")?;
+        add_labels(conn, row.id, &[(SOURCE_NAME_EN, n.clone())], "name_en")?;
         row.name_en = n.clone();
     }
     apply_change(&mut row, change);
@@ -219,12 +214,7 @@ pub fn add_alias(
     label: &str,
 ) -> Result<AttentionType, AppError> {
     let t = live_type(conn, key, raw, "; add the alias to its survivor")?;
-    let added = add_labels(
-        conn,
-        t.id,
-        &[(SOURCE_ALIAS, label.to_owned())],
-        "body.label",
-    )?;
+    let added = add_labels(conn, t.id, &[(SOURCE_ALIAS, label.to_owned())], "label")?;
     if added > 0 {
         journal.audit(
             Event::new(
@@ -252,7 +242,7 @@ pub fn merge_named(
     let duplicate = model::find_type(conn, &TypeKey::parse(raw))?
         .ok_or_else(|| AppError::not_found(format!("no attention type `{raw}`")))?;
     let survivor = model::find_type(conn, &TypeKey::parse(into))?
-        .ok_or_else(|| AppError::invalid("body.into", format!("no attention type `{into}`")))?;
+        .ok_or_else(|| AppError::invalid("into", format!("no attention type `{into}`")))?;
     let m = merge(conn, &duplicate, &survivor, reason, Some(actor))?;
     journal.audit(
         Event::new(

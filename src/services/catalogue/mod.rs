@@ -145,7 +145,7 @@ pub fn merge(
 ) -> Result<Merge, AppError> {
     if duplicate.id == survivor.id {
         return Err(AppError::invalid(
-            "body.into",
+            "into",
             "a type cannot be merged into itself",
         ));
     }
@@ -158,7 +158,7 @@ pub fn merge(
     }
     if survivor.status == "merged" {
         return Err(AppError::invalid(
-            "body.into",
+            "into",
             format!(
                 "{} was merged into another type; merge into that one",
                 survivor.code
