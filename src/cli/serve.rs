@@ -36,7 +36,7 @@ pub(super) fn serve(settings: Settings) -> anyhow::Result<()> {
             anyhow::bail!(
                 "migrations are pending and MAPCE_AUTO_MIGRATE=false: run `mapce migrate` first"
             );
-        } else if db::bulk_indexes::restore(&mut conn)? > 0 {
+        } else if db::bulk::indexes::restore(&mut conn)? > 0 {
             tracing::warn!("rebuilt indexes an interrupted import had set aside");
         }
         bootstrap_admin(&mut conn)?;

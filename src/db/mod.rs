@@ -3,11 +3,8 @@
 //! The backend is chosen from the URL scheme by [`DatabaseUrl::parse`], never
 //! by trial and error: a PostgreSQL URL can never silently become a SQLite file.
 
-pub mod bulk_indexes;
-pub mod checked_load;
+pub mod bulk;
 pub mod pool;
-pub mod raw_insert;
-pub mod raw_sqlite;
 pub mod schema;
 pub mod types;
 
@@ -221,7 +218,7 @@ impl DatabaseUrl {
                 let path_str = path.to_str().ok_or_else(|| {
                     ConnectionError::InvalidConnectionUrl("SQLite path is not valid UTF-8".into())
                 })?;
-                raw_insert::register();
+                bulk::raw_insert::register();
                 let mut conn = diesel::SqliteConnection::establish(path_str)?;
                 // busy_timeout first: switching to WAL needs a lock that a
                 // busy writer may hold. The page size only applies to a new

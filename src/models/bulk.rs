@@ -6,7 +6,8 @@
 use diesel::prelude::*;
 
 use crate::bulk_insert;
-use crate::db::raw_insert::RawInserts;
+use crate::db::bulk::columns;
+use crate::db::bulk::raw_insert::RawInserts;
 use crate::db::schema::{
     attentions as at, cases as ct, person_match_keys as mk, persons as pt, timeline_events as te,
 };
@@ -42,7 +43,7 @@ pub fn insert_population_raw(
     raw: &mut RawInserts,
     rows: Population<'_>,
 ) -> QueryResult<()> {
-    raw.insert(conn, "persons", PERSON_COLUMNS, rows.persons, |p, b| {
+    raw.insert(conn, &columns::PERSONS, rows.persons, |p, b| {
         b.id(p.id)?;
         b.text(&p.given_names)?;
         b.text(&p.first_surname)?;
@@ -60,17 +61,11 @@ pub fn insert_population_raw(
         b.ts(p.created_at)?;
         b.ts(p.updated_at)
     })?;
-    raw.insert(
-        conn,
-        "person_match_keys",
-        &["person_id", "match_key"],
-        rows.keys,
-        |(p, k), b| {
-            b.id(*p)?;
-            b.text(k)
-        },
-    )?;
-    raw.insert(conn, "cases", CASE_COLUMNS, rows.cases, |c, b| {
+    raw.insert(conn, &columns::PERSON_MATCH_KEYS, rows.keys, |(p, k), b| {
+        b.id(*p)?;
+        b.text(k)
+    })?;
+    raw.insert(conn, &columns::CASES, rows.cases, |c, b| {
         b.id(c.id)?;
         b.id(c.person_id)?;
         b.id(c.consulate_id)?;
@@ -94,48 +89,36 @@ pub fn insert_population_raw(
         b.ts(c.created_at)?;
         b.ts(c.updated_at)
     })?;
-    raw.insert(
-        conn,
-        "attentions",
-        ATTENTION_COLUMNS,
-        rows.attentions,
-        |a, b| {
-            b.id(a.id)?;
-            b.id(a.case_id)?;
-            b.id(a.person_id)?;
-            b.id(a.consulate_id)?;
-            b.id(a.attention_type_id)?;
-            b.date(a.attended_on)?;
-            b.text(&a.channel)?;
-            b.opt_id(a.officer_id)?;
-            b.text(&a.description)?;
-            b.bool(a.late_registration)?;
-            b.opt_ts(a.voided_at)?;
-            b.opt_id(a.voided_by)?;
-            b.opt_text(a.void_reason.as_deref())?;
-            b.ts(a.created_at)?;
-            b.opt_text(a.country_code.as_deref())?;
-            b.opt_text(a.person_sex.as_deref())?;
-            b.opt_date(a.person_birth_date)
-        },
-    )?;
-    raw.insert(
-        conn,
-        "timeline_events",
-        EVENT_COLUMNS,
-        rows.events,
-        |e, b| {
-            b.id(e.id)?;
-            b.id(e.person_id)?;
-            b.opt_id(e.case_id)?;
-            b.opt_id(e.consulate_id)?;
-            b.text(&e.kind)?;
-            b.ts(e.at)?;
-            b.opt_id(e.actor_id)?;
-            b.opt_id(e.attention_type_id)?;
-            b.text(&e.payload)
-        },
-    )
+    raw.insert(conn, &columns::ATTENTIONS, rows.attentions, |a, b| {
+        b.id(a.id)?;
+        b.id(a.case_id)?;
+        b.id(a.person_id)?;
+        b.id(a.consulate_id)?;
+        b.id(a.attention_type_id)?;
+        b.date(a.attended_on)?;
+        b.text(&a.channel)?;
+        b.opt_id(a.officer_id)?;
+        b.text(&a.description)?;
+        b.bool(a.late_registration)?;
+        b.opt_ts(a.voided_at)?;
+        b.opt_id(a.voided_by)?;
+        b.opt_text(a.void_reason.as_deref())?;
+        b.ts(a.created_at)?;
+        b.opt_text(a.country_code.as_deref())?;
+        b.opt_text(a.person_sex.as_deref())?;
+        b.opt_date(a.person_birth_date)
+    })?;
+    raw.insert(conn, &columns::TIMELINE_EVENTS, rows.events, |e, b| {
+        b.id(e.id)?;
+        b.id(e.person_id)?;
+        b.opt_id(e.case_id)?;
+        b.opt_id(e.consulate_id)?;
+        b.text(&e.kind)?;
+        b.ts(e.at)?;
+        b.opt_id(e.actor_id)?;
+        b.opt_id(e.attention_type_id)?;
+        b.text(&e.payload)
+    })
 }
 
 /// The rows [`insert_population_raw`] writes, parents before children.
@@ -147,79 +130,3 @@ pub struct Population<'a> {
     pub attentions: &'a [Attention],
     pub events: &'a [TimelineEvent],
 }
-
-const PERSON_COLUMNS: &[&str] = &[
-    "id",
-    "given_names",
-    "first_surname",
-    "second_surname",
-    "birth_date",
-    "sex",
-    "nationalities",
-    "phone",
-    "email",
-    "address_abroad",
-    "name_key",
-    "registered_consulate_id",
-    "merged_into_id",
-    "version",
-    "created_at",
-    "updated_at",
-];
-
-const CASE_COLUMNS: &[&str] = &[
-    "id",
-    "person_id",
-    "consulate_id",
-    "country_code",
-    "city",
-    "channel",
-    "requester_kind",
-    "requester_name",
-    "requester_relationship",
-    "requester_contact",
-    "summary",
-    "flags",
-    "protected",
-    "status",
-    "outcome",
-    "closed_at",
-    "assigned_officer_id",
-    "opened_at",
-    "created_by",
-    "version",
-    "created_at",
-    "updated_at",
-];
-
-const ATTENTION_COLUMNS: &[&str] = &[
-    "id",
-    "case_id",
-    "person_id",
-    "consulate_id",
-    "attention_type_id",
-    "attended_on",
-    "channel",
-    "officer_id",
-    "description",
-    "late_registration",
-    "voided_at",
-    "voided_by",
-    "void_reason",
-    "created_at",
-    "country_code",
-    "person_sex",
-    "person_birth_date",
-];
-
-const EVENT_COLUMNS: &[&str] = &[
-    "id",
-    "person_id",
-    "case_id",
-    "consulate_id",
-    "kind",
-    "at",
-    "actor_id",
-    "attention_type_id",
-    "payload",
-];

@@ -2,7 +2,7 @@
 //! attention-type catalogue's seed, and any index an interrupted import set
 //! aside. Idempotent; `serve`, `migrate` and the tests call it.
 
-use crate::db::{self, bulk_indexes, DbConn};
+use crate::db::{self, DbConn};
 use crate::models::seed;
 
 /// Applies pending migrations, then loads what is missing of the reference
@@ -18,7 +18,7 @@ pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
         seed::record_english_cities(conn)?;
     }
     // an import killed while it had set indexes aside
-    let rebuilt = bulk_indexes::restore(conn)?;
+    let rebuilt = db::bulk::indexes::restore(conn)?;
     if rebuilt > 0 {
         tracing::warn!(
             rebuilt,

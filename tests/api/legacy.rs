@@ -140,14 +140,14 @@ async fn indexes_an_interrupted_import_set_aside_come_back_at_the_next_start() {
     let app = TestApp::spawn().await;
     let mut conn = app.db.connect();
     let all = index_definitions(&mut conn);
-    mapce::db::bulk_indexes::set_aside(&mut conn).expect("set aside");
-    let missing = mapce::db::bulk_indexes::missing(&mut conn).expect("missing");
-    assert_eq!(missing.len(), mapce::db::bulk_indexes::DEFERRABLE.len());
+    mapce::db::bulk::indexes::set_aside(&mut conn).expect("set aside");
+    let missing = mapce::db::bulk::indexes::missing(&mut conn).expect("missing");
+    assert_eq!(missing.len(), mapce::db::bulk::indexes::DEFERRABLE.len());
     assert!(index_definitions(&mut conn).len() < all.len());
     // what `mapce migrate` and `mapce serve` run at start
     mapce::services::setup::migrate(&mut conn).expect("migrate");
     assert_eq!(index_definitions(&mut conn), all);
-    assert!(mapce::db::bulk_indexes::missing(&mut conn)
+    assert!(mapce::db::bulk::indexes::missing(&mut conn)
         .expect("missing")
         .is_empty());
 }
@@ -517,7 +517,7 @@ async fn an_uploaded_extract_runs_as_a_job_with_its_report_and_refusals() {
     ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
 )]
 async fn batch_checked_foreign_keys_refuse_a_dangling_reference() {
-    use mapce::db::checked_load;
+    use mapce::db::bulk::checked_load;
 
     let admin = pg_admin_url().expect("TEST_DATABASE_URL");
     let db = TestDb::postgres(&admin);
@@ -574,7 +574,7 @@ async fn batch_checked_foreign_keys_refuse_a_dangling_reference() {
 #[test]
 fn sqlite_batch_checked_foreign_keys_refuse_a_dangling_reference() {
     use diesel::result::{DatabaseErrorKind, Error};
-    use mapce::db::checked_load;
+    use mapce::db::bulk::checked_load;
     use mapce::db::schema::legacy_rows as lr;
 
     let db = TestDb::sqlite();
@@ -706,10 +706,10 @@ async fn import_keys_set_aside_still_skip_stored_rows_and_reuse_their_cases() {
 /// Returns the import and attention ids it used.
 fn refuses_a_ghost_row(
     conn: &mut DbConn,
-    keys: &[mapce::db::checked_load::ForeignKey],
+    keys: &[mapce::db::bulk::checked_load::ForeignKey],
 ) -> (Id, Id) {
     use diesel::result::{DatabaseErrorKind, Error};
-    use mapce::db::checked_load::{self, Values, Written};
+    use mapce::db::bulk::checked_load::{self, Values, Written};
     use mapce::db::schema::legacy_rows as lr;
 
     let ghost = Id::new();
@@ -835,7 +835,7 @@ fn gathered_batches_commit_together_and_fail_together() {
 }
 
 /// The SQLite import writer inserts through prepared statements on the
-/// connection's handle (`db::raw_insert`): every column of a row written
+/// connection's handle (`db::bulk::raw_insert`): every column of a row written
 /// that way is stored exactly as diesel stores it (same text, same storage
 /// class: `UNION` keeps both rows if any value differs), and reads back
 /// equal. Every optional field is set, and the timestamps have
@@ -843,7 +843,7 @@ fn gathered_batches_commit_together_and_fail_together() {
 #[test]
 fn raw_inserts_store_exactly_what_diesel_stores() {
     use chrono::{NaiveDate, TimeZone, Utc};
-    use mapce::db::raw_insert::RawInserts;
+    use mapce::db::bulk::raw_insert::RawInserts;
     use mapce::db::Ts;
     use mapce::models::bulk::{insert_population, insert_population_raw, Population};
     use mapce::models::cases::{Attention, Case};
@@ -1052,7 +1052,7 @@ fn migrated_sqlite_without_foreign_keys() -> (TestDb, DbConn) {
 fn raw_inserts_of_many_rows_store_each_row_and_fail_whole() {
     use chrono::{NaiveDate, TimeZone, Utc};
     use diesel::result::{DatabaseErrorKind, Error};
-    use mapce::db::raw_insert::RawInserts;
+    use mapce::db::bulk::raw_insert::RawInserts;
     use mapce::db::schema::person_match_keys as mk;
     use mapce::db::Ts;
     use mapce::models::bulk::{insert_population_raw, Population};

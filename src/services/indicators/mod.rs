@@ -26,7 +26,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::raw_sqlite;
+use crate::db::bulk::raw_sqlite;
 use crate::db::schema::{attention_types, attentions, consulates, countries, regions};
 use crate::db::types::parse_day_bytes;
 use crate::db::{Code, Day, DbConn, Id};

@@ -1,5 +1,5 @@
 //! Reading a period's attentions: one query, through diesel on both backends
-//! or through the raw SQLite cursor (`db::raw_sqlite`) when the database is a
+//! or through the raw SQLite cursor (`db::bulk::raw_sqlite`) when the database is a
 //! SQLite file, in chunks handed to the counting thread.
 
 use super::*;

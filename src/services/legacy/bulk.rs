@@ -55,7 +55,7 @@ pub(super) fn checkpoint(conn: &mut DbConn) -> Result<(), AppError> {
 /// Decides (for `Auto`) and sets the indexes aside, and on SQLite the
 /// import keys with them when the keys already stored are few next to the
 /// file (at most a quarter of its rows: the import reads them into memory)
-/// and no other import is running (`bulk_indexes::set_keys_aside`);
+/// and no other import is running (`db::bulk::indexes::set_keys_aside`);
 /// otherwise makes sure the keys are there, as another import may have
 /// set them aside.
 pub(super) fn set_indexes_aside(
@@ -84,15 +84,15 @@ pub(super) fn set_indexes_aside(
         }
     };
     if defer {
-        crate::db::bulk_indexes::set_aside(conn)?;
+        crate::db::bulk::indexes::set_aside(conn)?;
         st.report.indexes_set_aside = true;
     }
     let keys = defer && matches!(conn, DbConn::Sqlite(_)) && {
         let stored: i64 = legacy_rows::table.count().get_result(conn)?;
-        stored <= rows / 4 && crate::db::bulk_indexes::set_keys_aside(conn, st.import_id)?
+        stored <= rows / 4 && crate::db::bulk::indexes::set_keys_aside(conn, st.import_id)?
     };
     if !keys {
-        crate::db::bulk_indexes::restore_keys(conn)?;
+        crate::db::bulk::indexes::restore_keys(conn)?;
         return Ok(());
     }
     st.report.keys_set_aside = true;

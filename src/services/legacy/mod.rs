@@ -41,8 +41,8 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::audit::{self, Actor, Event, RequestMeta};
-use crate::db::checked_load::{self, ForeignKey, Values, Written};
-use crate::db::raw_insert::RawInserts;
+use crate::db::bulk::checked_load::{self, ForeignKey, Values, Written};
+use crate::db::bulk::raw_insert::RawInserts;
 use crate::db::schema::{
     attentions, imports, legacy_cases, legacy_rows, person_documents, persons,
 };
@@ -89,7 +89,7 @@ pub struct Options {
 }
 
 /// Large imports write faster with the secondary indexes built after the
-/// rows (see `db::bulk_indexes`); meanwhile the rest of the system reads
+/// rows (see `db::bulk::indexes`); meanwhile the rest of the system reads
 /// those tables without them (slower, never wrong).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IndexMode {
@@ -192,7 +192,7 @@ struct State {
     volumes: HashMap<(Id, String), i64>,
     today: NaiveDate,
     /// On PostgreSQL when allowed: the foreign keys of the tables a batch
-    /// writes, checked per batch instead of per row (`db::checked_load`).
+    /// writes, checked per batch instead of per row (`db::bulk::checked_load`).
     foreign_keys: Option<std::sync::Arc<[ForeignKey]>>,
     /// rows imported when the looked-up tables were last analyzed
     analyzed_at: i64,
@@ -263,7 +263,7 @@ pub fn run(
         let sample = reader.sample_fingerprints(path, format);
         if let Err(e) = set_indexes_aside(conn, &mut st, format, reader.total_bytes, &sample) {
             // whatever was set aside before the failure comes back now
-            let _ = crate::db::bulk_indexes::restore(conn);
+            let _ = crate::db::bulk::indexes::restore(conn);
             return Err(e);
         }
     }
@@ -377,7 +377,7 @@ fn restore_indexes(conn: &mut DbConn, st: &mut State) -> Result<(), AppError> {
     // 8.6–9.9 s against 9.6–11.9 s, five runs in turn)
     let restored = bulk_session(conn, false, false)
         .and_then(|()| checkpoint(conn))
-        .and_then(|()| Ok(crate::db::bulk_indexes::restore(conn)?))
+        .and_then(|()| Ok(crate::db::bulk::indexes::restore(conn)?))
         .map(|_| ());
     st.report.index_rebuild_seconds = (rebuild.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     restored

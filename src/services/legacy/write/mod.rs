@@ -7,6 +7,7 @@ mod references;
 pub(super) use references::*;
 
 use super::*;
+use crate::db::bulk::columns;
 use crate::domain::audit::AuditAction;
 
 /// Where resolved batches go: written at once on the reading connection, or
@@ -257,37 +258,17 @@ pub(super) fn write_rows_raw(
         events: &b.events,
     };
     crate::models::bulk::insert_population_raw(conn, raw, population)?;
+    raw.insert(conn, &columns::PERSON_DOCUMENTS, &b.documents, |d, w| {
+        w.id(d.id)?;
+        w.id(d.person_id)?;
+        w.text(&d.doc_type)?;
+        w.text(&d.number)?;
+        w.text(&d.issuing_country)?;
+        w.ts(d.created_at)
+    })?;
     raw.insert(
         conn,
-        "person_documents",
-        &[
-            "id",
-            "person_id",
-            "doc_type",
-            "number",
-            "issuing_country",
-            "created_at",
-        ],
-        &b.documents,
-        |d, w| {
-            w.id(d.id)?;
-            w.id(d.person_id)?;
-            w.text(&d.doc_type)?;
-            w.text(&d.number)?;
-            w.text(&d.issuing_country)?;
-            w.ts(d.created_at)
-        },
-    )?;
-    raw.insert(
-        conn,
-        "legacy_cases",
-        &[
-            "person_id",
-            "consulate_id",
-            "country_code",
-            "year",
-            "case_id",
-        ],
+        &columns::LEGACY_CASES,
         &b.legacy_cases,
         |(person, consulate, country, year, case), w| {
             w.id(*person)?;
@@ -299,8 +280,7 @@ pub(super) fn write_rows_raw(
     )?;
     raw.insert(
         conn,
-        "legacy_rows",
-        &["fingerprint", "import_id", "line", "attention_id"],
+        &columns::LEGACY_ROWS,
         &b.legacy_rows,
         |(fingerprint, import, line, attention), w| {
             w.text(fingerprint)?;

@@ -1,5 +1,5 @@
 //! What a batch's rows reference in other tables, for the foreign keys
-//! checked once per batch (`db::checked_load`) instead of per row: only
+//! checked once per batch (`db::bulk::checked_load`) instead of per row: only
 //! parents the batch does not insert itself are looked up.
 
 use super::*;

@@ -14,7 +14,7 @@ use std::ptr::{self, NonNull};
 use diesel::prelude::*;
 use libsqlite3_sys as ffi;
 
-use super::DbConn;
+use crate::db::DbConn;
 
 /// Why a raw read failed, as a diesel error so callers handle one kind.
 fn failure(what: impl Into<String>) -> diesel::result::Error {
@@ -228,7 +228,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("raw.sqlite3");
         let url =
-            super::super::DatabaseUrl::parse(&format!("sqlite://{}", path.display())).expect("url");
+            crate::db::DatabaseUrl::parse(&format!("sqlite://{}", path.display())).expect("url");
         let mut conn = url.connect().expect("connect");
         conn.batch_execute(
             "CREATE TABLE t (a TEXT NOT NULL, b TEXT);

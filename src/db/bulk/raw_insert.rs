@@ -32,7 +32,8 @@ use diesel::connection::SimpleConnection;
 use diesel::QueryResult;
 use libsqlite3_sys as ffi;
 
-use super::{DbConn, Id, Ts};
+use super::columns::Columns;
+use crate::db::{DbConn, Id, Ts};
 
 thread_local! {
     /// The handle `mapce_connection_handle()` was last called on, in this thread.
@@ -206,8 +207,7 @@ impl RawInserts {
     pub fn insert<T>(
         &mut self,
         conn: &mut DbConn,
-        table: &'static str,
-        columns: &[&str],
+        columns: &'static Columns,
         rows: &[T],
         mut bind: impl FnMut(&T, &mut Binder<'_>) -> QueryResult<()>,
     ) -> QueryResult<()> {
@@ -217,6 +217,7 @@ impl RawInserts {
         if handle_of(conn) != Some(self.db) {
             return Err(failure("raw inserts used on another connection"));
         }
+        let (table, columns) = (columns.table, columns.names);
         let db = self.db;
         let texts = &mut self.texts;
         let t = match self.tables.iter().position(|t| t.name == table) {

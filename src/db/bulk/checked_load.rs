@@ -37,8 +37,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 use diesel::{PgConnection, SqliteConnection};
 
-use super::types::DbUuid;
-use super::{DbConn, Id};
+use crate::db::types::DbUuid;
+use crate::db::{DbConn, Id};
 
 /// One foreign key: `child(columns) REFERENCES parent(parent_columns)`.
 #[derive(Debug, Clone, QueryableByName)]

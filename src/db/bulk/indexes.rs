@@ -30,7 +30,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use super::DbConn;
+use crate::db::DbConn;
 use crate::per_backend;
 
 /// (name, what it indexes) — identical on PostgreSQL and SQLite.
@@ -68,12 +68,12 @@ pub const IMPORT_KEYS: &[(&str, &str)] = &[
 /// set them aside, see `restore`). An import that never finished (killed)
 /// and still says `running` keeps later imports from setting keys aside
 /// until it is marked failed, which costs speed, never correctness.
-pub fn set_keys_aside(conn: &mut DbConn, import_id: super::Id) -> QueryResult<bool> {
-    use super::schema::imports;
+pub fn set_keys_aside(conn: &mut DbConn, import_id: crate::db::Id) -> QueryResult<bool> {
+    use crate::db::schema::imports;
     if !matches!(conn, DbConn::Sqlite(_)) {
         return Ok(false);
     }
-    super::write_tx(conn, |conn| {
+    crate::db::write_tx(conn, |conn| {
         let others: i64 = imports::table
             .filter(imports::status.eq_any(["queued", "running"]))
             .filter(imports::id.ne(import_id))
@@ -97,7 +97,7 @@ pub fn set_aside(conn: &mut DbConn) -> QueryResult<()> {
         .iter()
         .map(|(name, _)| format!("DROP INDEX IF EXISTS {name};\n"))
         .collect();
-    super::write_tx(conn, |conn| per_backend!(conn, |c| c.batch_execute(&sql)))
+    crate::db::write_tx(conn, |conn| per_backend!(conn, |c| c.batch_execute(&sql)))
 }
 
 /// The deferrable indexes and import keys the database lacks.
@@ -154,7 +154,7 @@ fn create_missing(conn: &mut DbConn, kinds: &[(&str, &[(&str, &str)])]) -> Query
     // spilled into it). A failure between two leaves the rest missing,
     // which the next call (every migration pass, every import) creates.
     for statement in &sql {
-        super::write_tx(conn, |conn| {
+        crate::db::write_tx(conn, |conn| {
             per_backend!(conn, |c| c.batch_execute(statement))
         })?;
     }
