@@ -90,6 +90,13 @@ impl Journal {
         self.unchanged = true;
     }
 
+    /// A routine write the audit policy leaves out (a session's refresh
+    /// token rotated, a one-time code spent before the login it opens is
+    /// audited): it owes no audit row.
+    pub fn unaudited(&mut self) {
+        self.unchanged = true;
+    }
+
     /// An audit row of the write (usually one; a write with a consequence
     /// of its own, like recoded attentions, adds a second).
     pub fn audit(&mut self, event: Event<'static>) {
@@ -125,4 +132,15 @@ pub fn commit<T>(
         }
         Ok(value)
     })
+}
+
+/// [`commit`] for a write with nothing to seal (no idempotency record):
+/// sign-in, one's own account, the import's batches, the command line.
+pub fn run<T>(
+    conn: &mut DbConn,
+    actor: Option<&Actor>,
+    meta: &RequestMeta,
+    work: impl FnOnce(&mut DbConn, &mut Journal) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    commit(conn, actor, meta, work, |_, _| Ok(()))
 }

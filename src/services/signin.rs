@@ -10,11 +10,12 @@ use crate::audit::{self, Actor, Event, Outcome, RequestMeta};
 use crate::auth::jwt::JwtKeys;
 use crate::auth::session::{self, RefreshRefusal, SessionTokens};
 use crate::auth::{sealed, totp};
-use crate::db::{self, DbConn, Id, Ts};
+use crate::db::{DbConn, Id, Ts};
 use crate::domain::audit::AuditAction;
 use crate::domain::error_code::ErrorCode;
 use crate::error::AppError;
 use crate::models::users::{self as model, User};
+use crate::services::journal;
 
 /// Failed logins in this window…
 pub const THROTTLE_WINDOW_MINUTES: i64 = 15;
@@ -74,16 +75,13 @@ pub fn record_failure(
     action: AuditAction,
     reason: &str,
 ) -> Result<(), AppError> {
-    db::write_tx::<_, AppError, _>(conn, |conn| {
+    journal::run(conn, None, meta, |conn, j| {
         model::record_login_failure(conn, username, &client_addr(meta))?;
-        audit::record(
-            conn,
-            None,
-            meta,
+        j.audit(
             Event::new(action, "session", None)
                 .outcome(Outcome::Failure)
                 .details(serde_json::json!({ "username": model::normalize_username(username), "reason": reason })),
-        )?;
+        );
         Ok(())
     })
 }
@@ -148,7 +146,8 @@ pub fn open_session(
     meta: &RequestMeta,
     challenge: Option<&str>,
 ) -> Result<SessionTokens, AppError> {
-    db::write_tx::<_, AppError, _>(conn, |conn| {
+    let actor = user_actor(user)?;
+    journal::run(conn, Some(&actor), meta, |conn, j| {
         let (session, tokens) =
             session::open(conn, jwt, user, second_factor, meta.client_addr.clone())?;
         if let Some(jti) = challenge {
@@ -157,17 +156,14 @@ pub fn open_session(
             }
         }
         model::clear_login_failures(conn, &user.username)?;
-        audit::record(
-            conn,
-            Some(&user_actor(user)?),
-            meta,
+        j.audit(
             Event::new(
                 AuditAction::AuthLogin,
                 "session",
                 Some(session.id.to_string()),
             )
             .details(serde_json::json!({ "second_factor": second_factor })),
-        )?;
+        );
         Ok(tokens)
     })
 }
@@ -198,23 +194,10 @@ pub fn complete_second_factor(
     if model::challenge_spent(conn, jti)? {
         return Err(challenge_used());
     }
-    let accepted = db::write_tx::<_, AppError, _>(conn, |conn| match factor {
-        SecondFactor::Code(code) => {
-            let secret = sealed::open(&user.totp_secret.clone().unwrap_or_default(), user.id)
-                .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
-            let now = chrono::Utc::now().timestamp();
-            match totp::verify(&secret, code, now, user.totp_last_step) {
-                // conditional on the step read: two concurrent logins cannot
-                // both spend the same code
-                Some(step) => Ok(model::spend_totp_step(conn, user.id, step)?),
-                None => Ok(false),
-            }
-        }
-        SecondFactor::Recovery(code) => Ok(model::use_recovery_code(
-            conn,
-            user.id,
-            &totp::recovery_code_hash(code),
-        )?),
+    // the code is spent here; the login it opens, or the failure, is audited
+    let accepted = journal::run(conn, None, meta, |conn, j| {
+        j.unaudited();
+        spend_second_factor(conn, &user, factor)
     })?;
     if !accepted {
         record_failure(
@@ -232,6 +215,34 @@ pub fn complete_second_factor(
     open_session(conn, jwt, &user, true, meta, Some(jti))
 }
 
+/// Spends a TOTP code or a recovery code of `user`; false when it is wrong
+/// or already spent (conditional on the step read: two concurrent logins
+/// cannot both spend the same code).
+fn spend_second_factor(
+    conn: &mut DbConn,
+    user: &User,
+    factor: SecondFactor<'_>,
+) -> Result<bool, AppError> {
+    match factor {
+        SecondFactor::Code(code) => {
+            let secret = sealed::open(&user.totp_secret.clone().unwrap_or_default(), user.id)
+                .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+            let now = chrono::Utc::now().timestamp();
+            match totp::verify(&secret, code, now, user.totp_last_step) {
+                // conditional on the step read: two concurrent logins cannot
+                // both spend the same code
+                Some(step) => Ok(model::spend_totp_step(conn, user.id, step)?),
+                None => Ok(false),
+            }
+        }
+        SecondFactor::Recovery(code) => Ok(model::use_recovery_code(
+            conn,
+            user.id,
+            &totp::recovery_code_hash(code),
+        )?),
+    }
+}
+
 /// The stored password hash of a user, to verify a secret against.
 pub fn password_hash(conn: &mut DbConn, id: Id) -> Result<String, AppError> {
     model::find_user(conn, id)?
@@ -247,20 +258,17 @@ pub fn change_password(
     hash: String,
 ) -> Result<(), AppError> {
     let id = actor.user_id;
-    db::write_tx::<_, AppError, _>(conn, |conn| {
+    journal::run(conn, Some(actor), meta, |conn, j| {
         model::set_password(conn, id, hash)?;
         let ended = model::revoke_user_sessions(conn, id, "password_changed")?;
-        audit::record(
-            conn,
-            Some(actor),
-            meta,
+        j.audit(
             Event::new(
                 AuditAction::UserPasswordChange,
                 "user",
                 Some(id.to_string()),
             )
             .details(serde_json::json!({ "sessions_ended": ended.len() })),
-        )?;
+        );
         Ok(())
     })
 }
@@ -282,16 +290,15 @@ pub fn enrol_totp(
 ) -> Result<(), AppError> {
     let id = actor.user_id;
     let stored = sealed::seal(secret, id).map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
-    db::write_tx::<_, AppError, _>(conn, |conn| {
+    journal::run(conn, Some(actor), meta, |conn, j| {
         if !model::stage_totp_secret(conn, id, stored)? {
             return Err(already_enabled());
         }
-        audit::record(
-            conn,
-            Some(actor),
-            meta,
-            Event::new(AuditAction::UserTotpEnrol, "user", Some(id.to_string())),
-        )?;
+        j.audit(Event::new(
+            AuditAction::UserTotpEnrol,
+            "user",
+            Some(id.to_string()),
+        ));
         Ok(())
     })
 }
@@ -316,7 +323,7 @@ pub fn confirm_totp(
     recovery_hashes: &[String],
 ) -> Result<Confirmation, AppError> {
     let id = actor.user_id;
-    db::write_tx::<_, AppError, _>(conn, |conn| {
+    journal::run(conn, Some(actor), meta, |conn, j| {
         let current =
             model::find_user(conn, id)?.ok_or_else(|| AppError::not_found("no such user"))?;
         let secret = match (&current.totp_secret, current.totp_enabled) {
@@ -334,17 +341,17 @@ pub fn confirm_totp(
         };
         let now = chrono::Utc::now().timestamp();
         let Some(step) = totp::verify(&secret, code, now, current.totp_last_step) else {
+            j.unchanged();
             return Ok(Confirmation::WrongCode);
         };
         model::enable_totp(conn, id, step)?;
         model::replace_recovery_codes(conn, id, recovery_hashes)?;
         model::mark_second_factor(conn, session)?;
-        audit::record(
-            conn,
-            Some(actor),
-            meta,
-            Event::new(AuditAction::UserTotpConfirm, "user", Some(id.to_string())),
-        )?;
+        j.audit(Event::new(
+            AuditAction::UserTotpConfirm,
+            "user",
+            Some(id.to_string()),
+        ));
         Ok(Confirmation::Confirmed)
     })
 }
@@ -352,15 +359,14 @@ pub fn confirm_totp(
 /// Turns the second factor off and spends the recovery codes.
 pub fn disable_totp(conn: &mut DbConn, actor: &Actor, meta: &RequestMeta) -> Result<(), AppError> {
     let id = actor.user_id;
-    db::write_tx::<_, AppError, _>(conn, |conn| {
+    journal::run(conn, Some(actor), meta, |conn, j| {
         model::disable_totp(conn, id)?;
         model::replace_recovery_codes(conn, id, &[])?;
-        audit::record(
-            conn,
-            Some(actor),
-            meta,
-            Event::new(AuditAction::UserTotpDisable, "user", Some(id.to_string())),
-        )?;
+        j.audit(Event::new(
+            AuditAction::UserTotpDisable,
+            "user",
+            Some(id.to_string()),
+        ));
         Ok(())
     })
 }
@@ -373,20 +379,18 @@ pub fn refresh(
     presented: &str,
     meta: &RequestMeta,
 ) -> Result<Result<(User, SessionTokens), RefreshRefusal>, AppError> {
-    db::write_tx::<_, AppError, _>(conn, |conn| {
+    journal::run(conn, None, meta, |conn, j| {
         let result = session::rotate(conn, jwt, presented)?;
-        if let Err(RefreshRefusal::Reused { session, .. }) = &result {
-            audit::record(
-                conn,
-                None,
-                meta,
+        match &result {
+            Err(RefreshRefusal::Reused { session, .. }) => j.audit(
                 Event::new(
                     AuditAction::AuthRefreshReuse,
                     "session",
                     Some(session.to_string()),
                 )
                 .outcome(Outcome::Denied),
-            )?;
+            ),
+            _ => j.unaudited(),
         }
         Ok(result)
     })
@@ -399,18 +403,13 @@ pub fn logout(
     meta: &RequestMeta,
     session: Id,
 ) -> Result<(), AppError> {
-    db::write_tx::<_, AppError, _>(conn, |conn| {
+    journal::run(conn, Some(actor), meta, |conn, j| {
         model::revoke_session(conn, session, "logout")?;
-        audit::record(
-            conn,
-            Some(actor),
-            meta,
-            Event::new(
-                AuditAction::AuthLogout,
-                "session",
-                Some(session.to_string()),
-            ),
-        )?;
+        j.audit(Event::new(
+            AuditAction::AuthLogout,
+            "session",
+            Some(session.to_string()),
+        ));
         Ok(())
     })
 }

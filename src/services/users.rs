@@ -3,7 +3,7 @@
 
 use rand::seq::IndexedRandom;
 
-use crate::audit::{self, Event, RequestMeta};
+use crate::audit::{Event, RequestMeta};
 use crate::auth::password::{check_new_password, HashCost, PasswordService};
 use crate::auth::AuthUser;
 use crate::db::{DbConn, Id, Ts};
@@ -66,7 +66,7 @@ pub fn create(
     }
     check_new_password("password", &account.password, &username)?;
     let hash = PasswordService::hash_blocking(cost, &account.password)?;
-    crate::db::write_tx::<_, AppError, _>(conn, |conn| {
+    super::journal::run(conn, None, &RequestMeta::default(), |conn, j| {
         let consulate = match account.consulate.as_deref() {
             None => None,
             Some(raw) => {
@@ -113,14 +113,11 @@ pub fn create(
             hash,
         );
         model::insert_user(conn, &user)?;
-        audit::record(
-            conn,
-            None,
-            &RequestMeta::default(),
+        j.audit(
             Event::new(action, "user", Some(user.id.to_string())).details(
                 serde_json::json!({ "username": user.username, "role": user.role, "via": "cli" }),
             ),
-        )?;
+        );
         Ok(user.id)
     })
 }

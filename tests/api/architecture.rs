@@ -331,6 +331,27 @@ fn writes_go_through_the_recipe() {
     );
 }
 
+/// An audit row is written by the recipe (`services::journal`), or alone
+/// for a refusal or a read (`audit::record_alone`); nothing else appends to
+/// the log, so no write can leave its audit row out of its transaction's
+/// fixed order.
+#[test]
+fn only_the_recipe_appends_audit_rows() {
+    let mut files = Vec::new();
+    rust_files(Path::new(SRC), &mut files);
+    let offenders: Vec<String> = files
+        .iter()
+        .map(|p| (relative(p), std::fs::read_to_string(p).expect("source readable")))
+        .filter(|(name, _)| name != "audit.rs" && name != "services/journal.rs")
+        .filter(|(_, text)| text.lines().any(|l| code(l).contains("audit::record(")))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "audit rows appended outside the recipe: {offenders:?}"
+    );
+}
+
 #[test]
 fn function_lengths_follow_rustfmt_layout() {
     let text = "fn a() {\n    x();\n}\n\n    pub async fn b(\n        y: u8,\n    ) -> u8 {\n        y\n    }\n";

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use crate::audit::{self, Actor, Event, RequestMeta};
+use crate::audit::{Actor, Event, RequestMeta};
 use crate::db::bulk::checked_load::{self, ForeignKey, Values, Written};
 use crate::db::bulk::raw_insert::RawInserts;
 use crate::db::schema::{

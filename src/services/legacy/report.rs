@@ -156,7 +156,8 @@ pub(super) fn finish(
     };
     if !st.opts.dry_run {
         let report = serde_json::to_string(&st.report).map_err(AppError::internal)?;
-        crate::db::write_tx::<_, AppError, _>(conn, |conn| {
+        let meta = RequestMeta::default();
+        crate::services::journal::run(conn, st.actor.as_ref(), &meta, |conn, j| {
             diesel::update(imports::table.find(st.import_id))
                 .set((
                     imports::status.eq(if st.report.rolled_back {
@@ -172,10 +173,7 @@ pub(super) fn finish(
                     imports::finished_at.eq(Ts::now()),
                 ))
                 .execute(conn)?;
-            audit::record(
-                conn,
-                st.actor.as_ref(),
-                &RequestMeta::default(),
+            j.audit(
                 Event::new(
                     AuditAction::ImportFinished,
                     "import",
@@ -188,7 +186,7 @@ pub(super) fn finish(
                     "rejected": st.report.rows_rejected,
                     "persons_new": st.report.persons_new,
                 })),
-            )?;
+            );
             Ok(())
         })?;
     }

@@ -9,6 +9,7 @@ pub(super) use references::*;
 use super::*;
 use crate::db::bulk::columns;
 use crate::domain::audit::AuditAction;
+use crate::services::journal::{self, Journal};
 
 /// Where resolved batches go: written at once on the reading connection, or
 /// handed to the writer thread (which has its own connection).
@@ -48,7 +49,10 @@ pub(super) struct Pending {
 /// Writes a resolved batch in one transaction with the import's progress
 /// and its audit row; returns how many likely-duplicate pairs it queued.
 pub(super) fn commit_batch(conn: &mut DbConn, pending: &Pending) -> Result<i64, AppError> {
-    crate::db::write_tx::<_, AppError, _>(conn, |conn| write_batch(conn, None, pending))
+    let meta = RequestMeta::default();
+    journal::run(conn, pending.actor.as_ref(), &meta, |conn, j| {
+        write_batch(conn, j, None, pending)
+    })
 }
 
 /// How long a transaction that gathers batches waits for the next one
@@ -91,15 +95,18 @@ pub(super) fn commit_groups(
             let _ = done.send(p);
         };
         let mut queued = 0;
+        let meta = RequestMeta::default();
         while let Ok(first) = rx.recv() {
-            queued += crate::db::write_tx::<_, AppError, _>(conn, |conn| {
-                let mut queued = write_batch(conn, raw.as_mut(), &first)?;
+            // the batches of one import share its actor
+            let actor = first.actor.clone();
+            queued += journal::run(conn, actor.as_ref(), &meta, |conn, j| {
+                let mut queued = write_batch(conn, j, raw.as_mut(), &first)?;
                 release(first);
                 for _ in 1..per_commit {
                     let Ok(next) = rx.recv_timeout(NEXT_BATCH_WAIT) else {
                         break;
                     };
-                    queued += write_batch(conn, raw.as_mut(), &next)?;
+                    queued += write_batch(conn, j, raw.as_mut(), &next)?;
                     release(next);
                 }
                 Ok(queued)
@@ -109,10 +116,11 @@ pub(super) fn commit_groups(
     })
 }
 
-/// One batch's rows, progress and audit record, in the caller's transaction
-/// (the rows through `raw` when given).
+/// One batch's rows and progress, in the caller's transaction (the rows
+/// through `raw` when given), its audit row noted in `journal`.
 pub(super) fn write_batch(
     conn: &mut DbConn,
+    journal: &mut Journal,
     raw: Option<&mut RawInserts>,
     pending: &Pending,
 ) -> Result<i64, AppError> {
@@ -133,17 +141,14 @@ pub(super) fn write_batch(
             imports::rows_rejected.eq(progress.3),
         ))
         .execute(conn)?;
-    audit::record(
-        conn,
-        pending.actor.as_ref(),
-        &RequestMeta::default(),
+    journal.audit(
         Event::new(
             AuditAction::ImportBatch,
             "import",
             Some(import_id.to_string()),
         )
         .details(counts),
-    )?;
+    );
     Ok(queued)
 }
 
