@@ -48,7 +48,8 @@ pub fn granted(conn: &mut DbConn, person: Id) -> QueryResult<Vec<(Id, String)>> 
         .load(conn)
 }
 
-/// Whether any case of `person` is protected (index `cases_person_protected_idx`).
+/// Whether any case of `person` is protected (the prefix of
+/// `cases_person_idx`).
 pub fn has_protected_case(conn: &mut DbConn, person: Id) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         cases::table
@@ -58,14 +59,19 @@ pub fn has_protected_case(conn: &mut DbConn, person: Id) -> QueryResult<bool> {
     .get_result(conn)
 }
 
-/// Whether `person` has a case at `consulate` (index `cases_person_idx`).
+/// Whether `person` has a case at `consulate`: `cases_person_idx` is
+/// (person, protected, consulate), so it is looked up for each value of
+/// `protected`, each an exact key prefix.
 pub fn has_case_at(conn: &mut DbConn, person: Id, consulate: Id) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        cases::table
-            .filter(cases::person_id.eq(person))
-            .filter(cases::consulate_id.eq(consulate)),
-    ))
-    .get_result(conn)
+    let at = |protected: bool| {
+        diesel::dsl::exists(
+            cases::table
+                .filter(cases::person_id.eq(person))
+                .filter(cases::protected.eq(protected))
+                .filter(cases::consulate_id.eq(consulate)),
+        )
+    };
+    diesel::select(at(false).or(at(true))).get_result(conn)
 }
 
 /// A person's cases as (case, consulate, protected), one row per case.

@@ -58,8 +58,8 @@ pub struct PersonAccess {
     person: Id,
 }
 
-/// What the access rules need of a person's cases: two indexed lookups,
-/// whatever the number of cases.
+/// What the access rules need of a person's cases: lookups in one index
+/// (`cases_person_idx`), whatever the number of cases.
 #[derive(Debug, Clone, Copy)]
 struct CaseFacts {
     /// Any of the person's cases is protected.

@@ -341,7 +341,12 @@ fn only_the_recipe_appends_audit_rows() {
     rust_files(Path::new(SRC), &mut files);
     let offenders: Vec<String> = files
         .iter()
-        .map(|p| (relative(p), std::fs::read_to_string(p).expect("source readable")))
+        .map(|p| {
+            (
+                relative(p),
+                std::fs::read_to_string(p).expect("source readable"),
+            )
+        })
         .filter(|(name, _)| name != "audit.rs" && name != "services/journal.rs")
         .filter(|(_, text)| text.lines().any(|l| code(l).contains("audit::record(")))
         .map(|(name, _)| name)

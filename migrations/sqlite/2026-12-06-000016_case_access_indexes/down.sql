@@ -1,3 +1,2 @@
-DROP INDEX cases_person_protected_idx;
 DROP INDEX cases_person_idx;
 CREATE INDEX cases_person_idx ON cases (person_id);

@@ -45,8 +45,7 @@ pub const DEFERRABLE: &[(&str, &str)] = &[
     ("timeline_events_person_idx", "timeline_events (person_id, at, id)"),
     ("timeline_events_case_idx", "timeline_events (case_id, at)"),
     ("cases_consulate_status_idx", "cases (consulate_id, status, opened_at)"),
-    ("cases_person_idx", "cases (person_id, consulate_id)"),
-    ("cases_person_protected_idx", "cases (person_id, protected)"),
+    ("cases_person_idx", "cases (person_id, protected, consulate_id)"),
     ("person_match_keys_key_idx", "person_match_keys (match_key)"),
     ("legacy_rows_import_idx", "legacy_rows (import_id, line)"),
 ];
