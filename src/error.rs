@@ -5,13 +5,14 @@
 //! problem body, and logs the cause of a 500 once; the body of a 5xx never
 //! carries internal text.
 
-use crate::domain::error_code::ErrorCode;
 use std::borrow::Cow;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::domain::error_code::ErrorCode;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
