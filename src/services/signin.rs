@@ -229,8 +229,6 @@ fn spend_second_factor(
                 .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
             let now = chrono::Utc::now().timestamp();
             match totp::verify(&secret, code, now, user.totp_last_step) {
-                // conditional on the step read: two concurrent logins cannot
-                // both spend the same code
                 Some(step) => Ok(model::spend_totp_step(conn, user.id, step)?),
                 None => Ok(false),
             }
